@@ -1,0 +1,1 @@
+"""frames subpackage of temcoco_core."""
