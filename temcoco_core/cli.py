@@ -79,7 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _subcommand_registrars() -> list:
     """``add_parser`` functions of the subcommand modules, in help order."""
-    return []
+    from . import evaluate, replay
+    from .engine import bench, export
+    from .train import trainer
+
+    return [replay.add_parser, evaluate.add_parser, trainer.add_parser, export.add_parser,
+            bench.add_parser]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

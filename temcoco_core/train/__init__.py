@@ -1,1 +1,12 @@
-"""train subpackage of temcoco_core."""
+"""Training TemCoCo networks (no ROS).
+
+* :mod:`.losses` -- the paper's losses (Eqs. 13-17) and the released composition.
+* :mod:`.degrade` -- synthetic degradations: visible blur, infrared noise and stripes, and
+  thermal-camera effects (AGC flicker, dead/hot pixels).
+* :mod:`.teachers` -- frozen VGG19 / DINOv2 distillation teachers (Eq. 15).
+* :mod:`.data` -- datasets to seeded random clips with degraded inputs and clean targets.
+* :mod:`.config` -- the typed training configuration (YAML, unknown keys rejected).
+* :mod:`.trainer` -- the loop, checkpoints, resume, evaluation and ``temcoco train``.
+
+Submodules are imported on demand (``from temcoco_core.train.trainer import Trainer``).
+"""

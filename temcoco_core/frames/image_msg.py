@@ -1,0 +1,351 @@
+"""``sensor_msgs/Image`` and ``sensor_msgs/CompressedImage`` ↔ numpy, without ROS or cv_bridge.
+
+Everything here is duck-typed so that the same code serves rclpy messages (in the node) and
+rosbags dataclasses (in replay):
+
+* raw images: any object with ``.encoding .height .width .step .is_bigendian .data``;
+* compressed images: any object with ``.format .data``.
+
+Decoding honours ``step`` (row padding) and ``is_bigendian`` and never silently reduces bit
+depth: ``mono16``/``16UC1`` stay ``uint16`` and ``32FC1`` stays ``float32`` (thermal cameras
+publish all of these; see :mod:`temcoco_core.frames.thermal` for normalisation). Encoding goes
+the other way through :func:`numpy_to_image_fields`, which returns plain fields that the caller
+hands to its own message class (``make_image`` does it through a factory).
+
+Supported raw encodings: ``rgb8 bgr8 rgba8 bgra8 mono8 mono16 8UC1 8UC3 8UC4 16UC1 16UC3 32FC1
+rgb16 bgr16 rgba16 bgra16`` and the Bayer mosaics ``bayer_{rggb,bggr,gbrg,grbg}{8,16}`` (decoded
+to RGB by OpenCV's bilinear demosaicing). Anything else raises :class:`EncodingError` naming the
+encoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from temcoco_core.frames.preprocess import FrameError
+
+__all__ = [
+    "COMPRESSED_FORMATS",
+    "ENCODINGS",
+    "CompressedImageLike",
+    "EncodingError",
+    "ImageFields",
+    "ImageLike",
+    "compressed_to_numpy",
+    "decode_image",
+    "encode_compressed",
+    "image_to_numpy",
+    "make_image",
+    "numpy_to_image_fields",
+    "to_grey",
+    "to_rgb",
+]
+
+
+class EncodingError(FrameError):
+    """An image message uses an encoding or compressed format this module does not support."""
+
+
+class ImageLike(Protocol):
+    """The fields of ``sensor_msgs/Image`` that decoding reads."""
+
+    encoding: str
+    height: int
+    width: int
+    step: int
+    is_bigendian: int | bool
+    data: Any
+
+
+class CompressedImageLike(Protocol):
+    """The fields of ``sensor_msgs/CompressedImage`` that decoding reads."""
+
+    format: str
+    data: Any
+
+
+# encoding -> (numpy dtype, channels)
+ENCODINGS: dict[str, tuple[np.dtype, int]] = {
+    "rgb8": (np.dtype(np.uint8), 3),
+    "bgr8": (np.dtype(np.uint8), 3),
+    "rgba8": (np.dtype(np.uint8), 4),
+    "bgra8": (np.dtype(np.uint8), 4),
+    "mono8": (np.dtype(np.uint8), 1),
+    "mono16": (np.dtype(np.uint16), 1),
+    "rgb16": (np.dtype(np.uint16), 3),
+    "bgr16": (np.dtype(np.uint16), 3),
+    "rgba16": (np.dtype(np.uint16), 4),
+    "bgra16": (np.dtype(np.uint16), 4),
+    "8UC1": (np.dtype(np.uint8), 1),
+    "8UC3": (np.dtype(np.uint8), 3),
+    "8UC4": (np.dtype(np.uint8), 4),
+    "16UC1": (np.dtype(np.uint16), 1),
+    "16UC3": (np.dtype(np.uint16), 3),
+    "32FC1": (np.dtype(np.float32), 1),
+}
+for _pattern in ("rggb", "bggr", "gbrg", "grbg"):
+    ENCODINGS[f"bayer_{_pattern}8"] = (np.dtype(np.uint8), 1)
+    ENCODINGS[f"bayer_{_pattern}16"] = (np.dtype(np.uint16), 1)
+
+# OpenCV names Bayer patterns after the second row's first two pixels, hence the shift.
+_BAYER_TO_RGB = {
+    "rggb": cv2.COLOR_BayerBG2RGB,
+    "bggr": cv2.COLOR_BayerRG2RGB,
+    "gbrg": cv2.COLOR_BayerGR2RGB,
+    "grbg": cv2.COLOR_BayerGB2RGB,
+}
+
+COMPRESSED_FORMATS = ("jpeg", "png")
+
+_SUPPORTED_TEXT = ", ".join(ENCODINGS)
+
+
+def _check_encoding(encoding: str) -> tuple[np.dtype, int]:
+    try:
+        return ENCODINGS[encoding]
+    except KeyError:
+        raise EncodingError(
+            f"unsupported image encoding {encoding!r}; supported: {_SUPPORTED_TEXT}"
+        ) from None
+
+
+def _as_bytes_array(data: Any) -> np.ndarray:
+    """Message ``data`` (bytes, array.array, list, numpy) as a flat uint8 array, no copy if
+    possible."""
+    if isinstance(data, np.ndarray):
+        return data.reshape(-1).view(np.uint8) if data.dtype != np.uint8 else data.reshape(-1)
+    if isinstance(data, (list, tuple)):
+        return np.asarray(data, dtype=np.uint8)
+    return np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
+
+
+def image_to_numpy(msg: ImageLike) -> np.ndarray:
+    """Decode a raw ``sensor_msgs/Image``.
+
+    Args:
+        msg: object with ``encoding height width step is_bigendian data``.
+
+    Returns:
+        ``(H, W)`` for single-channel encodings, ``(H, W, C)`` otherwise, in the encoding's own
+        channel order and dtype (``uint8``, ``uint16`` or ``float32``, native byte order).
+        Bayer encodings are demosaiced to ``(H, W, 3)`` RGB. The array may share memory with
+        ``msg.data`` (read-only) when no conversion was needed.
+
+    Raises:
+        EncodingError: unsupported encoding.
+        FrameError: ``data`` shorter than ``step * height`` or ``step`` shorter than a row.
+    """
+    encoding = str(msg.encoding)
+    dtype, channels = _check_encoding(encoding)
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row_bytes = width * channels * dtype.itemsize
+    if height == 0 or width == 0:
+        raise FrameError(f"empty {encoding} image ({width}x{height})")
+    if step < row_bytes:
+        raise FrameError(
+            f"{encoding} image step {step} is shorter than one row ({width} px x {channels} ch x "
+            f"{dtype.itemsize} B = {row_bytes} B)"
+        )
+    buf = _as_bytes_array(msg.data)
+    if buf.size < step * (height - 1) + row_bytes:
+        raise FrameError(
+            f"{encoding} image {width}x{height} with step {step} needs {step * height} bytes of "
+            f"data, got {buf.size}"
+        )
+    rows = np.lib.stride_tricks.as_strided(
+        buf, shape=(height, row_bytes), strides=(step, 1), writeable=False
+    )
+    if step != row_bytes:
+        rows = np.ascontiguousarray(rows)
+    if dtype.itemsize > 1:
+        arr = rows.view(dtype.newbyteorder(">" if msg.is_bigendian else "<"))
+        if not arr.dtype.isnative:
+            arr = arr.astype(dtype.newbyteorder("="))
+    else:
+        arr = rows.view(dtype)
+    arr = arr.reshape(height, width, channels) if channels > 1 else arr.reshape(height, width)
+    if encoding.startswith("bayer_"):
+        code = _BAYER_TO_RGB[encoding[len("bayer_"):].rstrip("0123456789")]
+        arr = cv2.cvtColor(np.ascontiguousarray(arr), code)
+    return arr
+
+
+def _native(arr: np.ndarray) -> np.ndarray:
+    return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
+
+
+def compressed_to_numpy(msg: CompressedImageLike) -> tuple[np.ndarray, str]:
+    """Decode a ``sensor_msgs/CompressedImage`` (JPEG or PNG).
+
+    ``format`` may be the bare ``"jpeg"``/``"png"`` or image_transport's
+    ``"<encoding>; <jpeg|png> compressed <encoding>"``; ``compressedDepth`` PNGs (16UC1) are
+    accepted too.
+
+    Returns:
+        ``(array, encoding)``: ``(H, W, 3)`` ``"bgr8"``/``"bgr16"``, ``(H, W, 4)``
+        ``"bgra8"``, ``(H, W)`` ``"mono8"`` or ``"mono16"`` -- the layout OpenCV decoded, named
+        so that :func:`to_rgb` / :func:`to_grey` treat it correctly.
+
+    Raises:
+        EncodingError: a format other than JPEG/PNG, or data that does not decode.
+    """
+    fmt = str(msg.format)
+    lower = fmt.lower()
+    buf = _as_bytes_array(msg.data)
+    if "compresseddepth" in lower:
+        if "png" not in lower:
+            raise EncodingError(f"compressedDepth format {fmt!r} not supported (PNG only)")
+        buf = buf[12:]  # compressed_depth_image_transport's ConfigHeader (format + 2 floats)
+    elif not any(k in lower for k in ("jpeg", "jpg", "png")) and lower.strip():
+        raise EncodingError(
+            f"unsupported CompressedImage format {fmt!r}; supported: "
+            f"{', '.join(COMPRESSED_FORMATS)}"
+        )
+    if buf.size == 0:
+        raise EncodingError(f"empty CompressedImage data (format {fmt!r})")
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise EncodingError(f"CompressedImage data does not decode as {fmt or 'jpeg/png'}")
+    depth = "16" if img.dtype == np.uint16 else "8"
+    if img.ndim == 2:
+        return img, f"mono{depth}"
+    if img.shape[2] == 4:
+        return img, f"bgra{depth}"
+    return img, f"bgr{depth}"
+
+
+def decode_image(msg: ImageLike | CompressedImageLike) -> tuple[np.ndarray, str]:
+    """Decode a raw or compressed image message; returns ``(array, encoding)``.
+
+    Compressed messages are recognised by their ``format`` attribute.
+    """
+    if hasattr(msg, "format") and not hasattr(msg, "encoding"):
+        return compressed_to_numpy(msg)
+    encoding = str(msg.encoding)
+    arr = image_to_numpy(msg)
+    if encoding.startswith("bayer_"):
+        encoding = "rgb16" if arr.dtype == np.uint16 else "rgb8"
+    return arr, encoding
+
+
+def to_rgb(arr: np.ndarray, encoding: str) -> np.ndarray:
+    """A decoded image as ``(H, W, 3)`` RGB in its own dtype (alpha dropped, grey repeated).
+
+    ``8UC3``/``16UC3`` are taken to be BGR (OpenCV's convention, as cv_bridge does).
+    """
+    _check_encoding(encoding)
+    if arr.ndim == 2:
+        return np.repeat(arr[:, :, None], 3, axis=2)
+    if encoding.startswith(("rgb", "bayer_")):
+        return arr[:, :, :3] if arr.shape[2] == 4 else arr
+    # bgr*, bgra*, 8UC3, 8UC4, 16UC3
+    return np.ascontiguousarray(arr[:, :, 2::-1])
+
+
+def to_grey(arr: np.ndarray, encoding: str) -> np.ndarray:
+    """A decoded image as ``(H, W)`` grey in its own dtype (colour → BT.601 luma)."""
+    _check_encoding(encoding)
+    if arr.ndim == 2:
+        return arr
+    rgb = to_rgb(arr, encoding)
+    return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+
+
+@dataclass
+class ImageFields:
+    """Plain ``sensor_msgs/Image`` fields (everything but the header).
+
+    ``data`` is a flat ``uint8`` numpy array of ``step * height`` bytes; rosbags accepts it as
+    is, rclpy accepts it too (or ``data.tobytes()``).
+    """
+
+    height: int
+    width: int
+    encoding: str
+    is_bigendian: int
+    step: int
+    data: np.ndarray
+
+
+def numpy_to_image_fields(arr: np.ndarray, encoding: str) -> ImageFields:
+    """Encode an array as ``sensor_msgs/Image`` fields (little-endian, no row padding).
+
+    Args:
+        arr: ``(H, W)`` or ``(H, W, C)`` with the dtype and channel count of ``encoding``
+            (a ``(H, W, 1)`` array is accepted for single-channel encodings).
+        encoding: target encoding; the array must already be in its channel order.
+
+    Raises:
+        EncodingError: unsupported encoding.
+        FrameError: the array's dtype or channel count does not match the encoding.
+    """
+    dtype, channels = _check_encoding(encoding)
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and channels == 1 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    got = 1 if arr.ndim == 2 else (arr.shape[2] if arr.ndim == 3 else -1)
+    if got != channels:
+        raise FrameError(
+            f"array of shape {arr.shape} cannot be encoded as {encoding!r} "
+            f"({channels} channel{'s' if channels > 1 else ''})"
+        )
+    if arr.dtype != dtype:
+        raise FrameError(f"array dtype {arr.dtype} cannot be encoded as {encoding!r} ({dtype})")
+    arr = np.ascontiguousarray(_native(arr)).astype(dtype.newbyteorder("<"), copy=False)
+    h, w = arr.shape[:2]
+    return ImageFields(
+        height=h,
+        width=w,
+        encoding=encoding,
+        is_bigendian=0,
+        step=w * channels * dtype.itemsize,
+        data=arr.reshape(-1).view(np.uint8),
+    )
+
+
+def make_image(
+    factory: Callable[..., Any],
+    arr: np.ndarray,
+    encoding: str,
+    header: Any,
+) -> Any:
+    """Build an image message with the caller's class: ``factory(header=..., height=..., ...)``.
+
+    ``factory`` is e.g. ``sensor_msgs.msg.Image`` (rclpy) or the rosbags typestore class.
+    """
+    f = numpy_to_image_fields(arr, encoding)
+    return factory(header=header, height=f.height, width=f.width, encoding=f.encoding,
+                   is_bigendian=f.is_bigendian, step=f.step, data=f.data)
+
+
+def encode_compressed(arr: np.ndarray, encoding: str, fmt: str = "jpeg",
+                      quality: int = 90) -> tuple[np.ndarray, str]:
+    """Compress an image for ``sensor_msgs/CompressedImage``.
+
+    Returns:
+        ``(data, format)``: flat ``uint8`` bytes and image_transport's format string, e.g.
+        ``"rgb8; jpeg compressed bgr8"``.
+    """
+    if fmt not in COMPRESSED_FORMATS:
+        raise EncodingError(f"unsupported compressed format {fmt!r}; use one of "
+                            f"{COMPRESSED_FORMATS}")
+    _check_encoding(encoding)
+    if arr.ndim == 3 and encoding.startswith("rgb"):
+        img = np.ascontiguousarray(arr[:, :, 2::-1] if arr.shape[2] == 3 else
+                                   cv2.cvtColor(arr, cv2.COLOR_RGBA2BGRA))
+        target = "bgr8" if arr.shape[2] == 3 else "bgra8"
+    else:
+        img = arr
+        target = encoding if arr.ndim == 3 else ("mono16" if arr.dtype == np.uint16 else "mono8")
+    if fmt == "jpeg":
+        ok, data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    else:
+        ok, data = cv2.imencode(".png", img)
+    if not ok:
+        raise EncodingError(f"OpenCV could not encode a {encoding} {arr.shape} image as {fmt}")
+    return data.reshape(-1), f"{encoding}; {fmt} compressed {target}"

@@ -1,0 +1,249 @@
+"""Thermal normalisation policies: raw thermal counts → grey in ``[0, 1]``.
+
+Thermal cameras publish ``mono8`` (already gain-controlled by the camera), ``mono16``/``16UC1``
+(raw or radiometric counts, e.g. centi-kelvin) or ``32FC1`` (temperatures). The network wants a
+stable grey image, and how that grey is computed decides whether the fused *video* flickers:
+
+``fixed``
+    ``(x - lo) / (hi - lo)`` with a range from config (radiometric cameras, where a count is a
+    temperature). Stateless and perfectly stable; needs a sensible range. Without a range the
+    input dtype's full range is used (0…255, 0…65535, or 0…1 for floats): the identity for
+    images that are already grey.
+``minmax``
+    Per-frame minimum/maximum. Uses the whole range of every frame but a hot object entering the
+    view rescales everything else: flicker.
+``percentile`` (default)
+    A temporally smoothed robust range. Every frame contributes its ``(p_lo, p_hi)`` percentiles;
+    the range used is an exponential moving average of them with time constant
+    ``smoothing_s`` (stamp-aware: ``alpha = 1 - exp(-dt / smoothing_s)``), so content changes
+    move the gain slowly. On top of that, with ``track_gain`` the camera's *own* gain/offset
+    changes (AGC steps, flat-field corrections) are followed at once: the affine map ``a·y + b``
+    between the previous and the current frame's inner quantiles (10 %…90 %, which a moving
+    object barely shifts) is fitted by least squares, and the smoothed range is carried through
+    it. A global gain jump of the camera therefore leaves the normalised image unchanged instead
+    of becoming a flash that slowly fades.
+
+All policies are :class:`ThermalNormalizer` objects with ``__call__(raw, stamp_ns)`` and
+``reset()``; the pipeline resets them together with the engine when time jumps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from temcoco_core.frames.preprocess import ArrayPool, FrameError
+
+__all__ = ["THERMAL_POLICIES", "ThermalConfig", "ThermalNormalizer", "ThermalStats"]
+
+THERMAL_POLICIES = ("percentile", "minmax", "fixed")
+
+_INNER_Q = np.linspace(10.0, 90.0, 9)
+
+
+@dataclass
+class ThermalConfig:
+    """Thermal normalisation policy.
+
+    Attributes:
+        policy: ``"percentile"`` (default), ``"minmax"`` or ``"fixed"``.
+        fixed_range: ``(lo, hi)`` in raw units for ``"fixed"``; ``None``: the dtype's range.
+        percentiles: ``(p_lo, p_hi)`` for ``"percentile"``, in percent.
+        smoothing_s: time constant of the range's moving average, seconds; 0 disables.
+        nominal_fps: frame rate assumed for smoothing when stamps are missing or not increasing.
+        track_gain: follow the camera's own global gain/offset changes (see module doc).
+        min_span: smallest range in raw units, so that a flat image is not stretched into
+            noise; ``None``: 8 for 8-bit, 64 for 16-bit, 0.5 for float input.
+        subsample: pixel stride used for statistics (speed; 4 → 1/16 of the pixels).
+        invert: black-hot output (hot = dark).
+    """
+
+    policy: str = "percentile"
+    fixed_range: tuple[float, float] | None = None
+    percentiles: tuple[float, float] = (1.0, 99.0)
+    smoothing_s: float = 1.0
+    nominal_fps: float = 30.0
+    track_gain: bool = True
+    min_span: float | None = None
+    subsample: int = 4
+    invert: bool = False
+
+    def __post_init__(self) -> None:
+        if self.policy not in THERMAL_POLICIES:
+            raise ValueError(f"ThermalConfig.policy must be one of {THERMAL_POLICIES}, "
+                             f"got {self.policy!r}")
+        if self.fixed_range is not None:
+            lo, hi = (float(v) for v in self.fixed_range)
+            if not hi > lo:
+                raise ValueError(f"ThermalConfig.fixed_range must have hi > lo, got "
+                                 f"{self.fixed_range}")
+            self.fixed_range = (lo, hi)
+        p_lo, p_hi = self.percentiles
+        if not 0.0 <= p_lo < p_hi <= 100.0:
+            raise ValueError(f"ThermalConfig.percentiles must satisfy 0 <= lo < hi <= 100, got "
+                             f"{self.percentiles}")
+        if self.smoothing_s < 0 or self.nominal_fps <= 0 or self.subsample < 1:
+            raise ValueError("ThermalConfig: smoothing_s >= 0, nominal_fps > 0 and "
+                             "subsample >= 1 are required")
+
+
+@dataclass
+class _State:
+    lo: float = 0.0
+    hi: float = 1.0
+    quantiles: np.ndarray | None = None
+    stamp_ns: int | None = None
+    initialised: bool = False
+
+
+@dataclass
+class ThermalStats:
+    """Counters for diagnostics."""
+
+    frames: int = 0
+    gain_jumps: int = 0
+    resets: int = 0
+
+
+class ThermalNormalizer:
+    """Stateful thermal normalisation, ``(H, W)`` raw → ``(H, W)`` float32 in ``[0, 1]``."""
+
+    def __init__(self, cfg: ThermalConfig | None = None) -> None:
+        self.cfg = cfg or ThermalConfig()
+        self._state = _State()
+        self.stats = ThermalStats()
+        self._pool = ArrayPool()
+        self._gain_jump_threshold = 0.05  # relative change of the fitted gain counted as a jump
+
+    @property
+    def current_range(self) -> tuple[float, float] | None:
+        """The ``(lo, hi)`` raw range used for the last frame (``None`` before the first)."""
+        return (self._state.lo, self._state.hi) if self._state.initialised else None
+
+    def reset(self) -> None:
+        """Forget the temporal state (time jumped, stream restarted)."""
+        self._state = _State()
+        self.stats.resets += 1
+
+    def _min_span(self, dtype: np.dtype) -> float:
+        if self.cfg.min_span is not None:
+            return float(self.cfg.min_span)
+        if dtype == np.uint8:
+            return 8.0
+        if np.issubdtype(dtype, np.integer):
+            return 64.0
+        return 0.5
+
+    def __call__(self, raw: np.ndarray, stamp_ns: int | None = None) -> np.ndarray:
+        """Normalise one thermal frame.
+
+        Args:
+            raw: ``(H, W)`` or ``(H, W, 1)`` ``uint8``/``uint16``/float thermal image.
+            stamp_ns: header stamp, used for stamp-aware smoothing.
+
+        Returns:
+            ``(H, W)`` float32 in ``[0, 1]`` (a pooled buffer: reused for a later frame once
+            the caller has dropped every reference to it).
+
+        Raises:
+            FrameError: wrong shape/dtype, or NaN/Inf in a float image.
+        """
+        raw = np.asarray(raw)
+        if raw.ndim == 3 and raw.shape[2] == 1:
+            raw = raw[:, :, 0]
+        if raw.ndim != 2:
+            raise FrameError(f"thermal frame must be (H, W) grey, got shape {raw.shape}")
+        if not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
+            raise FrameError(f"thermal frame has unsupported dtype {raw.dtype}")
+        if np.issubdtype(raw.dtype, np.floating) and not np.isfinite(raw).all():
+            raise FrameError("thermal frame contains NaN or Inf values")
+        self.stats.frames += 1
+        lo, hi = self._range(raw, stamp_ns)
+        scale = np.float32(1.0 / (hi - lo))
+        out = self._pool.empty(raw.shape, np.float32)
+        np.subtract(raw, np.float32(lo), out=out, dtype=np.float32)
+        out *= scale
+        np.clip(out, 0.0, 1.0, out=out)
+        if self.cfg.invert:
+            np.subtract(1.0, out, out=out)
+        return out
+
+    def _range(self, raw: np.ndarray, stamp_ns: int | None) -> tuple[float, float]:
+        cfg = self.cfg
+        if cfg.policy == "fixed":
+            if cfg.fixed_range is not None:
+                return cfg.fixed_range
+            if np.issubdtype(raw.dtype, np.integer):
+                return 0.0, float(np.iinfo(raw.dtype).max)
+            return 0.0, 1.0
+        s = cfg.subsample
+        sample = raw[::s, ::s].reshape(-1)
+        min_span = self._min_span(raw.dtype)
+        if cfg.policy == "minmax":
+            return _widen(float(sample.min()), float(sample.max()), min_span)
+
+        p_lo, p_hi = cfg.percentiles
+        qs = _quantiles(sample, np.concatenate(([p_lo, p_hi], _INNER_Q)))
+        f_lo, f_hi = float(qs[0]), float(qs[1])
+        inner = qs[2:]
+        st = self._state
+        if not st.initialised:
+            st.lo, st.hi = _widen(f_lo, f_hi, min_span)
+            st.quantiles, st.stamp_ns, st.initialised = inner, stamp_ns, True
+            return st.lo, st.hi
+
+        if cfg.track_gain and st.quantiles is not None:
+            a, b = _affine_fit(st.quantiles, inner)
+            if abs(a - 1.0) > self._gain_jump_threshold or \
+                    abs(b + (a - 1.0) * st.lo) > self._gain_jump_threshold * (st.hi - st.lo):
+                self.stats.gain_jumps += 1
+            st.lo, st.hi = a * st.lo + b, a * st.hi + b
+
+        dt_s = 1.0 / cfg.nominal_fps
+        if stamp_ns is not None and st.stamp_ns is not None and stamp_ns > st.stamp_ns:
+            dt_s = (stamp_ns - st.stamp_ns) * 1e-9
+        alpha = 1.0 if cfg.smoothing_s == 0 else 1.0 - math.exp(-dt_s / cfg.smoothing_s)
+        lo = st.lo + alpha * (f_lo - st.lo)
+        hi = st.hi + alpha * (f_hi - st.hi)
+        st.lo, st.hi = _widen(lo, hi, min_span)
+        st.quantiles, st.stamp_ns = inner, stamp_ns
+        return st.lo, st.hi
+
+
+def _quantiles(sample: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Percentiles ``q`` (0…100) of a 1-D sample, linear interpolation (numpy's default
+    method); one sort, much cheaper than ``np.percentile`` with many ``q`` on small samples."""
+    srt = np.sort(sample)
+    pos = q * ((srt.size - 1) / 100.0)
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, srt.size - 1)
+    frac = pos - lo
+    return srt[lo] * (1.0 - frac) + srt[hi] * frac
+
+
+def _widen(lo: float, hi: float, min_span: float) -> tuple[float, float]:
+    """Grow ``[lo, hi]`` symmetrically to at least ``min_span``."""
+    if hi - lo >= min_span:
+        return lo, hi
+    mid = 0.5 * (lo + hi)
+    return mid - 0.5 * min_span, mid + 0.5 * min_span
+
+
+def _affine_fit(prev: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
+    """Robust (Theil-Sen) fit of ``cur ≈ a * prev + b`` over matching quantiles.
+
+    The median of the pairwise slopes ignores the few quantiles that a moving object shifts;
+    ``a`` is clamped to ``[0.5, 2]``; flat ``prev`` gives a pure offset.
+    """
+    x = prev.astype(np.float64)
+    y = cur.astype(np.float64)
+    i, j = np.triu_indices(x.size, k=1)
+    dx = x[j] - x[i]
+    ok = dx > 1e-9 * max(1.0, float(np.abs(x).max()))
+    if not ok.any():
+        return 1.0, float(np.median(y - x))
+    a = float(np.median((y[j] - y[i])[ok] / dx[ok]))
+    a = min(max(a, 0.5), 2.0)
+    return a, float(np.median(y - a * x))

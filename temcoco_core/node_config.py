@@ -1,0 +1,664 @@
+"""Every parameter of the ROS 2 fusion node, in one ROS-free schema.
+
+:class:`NodeConfig` is the single source of truth for the node's parameters: their names (flat,
+identical in ``config/*.yaml``, the launch file's overrides and ``ros2 param``), types, defaults,
+descriptions and allowed values or ranges. The node declares its ROS parameters by iterating
+:func:`parameter_specs` (so a ``ros2 param describe`` shows exactly the text written here),
+reads them back into a :class:`NodeConfig`, and builds the core objects through
+:meth:`NodeConfig.pipeline_config` and friends. Nothing here imports ROS, so the schema, the
+YAML files and the conversions are tested without it.
+
+Types map to ROS parameter types as ``str`` → string, ``int`` → integer, ``float`` → double,
+``bool`` → bool and ``tuple[float, ...]`` → double array. ROS is strict about them (a YAML ``1``
+is an integer and is refused for a double parameter, ``[]`` cannot be typed at all), and
+:meth:`NodeConfig.from_mapping` with ``strict_types=True`` applies the same rules, so a YAML
+file that validates here also loads in ROS.
+
+Example::
+
+    cfg = NodeConfig.from_yaml("config/fusion.yaml", strict_types=True)
+    pipeline_cfg = cfg.pipeline_config()      # temcoco_core.pipeline.PipelineConfig
+"""
+
+from __future__ import annotations
+
+import array
+import difflib
+import math
+import re
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from temcoco_core.frames.pairing import PairingConfig
+from temcoco_core.frames.preprocess import PreprocessConfig
+from temcoco_core.frames.registration import RegistrationConfig, parse_homography
+from temcoco_core.frames.thermal import ThermalConfig
+from temcoco_core.pipeline import PipelineConfig
+
+__all__ = [
+    "BACKENDS",
+    "METRIC_NAMES",
+    "PARAMETER_GROUPS",
+    "ROS_BUILTIN_PARAMETERS",
+    "MetricThreshold",
+    "NodeConfig",
+    "NodeConfigError",
+    "ParamSpec",
+    "load_parameter_file",
+    "markdown_parameter_table",
+    "parameter_specs",
+]
+
+#: Inference backends the node accepts (``temcoco_core.engine.backends``); ``auto`` picks the
+#: fastest one that works on the device and logs the fallback chain.
+BACKENDS = ("auto", "eager", "inductor", "tensorrt", "onnxruntime")
+PRECISIONS = ("fp32", "fp16", "bf16")
+#: Online temporal-consistency metrics (lower case, as written in the ``metrics`` parameter) →
+#: the key ``temcoco_core.metrics.OnlineTemporalMetrics.update`` reports them under.
+METRIC_NAMES: dict[str, str] = {"flicker": "flicker", "dirc": "dirC", "flowd": "flowD"}
+#: Parameters every rclpy node has, or ROS-level keys, that may appear in a parameter file.
+ROS_BUILTIN_PARAMETERS = ("use_sim_time", "start_type_description_service")
+_ROS_BUILTIN_PREFIXES = ("qos_overrides.",)
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+#: Group name → title, in documentation order.
+PARAMETER_GROUPS: dict[str, str] = {
+    "topics": "Topics and QoS",
+    "sync": "Synchronisation and queueing",
+    "model": "Model and inference engine",
+    "thermal": "Thermal normalisation",
+    "registration": "Registration",
+    "output": "Output and image conversion",
+    "diagnostics": "Diagnostics and online temporal metrics",
+    "lifecycle": "Lifecycle",
+}
+
+
+class NodeConfigError(ValueError):
+    """One or more parameters are unknown, of the wrong type or out of range.
+
+    Attributes:
+        problems: one line per problem, each starting with the parameter name.
+        source: where the values came from (a file name), or ``""``.
+    """
+
+    def __init__(self, problems: list[str], source: str = "") -> None:
+        self.problems = list(problems)
+        self.source = source
+        where = f"{source}: " if source else ""
+        n = len(self.problems)
+        head = f"{where}{n} invalid node parameter{'s' if n != 1 else ''}"
+        super().__init__(head + ":\n  " + "\n  ".join(self.problems))
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One node parameter as ROS sees it.
+
+    Attributes:
+        name: parameter name (flat: the same in YAML, launch overrides and ``ros2 param``).
+        type: ``"string"``, ``"integer"``, ``"double"``, ``"bool"`` or ``"double_array"``.
+        default: default value (a tuple for arrays; an empty tuple means "unset").
+        description: ``ParameterDescriptor.description``.
+        group: key of :data:`PARAMETER_GROUPS`.
+        choices: allowed values of a string parameter, or ``None``.
+        range: inclusive ``(low, high)`` of a number, or ``None``.
+        constraints: free text for ``ParameterDescriptor.additional_constraints``.
+    """
+
+    name: str
+    type: str
+    default: Any
+    description: str
+    group: str
+    choices: tuple[str, ...] | None = None
+    range: tuple[float, float] | None = None
+    constraints: str = ""
+
+    @property
+    def additional_constraints(self) -> str:
+        """Constraint text shown by ``ros2 param describe``."""
+        parts = []
+        if self.choices:
+            parts.append("one of: " + ", ".join(self.choices))
+        if self.range is not None:
+            parts.append(f"range [{self.range[0]:g}, {self.range[1]:g}]")
+        if self.constraints:
+            parts.append(self.constraints)
+        return "; ".join(parts)
+
+
+def _param(default: Any, description: str, group: str, *, choices: Iterable[str] | None = None,
+           low: float | None = None, high: float | None = None, constraints: str = "") -> Any:
+    meta = {"description": description, "group": group,
+            "choices": tuple(choices) if choices is not None else None,
+            "range": (low, high) if low is not None and high is not None else None,
+            "constraints": constraints}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class MetricThreshold:
+    """WARN/ERROR levels of one online metric (compared with its mean over the window).
+
+    ``warn``/``error`` of 0 disable that level. Lower is better for every metric here.
+    """
+
+    name: str
+    key: str
+    warn: float
+    error: float
+
+
+@dataclass
+class NodeConfig:
+    """All parameters of ``temcoco_ros/fusion_node.py`` (see each field's description).
+
+    Build with :meth:`from_mapping` / :meth:`from_yaml`; direct construction validates too
+    (:class:`NodeConfigError` lists every problem at once).
+    """
+
+    # ------------------------------------------------------------------ topics and QoS
+    rgb_topic: str = _param(
+        "rgb/image_raw", "RGB image input (sensor_msgs/Image or any encoding of "
+        "temcoco_core.frames.image_msg); relative names resolve in the node's namespace.",
+        "topics")
+    thermal_topic: str = _param(
+        "thermal/image_raw", "Thermal image input: mono8, mono16, 16UC1 or 32FC1 (16-bit and "
+        "float thermal keep their depth until normalisation).", "topics")
+    fused_topic: str = _param(
+        "fused/image", "Fused image output (sensor_msgs/Image with the RGB message's header).",
+        "topics")
+    input_reliability: str = _param(
+        "best_effort", "Reliability of the two input subscriptions. best_effort connects to "
+        "both best-effort and reliable publishers (REP-2003 camera drivers publish reliable); "
+        "reliable connects only to reliable publishers.", "topics",
+        choices=("best_effort", "reliable"))
+    input_depth: int = _param(
+        5, "KEEP_LAST history depth of the input subscriptions (the callbacks only pair and "
+        "enqueue, so a small depth suffices).", "topics", low=1, high=100)
+    output_reliability: str = _param(
+        "reliable", "Reliability of the fused image publisher (reliable serves both kinds of "
+        "subscriber).", "topics", choices=("best_effort", "reliable"))
+    output_depth: int = _param(1, "KEEP_LAST history depth of the fused image publisher.",
+                               "topics", low=1, high=100)
+
+    # ------------------------------------------------------------------ synchronisation
+    synchronizer: str = _param(
+        "core", "Who pairs RGB and thermal messages. core: temcoco_core's ApproximatePairer "
+        "(the ApproximateTimeSynchronizer policy, plus per-topic drop counters and a reset "
+        "when a topic's time goes backwards, e.g. a looping bag); message_filters: the stock "
+        "message_filters.ApproximateTimeSynchronizer (its queues are cleared on time jumps).",
+        "sync", choices=("core", "message_filters"))
+    sync_queue_size: int = _param(
+        10, "Messages kept per topic while waiting for a partner (ApproximateTimeSynchronizer "
+        "queue_size).", "sync", low=1, high=1000)
+    sync_slop: float = _param(
+        0.05, "Largest stamp difference of a pair, seconds (ApproximateTimeSynchronizer slop).",
+        "sync", low=1e-4, high=10.0)
+    sync_max_gap: float = _param(
+        1.0, "Pairs further apart than this (seconds of header time) reset the temporal "
+        "state; 0 disables.", "sync", low=0.0, high=3600.0)
+    queue_depth: int = _param(
+        1, "Depth of the latest-wins queue between the synchroniser and the inference thread; "
+        "when inference is slower than the cameras the oldest pair is dropped (counted), so "
+        "latency stays bounded.", "sync", low=1, high=64)
+
+    # ------------------------------------------------------------------ model and engine
+    fusion_engine: str = _param(
+        "model", "model: the TemCoCo network; average: model-free (V + I) / 2, for bring-up "
+        "and tests without weights or GPU.", "model", choices=("model", "average"))
+    preset: str = _param(
+        "edge", "Network preset (temcoco_core.model.build_model): edge, edge-framewise or "
+        "official.", "model")
+    weights: str = _param(
+        "", "Checkpoint (.safetensors or .pth); empty: the preset's default weights "
+        "($TEMCOCO_WEIGHTS_DIR, packaged weights or the torch hub cache).", "model")
+    backend: str = _param(
+        "auto", "Inference backend (temcoco_core.engine.backends); auto tries tensorrt, then "
+        "inductor, then eager, and logs why each one was passed over. A named backend falls "
+        "back to the ones after it in that chain.", "model", choices=BACKENDS)
+    precision: str = _param(
+        "fp32", "Inference precision of the backend (fp16 and bf16 on a CPU run fp32, logged).",
+        "model", choices=PRECISIONS)
+    device: str = _param(
+        "auto", "Torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N.",
+        "model", constraints="auto | cpu | cuda | cuda:N")
+    engine_cache_dir: str = _param(
+        "", "Where built TensorRT/ONNX engines are cached, keyed by model, input size, "
+        "precision, GPU and TensorRT version; empty: ~/.cache/temcoco/engines. Build ahead "
+        "with `temcoco export`.", "model")
+    engine_path: str = _param(
+        "", "A prebuilt engine file from `temcoco export --output` (.ep: TensorRT, .onnx: "
+        "onnxruntime); its errors are fatal, never fallen back from. Empty: look the engine up "
+        "in engine_cache_dir.", "model")
+    rebuild_engine: bool = _param(
+        False, "Rebuild the cached engine even when a valid one exists.", "model")
+    buffer_mode: str = _param(
+        "auto", "How frames reach the network (temcoco_core.engine.streaming): stream: one "
+        "output per input from the causal network's state (edge presets, no delay); clip: "
+        "clips of buffer_length frames, outputs buffer_length - 1 frames late; window: the "
+        "last buffer_length frames recomputed per input (no delay, buffer_length times the "
+        "cost); auto: stream when the preset is causal, else clip.", "model",
+        choices=("auto", "stream", "clip", "window"))
+    buffer_length: int = _param(
+        8, "Frames per clip or window (the network's temporal context) in clip and window "
+        "modes.", "model",
+        low=1, high=64)
+    input_width: int = _param(
+        0, "Model input width in pixels; 0 with input_height 0: the RGB image's size.",
+        "model", low=0, high=8192)
+    input_height: int = _param(
+        0, "Model input height in pixels; 0 with input_width 0: the RGB image's size.",
+        "model", low=0, high=8192)
+    resize_mode: str = _param(
+        "resize", "resize: scale to the input size exactly; pad: keep the aspect ratio and "
+        "pad (the padding is cropped off the output).", "model", choices=("resize", "pad"))
+    simulate_inference_ms: float = _param(
+        0.0, "Testing only: add this many milliseconds to every inference (a slow backend).",
+        "model", low=0.0, high=60000.0)
+
+    # ------------------------------------------------------------------ thermal
+    thermal_policy: str = _param(
+        "percentile", "Thermal normalisation (temcoco_core.frames.thermal): percentile "
+        "(smoothed robust range that follows the camera's gain jumps), minmax (per frame, "
+        "flickers) or fixed (thermal_range).", "thermal",
+        choices=("percentile", "minmax", "fixed"))
+    thermal_range: tuple[float, ...] = _param(
+        (), "[low, high] raw thermal values for the fixed policy (e.g. centi-kelvin); unset: "
+        "the encoding's full range.", "thermal", constraints="unset or 2 values, low < high")
+    thermal_percentiles: tuple[float, ...] = _param(
+        (1.0, 99.0), "[low, high] percentiles of the percentile policy.", "thermal",
+        constraints="2 values, 0 <= low < high <= 100")
+    thermal_smoothing: float = _param(
+        1.0, "Time constant of the percentile range's moving average, seconds; 0: none.",
+        "thermal", low=0.0, high=3600.0)
+    thermal_track_gain: bool = _param(
+        True, "Follow the thermal camera's own gain/offset jumps (AGC, flat-field "
+        "corrections) at once instead of letting them flash.", "thermal")
+    thermal_invert: bool = _param(False, "Black-hot thermal (hot = dark).", "thermal")
+
+    # ------------------------------------------------------------------ registration
+    homography: tuple[float, ...] = _param(
+        (), "3x3 thermal-to-RGB pixel homography, 9 values row-major; unset: the images are "
+        "already aligned.", "registration", constraints="unset or 9 values, invertible")
+    registration_border: str = _param(
+        "constant", "Outside the thermal field of view: constant (black) or replicate.",
+        "registration", choices=("constant", "replicate"))
+    resize_thermal_to_rgb: bool = _param(
+        False, "Resize a thermal image of another size to the RGB size (co-boresighted "
+        "cameras); otherwise a size mismatch without homography is an error.", "registration")
+
+    # ------------------------------------------------------------------ output
+    output_size: str = _param(
+        "rgb", "Size of the fused image: rgb (the RGB input's size) or model (the model "
+        "input size).", "output", choices=("rgb", "model"))
+    output_encoding: str = _param("rgb8", "Encoding of the fused image.", "output",
+                                  choices=("rgb8", "bgr8", "mono8"))
+    image_conversion: str = _param(
+        "auto", "Message to array conversion. auto: cv_bridge for 8-bit encodings when it "
+        "imports, temcoco_core for mono16/16UC1/32FC1/Bayer (cv_bridge loses their depth) and "
+        "for everything when cv_bridge fails to import (NumPy 2 ABI); cv_bridge: require it "
+        "for 8-bit encodings; core: temcoco_core only.", "output",
+        choices=("auto", "cv_bridge", "core"))
+
+    # ------------------------------------------------------------------ diagnostics
+    diagnostics_period: float = _param(
+        1.0, "Seconds between /diagnostics messages.", "diagnostics", low=0.05, high=60.0)
+    topic_timeout: float = _param(
+        2.0, "An input silent for longer than this (seconds, wall clock) makes the inputs "
+        "status WARN, naming the topic.", "diagnostics", low=0.1, high=3600.0)
+    drop_warn_ratio: float = _param(
+        0.2, "Share of input messages left unpaired above which the pairing status WARNs "
+        "(check sync_slop and sync_queue_size).", "diagnostics", low=0.0, high=1.0)
+    latency_warn_ms: float = _param(
+        250.0, "p99 latency (header stamp to publish) above which the worker status WARNs; "
+        "0 disables.", "diagnostics", low=0.0, high=1.0e6)
+    latency_error_ms: float = _param(
+        1000.0, "p99 latency above which the worker status is ERROR; 0 disables.",
+        "diagnostics", low=0.0, high=1.0e6)
+    metrics: str = _param(
+        "flicker,dirc", "Online temporal-consistency metrics, comma-separated: flicker "
+        "(brightness change against the RGB one), dirc (frame-difference direction "
+        "inconsistency, paper Eq. 16), flowd (flow-warp error; costs one optical flow per "
+        "frame); empty: none.", "diagnostics",
+        constraints="comma-separated subset of flicker, dirc, flowd")
+    metrics_window: int = _param(
+        30, "Frames over which the metrics are averaged before comparing with thresholds.",
+        "diagnostics", low=1, high=10000)
+    metrics_max_side: int = _param(
+        160, "The metrics run on the fused, RGB and thermal images scaled down so that the "
+        "longer side is at most this many pixels (flowd's optical flow included); 0: full "
+        "size. Thresholds depend on it.", "diagnostics", low=0, high=8192)
+    flicker_warn: float = _param(
+        1.5, "Mean flicker (0-255 brightness units) above which the temporal status WARNs; 0 "
+        "disables.", "diagnostics", low=0.0, high=255.0)
+    flicker_error: float = _param(5.0, "Mean flicker for ERROR; 0 disables.", "diagnostics",
+                                  low=0.0, high=255.0)
+    dirc_warn: float = _param(
+        1.2, "Mean direction inconsistency (0-4) above which the temporal status WARNs; 0 "
+        "disables.", "diagnostics", low=0.0, high=4.0)
+    dirc_error: float = _param(1.6, "Mean direction inconsistency for ERROR; 0 disables.",
+                               "diagnostics", low=0.0, high=4.0)
+    flowd_warn: float = _param(
+        5.0, "Mean flowd (0-255) above which the temporal status WARNs; 0 disables.",
+        "diagnostics", low=0.0, high=255.0)
+    flowd_error: float = _param(12.0, "Mean flowd for ERROR; 0 disables.", "diagnostics",
+                                low=0.0, high=255.0)
+
+    # ------------------------------------------------------------------ lifecycle
+    autostart: bool = _param(
+        True, "Configure and activate on start-up (false: wait for a lifecycle manager or "
+        "`ros2 lifecycle set`).", "lifecycle")
+
+    def __post_init__(self) -> None:
+        problems = _validate(self, strict_types=False)
+        if problems:
+            raise NodeConfigError(problems)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], *, strict_types: bool = False,
+                     source: str = "") -> NodeConfig:
+        """A config from ``{parameter: value}`` (missing parameters take their defaults).
+
+        Args:
+            values: flat parameter names → values; ROS built-ins (``use_sim_time``,
+                ``qos_overrides.*``) are ignored.
+            strict_types: apply ROS's typing rules (no int for a double parameter, no empty
+                arrays); otherwise ints are accepted for doubles and lists for arrays.
+            source: named in error messages (e.g. the YAML file).
+
+        Raises:
+            NodeConfigError: every unknown name, wrong type and out-of-range value at once.
+        """
+        specs = {s.name: s for s in parameter_specs()}
+        problems: list[str] = []
+        kwargs: dict[str, Any] = {}
+        for name, value in values.items():
+            if name in ROS_BUILTIN_PARAMETERS or name.startswith(_ROS_BUILTIN_PREFIXES):
+                continue
+            spec = specs.get(name)
+            if spec is None:
+                close = difflib.get_close_matches(name, specs, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(f"{name}: unknown parameter{hint}")
+                continue
+            ok, coerced, why = _coerce(spec, value, strict_types)
+            if not ok:
+                problems.append(f"{name}: {why}")
+                continue
+            kwargs[name] = coerced
+        if problems:
+            raise NodeConfigError(problems, source)
+        try:
+            return cls(**kwargs)
+        except NodeConfigError as exc:
+            raise NodeConfigError(exc.problems, source) from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, *, node_name: str | None = None,
+                  strict_types: bool = True) -> NodeConfig:
+        """A config from a ROS 2 parameter file (see :func:`load_parameter_file`)."""
+        return cls.from_mapping(load_parameter_file(path, node_name), strict_types=strict_types,
+                                source=str(path))
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{parameter: value}`` (arrays as lists), e.g. to write a parameter file."""
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+                for f in fields(self)}
+
+    # ------------------------------------------------------------------ core configs
+    @property
+    def model_size(self) -> tuple[int, int] | None:
+        """``(W, H)`` of the model input, ``None`` for the RGB size."""
+        if self.input_width and self.input_height:
+            return (self.input_width, self.input_height)
+        return None
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The enabled online metrics, lower case, in the order given."""
+        return _split_metrics(self.metrics)
+
+    def pairing_config(self) -> PairingConfig:
+        return PairingConfig(queue_size=self.sync_queue_size, slop=self.sync_slop,
+                             max_gap_s=self.sync_max_gap or None)
+
+    def pipeline_config(self) -> PipelineConfig:
+        """The core pipeline's configuration (pairing, thermal, registration, sizes)."""
+        return PipelineConfig(
+            preprocess=PreprocessConfig(model_size=self.model_size, resize_mode=self.resize_mode,
+                                        resize_infrared_to_visible=self.resize_thermal_to_rgb),
+            thermal=ThermalConfig(
+                policy=self.thermal_policy,
+                fixed_range=(tuple(self.thermal_range) if self.thermal_range else None),
+                percentiles=(self.thermal_percentiles[0], self.thermal_percentiles[1]),
+                smoothing_s=self.thermal_smoothing, track_gain=self.thermal_track_gain,
+                invert=self.thermal_invert),
+            registration=RegistrationConfig(
+                homography=list(self.homography) if self.homography else None,
+                border=self.registration_border),
+            pairing=self.pairing_config(),
+            output_size=self.output_size,
+            output_encoding=self.output_encoding,
+            metrics=bool(self.metric_names),
+            metrics_max_side=self.metrics_max_side or None,
+        )
+
+    def metric_thresholds(self) -> list[MetricThreshold]:
+        """Thresholds of the enabled metrics, in the order given by ``metrics``."""
+        return [MetricThreshold(n, METRIC_NAMES[n], getattr(self, f"{n}_warn"),
+                                getattr(self, f"{n}_error")) for n in self.metric_names]
+
+
+# ---------------------------------------------------------------------------------- schema
+
+
+def _ros_type(annotation: Any) -> str:
+    if annotation is bool:
+        return "bool"
+    if annotation is int:
+        return "integer"
+    if annotation is float:
+        return "double"
+    if annotation is str:
+        return "string"
+    if typing.get_origin(annotation) is tuple and typing.get_args(annotation)[0] is float:
+        return "double_array"
+    raise TypeError(f"no ROS parameter type for {annotation!r}")
+
+
+def parameter_specs() -> list[ParamSpec]:
+    """Every node parameter, in declaration (and documentation) order."""
+    hints = typing.get_type_hints(NodeConfig)
+    specs = []
+    for f in fields(NodeConfig):
+        meta = f.metadata
+        default = f.default if f.default is not MISSING else None
+        specs.append(ParamSpec(
+            name=f.name, type=_ros_type(hints[f.name]), default=default,
+            description=meta["description"], group=meta["group"], choices=meta["choices"],
+            range=meta["range"], constraints=meta["constraints"]))
+    return specs
+
+
+def _split_metrics(text: str) -> tuple[str, ...]:
+    return tuple(p.strip().lower() for p in text.split(",") if p.strip())
+
+
+def _coerce(spec: ParamSpec, value: Any, strict: bool) -> tuple[bool, Any, str]:
+    """Type-check (and, when not strict, coerce) one value. Returns ``(ok, value, why)``."""
+    t = spec.type
+    if t == "bool":
+        if isinstance(value, bool):
+            return True, value, ""
+        return False, None, f"expected a bool (true/false), got {value!r}"
+    if t == "integer":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return True, value, ""
+        if not strict and isinstance(value, float) and value.is_integer():
+            return True, int(value), ""
+        return False, None, f"expected an integer, got {value!r}"
+    if t == "double":
+        if isinstance(value, float):
+            return True, value, ""
+        if isinstance(value, int) and not isinstance(value, bool):
+            if strict:
+                return False, None, (f"expected a double, got the integer {value!r} (ROS refuses "
+                                     f"integers for double parameters: write {value}.0)")
+            return True, float(value), ""
+        return False, None, f"expected a double, got {value!r}"
+    if t == "string":
+        if isinstance(value, str):
+            return True, value, ""
+        return False, None, f"expected a string, got {value!r}"
+    # double_array (rclpy hands arrays over as array.array)
+    if not isinstance(value, (list, tuple, array.array)):
+        return False, None, f"expected a list of doubles, got {value!r}"
+    if strict and len(value) == 0:
+        return False, None, ("an empty list cannot be typed by ROS; leave the parameter out "
+                             "(commented) to keep it unset")
+    out = []
+    for v in value:
+        if isinstance(v, float) or (not strict and isinstance(v, int)
+                                    and not isinstance(v, bool)):
+            out.append(float(v))
+        else:
+            hint = " (ROS needs every element written as a double, e.g. 1.0)" if strict else ""
+            return False, None, f"expected a list of doubles, got element {v!r}{hint}"
+    return True, tuple(out), ""
+
+
+def _validate(cfg: NodeConfig, strict_types: bool) -> list[str]:
+    problems: list[str] = []
+    mistyped = False
+    for spec in parameter_specs():
+        value = getattr(cfg, spec.name)
+        ok, coerced, why = _coerce(spec, value, strict_types)
+        if not ok:
+            problems.append(f"{spec.name}: {why}")
+            mistyped = True
+            continue
+        object.__setattr__(cfg, spec.name, coerced)
+        if spec.choices is not None and coerced not in spec.choices:
+            problems.append(f"{spec.name}: must be one of {', '.join(spec.choices)}; got "
+                            f"{coerced!r}")
+        if spec.range is not None:
+            lo, hi = spec.range
+            if not (math.isfinite(coerced) and lo <= coerced <= hi):
+                problems.append(f"{spec.name}: must be in [{lo:g}, {hi:g}], got {coerced!r}")
+    if mistyped:  # the checks below assume the types are right
+        return problems
+
+    if not _DEVICE_RE.match(cfg.device):
+        problems.append(f"device: must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
+    if cfg.fusion_engine == "model":
+        from temcoco_core.model.presets import available_presets
+
+        if cfg.preset not in available_presets():
+            problems.append(f"preset: unknown preset {cfg.preset!r}; available: "
+                            f"{', '.join(available_presets())}")
+    if bool(cfg.input_width) != bool(cfg.input_height):
+        problems.append(f"input_width/input_height: give both or neither (0), got "
+                        f"{cfg.input_width}x{cfg.input_height}")
+    tr = cfg.thermal_range
+    if tr and (len(tr) != 2 or not tr[0] < tr[1]):
+        problems.append(f"thermal_range: needs [low, high] with low < high, got {list(tr)}")
+    p = cfg.thermal_percentiles
+    if len(p) != 2 or not 0.0 <= p[0] < p[1] <= 100.0:
+        problems.append(f"thermal_percentiles: needs [low, high] with 0 <= low < high <= 100, "
+                        f"got {list(p)}")
+    if cfg.homography:
+        try:
+            parse_homography(cfg.homography)
+        except ValueError as exc:
+            problems.append(f"homography: {exc}")
+    unknown = [m for m in _split_metrics(cfg.metrics) if m not in METRIC_NAMES]
+    if unknown:
+        problems.append(f"metrics: unknown metric(s) {', '.join(unknown)}; known: "
+                        f"{', '.join(METRIC_NAMES)}")
+    pairs = [("latency_warn_ms", "latency_error_ms")] + [
+        (f"{n}_warn", f"{n}_error") for n in METRIC_NAMES]
+    for warn, error in pairs:
+        w, e = getattr(cfg, warn), getattr(cfg, error)
+        if w > 0 and e > 0 and w > e:
+            problems.append(f"{warn}: {w:g} is above {error} {e:g}")
+    return problems
+
+
+# ---------------------------------------------------------------------------------- files
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = value
+
+
+def load_parameter_file(path: str | Path, node_name: str | None = None) -> dict[str, Any]:
+    """Flat ``{parameter: value}`` from a ROS 2 parameter file.
+
+    The file maps node names (``/**`` wildcards, ``fusion_node``, ``/ns/fusion_node``) to
+    ``{ros__parameters: {...}}``; nested keys are joined with dots, as ROS does. Entries apply
+    in file order (later ones win); with ``node_name`` only the wildcard entries and those
+    whose name ends with ``node_name`` are used.
+
+    Raises:
+        FileNotFoundError: no such file.
+        NodeConfigError: not YAML, or not a parameter file.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise NodeConfigError([f"not valid YAML: {exc}"], str(path)) from None
+    if not isinstance(doc, Mapping) or not doc:
+        raise NodeConfigError(["expected `<node name or /**>: {ros__parameters: {...}}`"],
+                              str(path))
+    out: dict[str, Any] = {}
+    for node, body in doc.items():
+        if not isinstance(body, Mapping) or "ros__parameters" not in body:
+            raise NodeConfigError([f"{node}: has no ros__parameters mapping"], str(path))
+        name = str(node)
+        if node_name is not None and "*" not in name and not name.endswith(node_name):
+            continue
+        params = body["ros__parameters"]
+        if not isinstance(params, Mapping):
+            raise NodeConfigError([f"{node}: ros__parameters must be a mapping"], str(path))
+        _flatten("", params, out)
+    return out
+
+
+def markdown_parameter_table() -> str:
+    """The README's parameter tables (one per group), generated from the schema."""
+    lines: list[str] = []
+    specs = parameter_specs()
+    for group, title in PARAMETER_GROUPS.items():
+        rows = [s for s in specs if s.group == group]
+        if not rows:
+            continue
+        lines += [f"**{title}**", "", "| parameter | type | default | description |",
+                  "|---|---|---|---|"]
+        for s in rows:
+            if isinstance(s.default, tuple):
+                default = "unset" if not s.default else "[" + ", ".join(
+                    f"{v:g}" for v in s.default) + "]"
+            elif isinstance(s.default, bool):
+                default = str(s.default).lower()
+            elif isinstance(s.default, str):
+                default = f'"{s.default}"'
+            else:
+                default = f"{s.default:g}" if isinstance(s.default, float) else str(s.default)
+            extra = f" ({s.additional_constraints})" if s.additional_constraints else ""
+            desc = (s.description + extra).replace("|", "\\|")
+            lines.append(f"| `{s.name}` | {s.type} | `{default}` | {desc} |")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,495 @@
+"""The fusion loop shared by the ROS node, the bag replay and the video front end.
+
+::
+
+    source ─► pairing ─► decode ─► thermal gain ─► registration ─► to tensor ─► engine
+           ─► to image ─► temporal metrics ─► sink          (+ diagnostics at every step)
+
+:class:`FusionPipeline` owns everything between the source and the sink. Front ends feed it in
+one of three ways:
+
+* :meth:`FusionPipeline.add_message` -- one image message (``sensor_msgs/Image`` or
+  ``CompressedImage``, any duck-typed object) of topic 0 (RGB) or 1 (thermal): pairing,
+  decoding and fusion in one call (bag replay);
+* :meth:`FusionPipeline.offer` then :meth:`FusionPipeline.process` -- pairing in the
+  subscription callbacks, decoding and fusion in a worker thread that only takes the latest
+  pair (the node);
+* :meth:`FusionPipeline.fuse_frames` -- already decoded numpy frames (video files).
+
+The engine is any object with ``push(visible, infrared) -> fused | None`` on ``(3, H, W)``
+float tensors in ``[0, 1]`` and ``reset()`` (the streaming network engines, or the model-free
+:class:`AverageEngine`). An engine that buffers clips returns ``None`` while it fills and then
+one output per input, oldest first, and hands the rest over on ``drain()`` at the end; the
+pipeline matches outputs to inputs with a FIFO, so a fused frame always carries the stamp and
+``frame_id`` of the RGB frame it shows.
+
+Temporal state (engine, thermal gain, online metrics) is reset whenever time jumps (the pairer's
+``time_backwards``/``gap`` events) or the frame size changes, and every reset is counted.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import torch
+
+from temcoco_core.diagnostics import FusionDiagnostics, StatusValue
+from temcoco_core.frames.image_msg import decode_image, to_grey, to_rgb
+from temcoco_core.frames.pairing import (
+    AddResult,
+    ApproximatePairer,
+    MatchedSet,
+    PairingConfig,
+    TimeEvent,
+)
+from temcoco_core.frames.preprocess import (
+    ArrayPool,
+    FrameError,
+    PreprocessConfig,
+    compute_geometry,
+    resize_image,
+    to_model_tensor,
+    to_output_frame,
+)
+from temcoco_core.frames.registration import RegistrationConfig, ThermalRegistration
+from temcoco_core.frames.thermal import ThermalConfig, ThermalNormalizer
+
+__all__ = [
+    "ENGINE_KINDS",
+    "AverageEngine",
+    "Engine",
+    "FrameInput",
+    "FusedFrame",
+    "FusionPipeline",
+    "PipelineConfig",
+    "make_engine",
+]
+
+log = logging.getLogger(__name__)
+
+ENGINE_KINDS = ("auto", "model", "average")
+_OUTPUT_SIZES = ("rgb", "model")
+
+
+class Engine(Protocol):
+    """What the pipeline needs from a fusion engine."""
+
+    def push(self, visible: torch.Tensor, infrared: torch.Tensor) -> torch.Tensor | None:
+        """``(3, H, W)`` visible RGB and infrared grey×3 in ``[0, 1]`` → fused ``(3, H, W)``
+        (or ``None`` while a clip buffer fills)."""
+        ...
+
+    def reset(self) -> None:
+        """Forget all temporal state."""
+        ...
+
+
+class AverageEngine:
+    """Model-free engine: ``F = (V + I) / 2`` per pixel and channel (the ``average`` baseline).
+
+    Stateless; used to test the pipeline and to measure its own overhead.
+    """
+
+    name = "average"
+
+    def push(self, visible: torch.Tensor, infrared: torch.Tensor) -> torch.Tensor:
+        if visible.device.type == "cpu" and infrared.device.type == "cpu":
+            # numpy: one pass, no torch intra-op threads (they thrash on a loaded CPU)
+            out = np.add(visible.numpy(), infrared.numpy())
+            out *= np.float32(0.5)
+            return torch.from_numpy(out)
+        return (visible + infrared).mul_(0.5)
+
+    def reset(self) -> None:
+        pass
+
+
+def make_engine(kind: str = "auto", preset: str = "edge", *, weights: str | None = None,
+                device: str = "cpu", backend: str = "auto", precision: str = "fp32",
+                example_shape: tuple[int, int] = (256, 320)) -> tuple[Engine, str]:
+    """Pick and build the fusion engine for replay, fuse and the demo.
+
+    Args:
+        kind: ``"model"`` (the network; errors if it cannot be built), ``"average"``
+            (model-free) or ``"auto"`` (the network, or ``"average"`` with a logged warning
+            when its weights cannot be loaded).
+        preset: network preset for ``build_model`` (e.g. ``"edge"``).
+        weights: checkpoint path; ``None`` loads the preset's default weights.
+        device, backend, precision: see :class:`temcoco_core.engine.backends.BackendConfig`.
+        example_shape: ``(H, W)`` a compiled backend is built for.
+
+    Returns:
+        ``(engine, description)``.
+    """
+    if kind not in ENGINE_KINDS:
+        raise ValueError(f"engine must be one of {ENGINE_KINDS}, got {kind!r}")
+    if kind == "average":
+        return AverageEngine(), "average (model-free)"
+    from temcoco_core.engine.factory import NetworkEngineSpec, build_network_engine
+    from temcoco_core.model.checkpoint import CheckpointError
+
+    spec = NetworkEngineSpec(preset=preset, weights=weights, device=device, backend=backend,
+                             precision=precision, example_shape=example_shape)
+    try:
+        built = build_network_engine(spec)
+    except CheckpointError as exc:  # missing/corrupt weights
+        if kind == "model":
+            raise
+        log.warning("cannot load the %r network (%s); falling back to the model-free "
+                    "'average' engine", preset, exc)
+        return AverageEngine(), "average (model-free fallback)"
+    for line in built.fallback_log:
+        log.info("backend: %s", line)
+    return built.engine, built.describe()
+
+
+@dataclass
+class PipelineConfig:
+    """Everything between the source and the sink.
+
+    Attributes:
+        preprocess: model size and resize policy.
+        thermal: thermal normalisation policy.
+        registration: optional thermal → RGB homography.
+        pairing: approximate-time pairing (queue size, slop, gap threshold).
+        output_size: ``"rgb"`` (the RGB frame's size) or ``"model"`` (the model's size).
+        output_encoding: ``"rgb8"``, ``"bgr8"`` or ``"mono8"``.
+        metrics: compute the per-frame temporal-consistency values (when
+            ``temcoco_core.metrics.OnlineTemporalMetrics`` is available).
+        metrics_max_side: the metrics run on frames scaled down (area averaging) so that the
+            longer side is at most this; ``None``: full output size. Values are only
+            comparable between runs with equal settings.
+    """
+
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    thermal: ThermalConfig = field(default_factory=ThermalConfig)
+    registration: RegistrationConfig = field(default_factory=RegistrationConfig)
+    pairing: PairingConfig = field(default_factory=PairingConfig)
+    output_size: str = "rgb"
+    output_encoding: str = "rgb8"
+    metrics: bool = True
+    metrics_max_side: int | None = 160
+
+    def __post_init__(self) -> None:
+        if self.output_size not in _OUTPUT_SIZES:
+            raise ValueError(f"PipelineConfig.output_size must be one of {_OUTPUT_SIZES}, got "
+                             f"{self.output_size!r}")
+        if self.output_encoding not in ("rgb8", "bgr8", "mono8"):
+            raise ValueError("PipelineConfig.output_encoding must be rgb8, bgr8 or mono8, got "
+                             f"{self.output_encoding!r}")
+
+
+@dataclass
+class FrameInput:
+    """A decoded frame pair entering the pipeline.
+
+    Attributes:
+        stamp_ns: header stamp of the RGB frame (the output carries it).
+        visible: ``(H, W, 3)`` RGB, uint8/uint16/float.
+        infrared: ``(h, w)`` raw thermal (any of uint8/uint16/float32), before normalisation.
+        frame_id: header frame_id of the RGB frame.
+        infrared_stamp_ns: stamp of the thermal frame (``None``: same as ``stamp_ns``).
+        t_received: ``time.perf_counter()`` when the newest message of the pair arrived
+            (latency origin); ``None``: when processing starts.
+    """
+
+    stamp_ns: int
+    visible: np.ndarray
+    infrared: np.ndarray
+    frame_id: str = ""
+    infrared_stamp_ns: int | None = None
+    t_received: float | None = None
+
+
+@dataclass
+class FusedFrame:
+    """One fused output frame.
+
+    Attributes:
+        stamp_ns, frame_id: those of the RGB frame this output shows.
+        image: ``uint8`` in ``encoding``: ``(H, W, 3)`` or ``(H, W)``.
+        encoding: ``"rgb8"``, ``"bgr8"`` or ``"mono8"``.
+        latency_ms: from ``t_received`` (or processing start) to this output.
+        metrics: per-frame temporal-consistency values (empty without metrics).
+        visible: ``(H, W, 3)`` uint8 RGB input at the output size (previews, metrics; may be a
+            read-only view of the input message).
+        infrared_unit: ``(H, W)`` float32 normalised, registered thermal input in ``[0, 1]`` at
+            the output size; :attr:`infrared` is its uint8 version.
+    """
+
+    stamp_ns: int
+    frame_id: str
+    image: np.ndarray
+    encoding: str
+    latency_ms: float
+    metrics: dict[str, float]
+    visible: np.ndarray
+    infrared_unit: np.ndarray
+
+    @functools.cached_property
+    def infrared(self) -> np.ndarray:
+        """``(H, W)`` uint8 normalised thermal input at the output size."""
+        return _to_u8(self.infrared_unit)
+
+
+@dataclass
+class _Pending:
+    stamp_ns: int
+    frame_id: str
+    t0: float
+    visible: np.ndarray
+    infrared: np.ndarray
+    geometry: Any
+    out_size: tuple[int, int] | None
+
+
+def _to_u8(img: np.ndarray) -> np.ndarray:
+    if img.dtype == np.uint8:
+        return img
+    if img.dtype == np.uint16:
+        return (img >> 8).astype(np.uint8)
+    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _load_online_metrics() -> Any | None:
+    try:
+        from temcoco_core.metrics import OnlineTemporalMetrics
+    except ImportError:
+        return None
+    return OnlineTemporalMetrics()
+
+
+class FusionPipeline:
+    """Pairing → decoding → thermal gain → registration → engine → output, with diagnostics.
+
+    Args:
+        engine: fusion engine (see :class:`Engine`).
+        cfg: pipeline configuration.
+        topic_names: names of the RGB and thermal inputs (counters, diagnostics).
+        diagnostics: diagnostics accumulator (a new one by default).
+        engine_description: free text reported in diagnostics and summaries.
+    """
+
+    def __init__(self, engine: Engine, cfg: PipelineConfig | None = None,
+                 topic_names: Sequence[str] = ("rgb", "thermal"),
+                 diagnostics: FusionDiagnostics | None = None,
+                 engine_description: str = "") -> None:
+        self.cfg = cfg or PipelineConfig()
+        self.engine = engine
+        self.engine_description = engine_description or type(engine).__name__
+        self.topic_names = list(topic_names)
+        self.pairer = ApproximatePairer(2, self.cfg.pairing, self.topic_names)
+        self.thermal = ThermalNormalizer(self.cfg.thermal)
+        self.registration = ThermalRegistration(self.cfg.registration)
+        self.diagnostics = diagnostics or FusionDiagnostics()
+        self.metrics = _load_online_metrics() if self.cfg.metrics else None
+        self._pending: deque[_Pending] = deque()
+        self._pool = ArrayPool()
+        self._last_size: tuple[int, int] | None = None
+        self.frames_in = 0
+        self.frames_out = 0
+        self.frames_failed = 0
+        self.flushed = 0
+        self.timings: dict[str, float] = {k: 0.0 for k in (
+            "decode", "thermal", "preprocess", "engine", "postprocess", "metrics")}
+
+    # ------------------------------------------------------------------ resets
+    def reset(self, reason: str) -> None:
+        """Reset all temporal state (engine, thermal gain, metrics) and count ``reason``.
+
+        Frames still inside the engine's clip buffer are discarded (counted in ``flushed``).
+        """
+        self.engine.reset()
+        self.thermal.reset()
+        if self.metrics is not None:
+            self.metrics.reset()
+        self.flushed += len(self._pending)
+        self._pending.clear()
+        self.diagnostics.reset_event(reason)
+        log.debug("temporal state reset: %s", reason)
+
+    def handle_events(self, events: Iterable[TimeEvent]) -> None:
+        """Apply the pairer's time events (reset on ``time_backwards`` and ``gap``)."""
+        for ev in events:
+            if ev.reset:
+                self.reset(ev.kind)
+
+    # ------------------------------------------------------------------ message front end
+    def offer(self, topic_index: int, stamp_ns: int, msg: Any) -> AddResult:
+        """Pair one message (0: RGB, 1: thermal); cheap, no decoding. The caller passes the
+        result's ``pair`` and ``events`` to :meth:`process`."""
+        self.diagnostics.input(self.topic_names[topic_index], stamp_ns)
+        return self.pairer.add(topic_index, stamp_ns, (msg, time.perf_counter()))
+
+    def process(self, pair: MatchedSet | None,
+                events: Iterable[TimeEvent] = ()) -> list[FusedFrame]:
+        """Decode and fuse one matched (RGB message, thermal message) set.
+
+        Raises:
+            FrameError: a message does not decode or the frames do not fit together.
+        """
+        self.handle_events(events)
+        if pair is None:
+            return []
+        (rgb_msg, t_rgb), (th_msg, t_th) = pair.payloads
+        t0 = time.perf_counter()
+        try:
+            rgb_arr, rgb_enc = decode_image(rgb_msg)
+            th_arr, th_enc = decode_image(th_msg)
+            visible = to_rgb(rgb_arr, rgb_enc)
+            infrared = to_grey(th_arr, th_enc)
+        except FrameError as exc:
+            self.frames_failed += 1
+            self.diagnostics.error(str(exc))
+            raise
+        self.timings["decode"] += time.perf_counter() - t0
+        header = getattr(rgb_msg, "header", None)
+        frame_id = str(getattr(header, "frame_id", "")) if header is not None else ""
+        return self.fuse_frames(FrameInput(pair.stamps_ns[0], visible, infrared, frame_id,
+                                           pair.stamps_ns[1], max(t_rgb, t_th)))
+
+    def add_message(self, topic_index: int, stamp_ns: int, msg: Any) -> list[FusedFrame]:
+        """:meth:`offer` + :meth:`process`: the whole step for one incoming message."""
+        res = self.offer(topic_index, stamp_ns, msg)
+        return self.process(res.pair, res.events)
+
+    # ------------------------------------------------------------------ frame front end
+    def fuse_frames(self, frame: FrameInput) -> list[FusedFrame]:
+        """Fuse one decoded pair; returns the outputs that became ready (0 or 1, more only
+        after :meth:`finish`).
+
+        Raises:
+            FrameError: shapes/dtypes that do not fit (the frame is counted as failed).
+        """
+        try:
+            return self._fuse(frame)
+        except FrameError as exc:
+            self.frames_failed += 1
+            self.diagnostics.error(str(exc))
+            raise
+
+    def _fuse(self, frame: FrameInput) -> list[FusedFrame]:
+        cfg = self.cfg
+        t0 = frame.t_received if frame.t_received is not None else time.perf_counter()
+        visible = np.asarray(frame.visible)
+        if visible.ndim != 3 or visible.shape[2] != 3:
+            raise FrameError(f"visible frame must be (H, W, 3) RGB, got shape {visible.shape}")
+        vh, vw = visible.shape[:2]
+        size = (vw, vh)
+        if self._last_size is not None and size != self._last_size:
+            self.reset("size_change")
+        self._last_size = size
+
+        t = time.perf_counter()
+        infrared = self.registration(frame.infrared, size)
+        ir = self.thermal(infrared, frame.infrared_stamp_ns or frame.stamp_ns)
+        t1 = time.perf_counter()
+        self.timings["thermal"] += t1 - t
+        vis_t, ir_t = to_model_tensor(visible, ir, cfg.preprocess, self._pool)
+        geom = compute_geometry(size, cfg.preprocess)
+        t2 = time.perf_counter()
+        self.timings["preprocess"] += t2 - t1
+
+        out_size = size if cfg.output_size == "rgb" else None
+        if cfg.output_size == "rgb":
+            vis_u8 = _to_u8(visible)
+            ir_out = ir if ir.shape == (vh, vw) else resize_image(ir, size)
+        else:
+            vis_u8 = _to_u8(resize_image(visible, geom.content_size))
+            ir_out = resize_image(ir, geom.content_size)
+        self._pending.append(_Pending(frame.stamp_ns, frame.frame_id, t0, vis_u8, ir_out, geom,
+                                      out_size))
+        try:
+            fused = self.engine.push(vis_t, ir_t)
+        except BaseException:
+            self._pending.pop()  # the engine took nothing in (its documented error policy)
+            raise
+        self.frames_in += 1
+        t3 = time.perf_counter()
+        self.timings["engine"] += t3 - t2
+        if fused is None:
+            return []
+        return [self._emit(fused)]
+
+    def _emit(self, fused: torch.Tensor) -> FusedFrame:
+        cfg = self.cfg
+        t = time.perf_counter()
+        meta = self._pending.popleft()
+        rgb = to_output_frame(fused, meta.out_size, "rgb8", meta.geometry, self._pool)
+        if cfg.output_encoding == "rgb8":
+            image = rgb
+        elif cfg.output_encoding == "bgr8":
+            image = np.ascontiguousarray(rgb[:, :, ::-1])
+        else:
+            image = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        t1 = time.perf_counter()
+        self.timings["postprocess"] += t1 - t
+        values: dict[str, float] = {}
+        if self.metrics is not None:
+            f, v, i = rgb, meta.visible, meta.infrared
+            side = cfg.metrics_max_side
+            h, w = rgb.shape[:2]
+            if side is not None and max(h, w) > side:
+                size = (max(1, round(w * side / max(h, w))), max(1, round(h * side / max(h, w))))
+                f, v, i = (resize_image(x, size) for x in (f, v, i))
+            i = _to_u8(i)
+            values = {k: float(v) for k, v in self.metrics.update(f, v, i).items()}
+            self.diagnostics.metrics = values
+        t2 = time.perf_counter()
+        self.timings["metrics"] += t2 - t1
+        latency_ms = (t2 - meta.t0) * 1e3
+        self.diagnostics.output(meta.stamp_ns, latency_ms)
+        self.frames_out += 1
+        return FusedFrame(meta.stamp_ns, meta.frame_id, image, cfg.output_encoding, latency_ms,
+                          values, meta.visible, meta.infrared)
+
+    # ------------------------------------------------------------------ end of stream
+    def finish(self) -> list[FusedFrame]:
+        """End of stream: collect the outputs a clip engine still owes (its ``drain()``, or
+        ``flush()``) and count unpaired messages."""
+        outs: list[FusedFrame] = []
+        drain: Callable[[], Any] | None = (getattr(self.engine, "drain", None)
+                                           or getattr(self.engine, "flush", None))
+        if callable(drain) and self._pending:
+            rest = drain() or []
+            if isinstance(rest, torch.Tensor):
+                rest = list(rest) if rest.ndim == 4 else [rest]
+            for fused in rest:
+                if not self._pending:
+                    break
+                outs.append(self._emit(fused))
+        self.flushed += len(self._pending)
+        self._pending.clear()
+        self.pairer.flush()
+        return outs
+
+    # ------------------------------------------------------------------ reporting
+    def statuses(self) -> list[StatusValue]:
+        """Diagnostic statuses for ``/diagnostics``."""
+        extra = {"engine": self.engine_description, "frames_failed": self.frames_failed,
+                 "thermal_gain_jumps": self.thermal.stats.gain_jumps}
+        return self.diagnostics.statuses(self.pairer.summary(), extra)
+
+    def summary(self) -> dict[str, Any]:
+        """Counters, latency and per-stage time per frame as plain data."""
+        n = max(self.frames_in, 1)
+        return {
+            "engine": self.engine_description,
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "frames_failed": self.frames_failed,
+            "flushed": self.flushed,
+            "resets": dict(self.diagnostics.resets),
+            "pairing": self.pairer.summary(),
+            "latency": self.diagnostics.latency.summary(),
+            "stage_ms_per_frame": {k: v * 1e3 / n for k, v in self.timings.items()},
+            "thermal_gain_jumps": self.thermal.stats.gain_jumps,
+        }

@@ -1,0 +1,835 @@
+"""Offline front ends of the fusion pipeline: ``temcoco replay``, ``fuse`` and ``demo``.
+
+* :func:`replay_bag` -- a rosbag2 (sqlite3 or MCAP) through :class:`~temcoco_core.pipeline.
+  FusionPipeline` into a new bag with ``/fused/image`` and ``/diagnostics`` (and optionally the
+  source topics), exactly as the node would publish them.
+* :func:`fuse_videos` -- two videos or frame folders into a fused mp4, a side-by-side preview
+  and optionally PNG frames.
+* :func:`run_demo` -- a synthetic thermal+RGB scene written as a real bag, replayed through the
+  default engine; preview mp4/PNG and a JSON summary.
+* :func:`benchmark_pipeline` -- the pipeline's own per-frame cost (model-free engine) on
+  in-memory messages, from message in to fused message fields out.
+
+``add_parser(subparsers)`` registers the three subcommands on the ``temcoco`` command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from temcoco_core.frames.image_msg import numpy_to_image_fields, to_grey
+from temcoco_core.frames.pairing import PairingConfig
+from temcoco_core.frames.preprocess import FrameError, PreprocessConfig
+from temcoco_core.frames.registration import RegistrationConfig
+from temcoco_core.frames.thermal import THERMAL_POLICIES, ThermalConfig
+from temcoco_core.io.bag import BagError, BagReader, BagWriter, select_image_topics, stamp_to_ns
+from temcoco_core.pipeline import (
+    ENGINE_KINDS,
+    AverageEngine,
+    Engine,
+    FrameInput,
+    FusedFrame,
+    FusionPipeline,
+    PipelineConfig,
+    make_engine,
+)
+
+__all__ = [
+    "PreviewWriter",
+    "ReplayOptions",
+    "add_parser",
+    "benchmark_pipeline",
+    "fuse_videos",
+    "replay_bag",
+    "run_demo",
+]
+
+log = logging.getLogger(__name__)
+
+FUSED_TOPIC = "/fused/image"
+DIAGNOSTICS_TOPIC = "/diagnostics"
+
+
+# ---------------------------------------------------------------------------------- helpers
+class _MetricMeans:
+    """Running means of the per-frame metric values (NaNs skipped)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, values: dict[str, float]) -> None:
+        for k, v in values.items():
+            if v is not None and not math.isnan(v):
+                self.sums[k] = self.sums.get(k, 0.0) + float(v)
+                self.counts[k] = self.counts.get(k, 0) + 1
+
+    def means(self) -> dict[str, float]:
+        return {k: self.sums[k] / self.counts[k] for k in sorted(self.sums)}
+
+
+def _label(img: np.ndarray, text: str) -> np.ndarray:
+    out = np.array(img, dtype=np.uint8, copy=True)
+    scale = max(0.35, img.shape[0] / 600.0)
+    cv2.putText(out, text, (6, int(18 * scale / 0.45)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(out, text, (6, int(18 * scale / 0.45)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def side_by_side(frame: FusedFrame) -> np.ndarray:
+    """``(H, 3W, 3)`` uint8 RGB: visible | thermal (normalised) | fused, labelled."""
+    fused = frame.image
+    if fused.ndim == 2:
+        fused = np.repeat(fused[:, :, None], 3, axis=2)
+    elif frame.encoding == "bgr8":
+        fused = fused[:, :, ::-1]
+    h, w = fused.shape[:2]
+    vis = frame.visible if frame.visible.shape[:2] == (h, w) else cv2.resize(frame.visible, (w, h))
+    ir = frame.infrared if frame.infrared.shape[:2] == (h, w) else cv2.resize(frame.infrared,
+                                                                               (w, h))
+    ir = np.repeat(ir[:, :, None], 3, axis=2)
+    return np.concatenate([_label(vis, "visible"), _label(ir, "thermal"),
+                           _label(fused, "fused")], axis=1)
+
+
+class PreviewWriter:
+    """Side-by-side preview video (and one PNG) written as fused frames arrive."""
+
+    def __init__(self, mp4: Path | None, fps: float, png: Path | None = None,
+                 png_index: int = 0) -> None:
+        from temcoco_core.io.video import VideoWriter
+
+        self.video = VideoWriter(mp4, fps=fps) if mp4 is not None else None
+        self.png = png
+        self.png_index = png_index
+        self.n = 0
+        self._last: np.ndarray | None = None
+        self.png_written = False
+
+    def write(self, frame: FusedFrame) -> None:
+        img = side_by_side(frame)
+        if self.video is not None:
+            self.video.write(img)
+        if self.png is not None and self.n == self.png_index:
+            self._write_png(img)
+        self._last = img
+        self.n += 1
+
+    def _write_png(self, img: np.ndarray) -> None:
+        assert self.png is not None
+        self.png.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(self.png), np.ascontiguousarray(img[:, :, ::-1]))
+        self.png_written = True
+
+    def close(self) -> None:
+        if self.png is not None and not self.png_written and self._last is not None:
+            self._write_png(self._last)  # fewer frames than png_index: keep the last one
+        if self.video is not None:
+            self.video.close()
+
+
+# ---------------------------------------------------------------------------------- replay
+@dataclass
+class ReplayOptions:
+    """Options of :func:`replay_bag` besides the pipeline configuration.
+
+    Attributes:
+        rgb_topic, thermal_topic: input topics; ``None``: detected.
+        storage: output storage (``"sqlite3"``/``"mcap"``); ``None``: same as the input.
+        copy_sources: also write the two source topics (raw copies) into the output bag.
+        diagnostics_every: write ``/diagnostics`` every N fused frames (1: per frame).
+        overwrite: replace an existing output bag.
+        max_frames: stop after this many fused frames.
+        progress: tqdm progress bar.
+        preview: side-by-side preview mp4 path.
+        preview_png: one side-by-side PNG (frame ``preview_png_index``).
+    """
+
+    rgb_topic: str | None = None
+    thermal_topic: str | None = None
+    storage: str | None = None
+    copy_sources: bool = False
+    diagnostics_every: int = 1
+    overwrite: bool = False
+    max_frames: int | None = None
+    progress: bool = True
+    preview: Path | None = None
+    preview_png: Path | None = None
+    preview_png_index: int = 0
+    fused_topic: str = FUSED_TOPIC
+    diagnostics_topic: str = DIAGNOSTICS_TOPIC
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _storage_of(path: Path) -> str:
+    if path.is_dir():
+        return "mcap" if any(path.glob("*.mcap")) else "sqlite3"
+    return "mcap" if path.suffix == ".mcap" else "sqlite3"
+
+
+def _estimate_fps(reader: BagReader, topic: str) -> float:
+    n = reader.topics[topic].count
+    dur = reader.duration_s
+    if dur > 0 and n > 1:
+        return float(min(max((n - 1) / dur, 1.0), 120.0))
+    return 15.0
+
+
+def replay_bag(in_bag: str | Path, out_bag: str | Path, engine: Engine | None = None,
+               cfg: PipelineConfig | None = None, opts: ReplayOptions | None = None,
+               engine_description: str = "") -> dict[str, Any]:
+    """Replay a bag through the fusion pipeline into a new bag.
+
+    The output bag gets ``/fused/image`` (``sensor_msgs/Image``, header stamp and frame_id of
+    the RGB message, log time of the message that completed the frame) and ``/diagnostics``
+    (``diagnostic_msgs/DiagnosticArray``: pairing counters, rate, latency, resets and the
+    per-frame temporal-consistency values). It is closed -- hence valid and readable -- even
+    when the replay stops on an error or Ctrl-C; the summary then has ``"interrupted": True``
+    and the exception is re-raised.
+
+    Args:
+        in_bag: input bag (directory, ``.db3`` or ``.mcap``).
+        out_bag: output bag directory.
+        engine: fusion engine; default :class:`~temcoco_core.pipeline.AverageEngine`.
+        cfg: pipeline configuration.
+        opts: topics, storage, preview and other options.
+
+    Returns:
+        Summary: topics, frames, pairing counters, resets, wall fps, per-stage ms per frame,
+        latency and the mean of every per-frame metric.
+
+    Raises:
+        BagError: missing/corrupt input bag, missing topic, existing output.
+    """
+    from tqdm import tqdm
+
+    opts = opts or ReplayOptions()
+    engine = engine or AverageEngine()
+    in_bag, out_bag = Path(in_bag), Path(out_bag)
+    if out_bag.resolve() == in_bag.resolve():
+        raise BagError(f"{out_bag}: output bag must differ from the input bag")
+    reader = BagReader(in_bag)
+    summary: dict[str, Any] = {"input": str(in_bag), "output": str(out_bag)}
+    writer: BagWriter | None = None
+    preview: PreviewWriter | None = None
+    pipeline: FusionPipeline | None = None
+    frames = 0
+    means = _MetricMeans()
+    t_start = time.perf_counter()
+    try:
+        rgb, thermal = select_image_topics(reader.topics, opts.rgb_topic, opts.thermal_topic,
+                                           source=str(in_bag))
+        summary.update(rgb_topic=rgb, thermal_topic=thermal)
+        log.info("replaying %s: RGB %s, thermal %s", in_bag, rgb, thermal)
+        storage = opts.storage or _storage_of(in_bag)
+        writer = BagWriter(out_bag, storage, overwrite=opts.overwrite)
+        writer.add_topic(opts.fused_topic, "sensor_msgs/msg/Image")
+        writer.add_topic(opts.diagnostics_topic, "diagnostic_msgs/msg/DiagnosticArray")
+        if opts.copy_sources:
+            for conn in reader.connections:
+                if conn.topic in (rgb, thermal):
+                    writer.copy_topic(conn)
+        if opts.preview is not None or opts.preview_png is not None:
+            preview = PreviewWriter(opts.preview, _estimate_fps(reader, rgb), opts.preview_png,
+                                    opts.preview_png_index)
+        pipeline = FusionPipeline(engine, cfg, topic_names=(rgb, thermal),
+                                  engine_description=engine_description)
+        index = {rgb: 0, thermal: 1}
+        total = reader.topics[rgb].count
+        bar = tqdm(total=total, desc="replay", unit="frame", disable=not opts.progress,
+                   dynamic_ncols=True)
+
+        def sink(frame: FusedFrame, log_time_ns: int) -> None:
+            nonlocal frames
+            assert writer is not None
+            writer.write_image(opts.fused_topic, frame.image, frame.encoding, frame.stamp_ns,
+                               frame.frame_id, log_time_ns=log_time_ns)
+            frames += 1
+            means.add(frame.metrics)
+            if frames % max(1, opts.diagnostics_every) == 0:
+                writer.write_diagnostics(pipeline.statuses(), frame.stamp_ns,
+                                         opts.diagnostics_topic, log_time_ns=log_time_ns)
+            if preview is not None:
+                preview.write(frame)
+
+        last_log_ns = 0
+        done = False
+        for m in reader.messages([rgb, thermal]):
+            last_log_ns = m.log_time_ns
+            if opts.copy_sources:
+                writer.write_raw(m.topic, m.log_time_ns, m.raw)
+            stamp = stamp_to_ns(m.msg.header.stamp)
+            try:
+                outs = pipeline.add_message(index[m.topic], stamp, m.msg)
+            except FrameError as exc:
+                if pipeline.frames_in == 0:
+                    raise FrameError(f"{in_bag}: {m.topic}: {exc}") from exc
+                log.warning("%s: skipping a frame of %s at %d ns: %s", in_bag, m.topic, stamp,
+                            exc)
+                outs = []
+            if m.topic == rgb:
+                bar.update(1)
+            for frame in outs:
+                sink(frame, m.log_time_ns)
+            if outs:
+                elapsed = time.perf_counter() - t_start
+                bar.set_postfix(fps=f"{frames / max(elapsed, 1e-9):.1f}", refresh=False)
+            if opts.max_frames is not None and frames >= opts.max_frames:
+                done = True
+                break
+        if not done:
+            for frame in pipeline.finish():
+                sink(frame, last_log_ns)
+        bar.close()
+        if frames and frames % max(1, opts.diagnostics_every) != 0:
+            writer.write_diagnostics(pipeline.statuses(), last_log_ns, opts.diagnostics_topic,
+                                     log_time_ns=last_log_ns)
+        summary["interrupted"] = False
+    except BaseException:
+        summary["interrupted"] = True
+        raise
+    finally:
+        elapsed = time.perf_counter() - t_start
+        if writer is not None:
+            writer.close()
+        if preview is not None:
+            preview.close()
+        reader.close()
+        if pipeline is not None:
+            summary.update(pipeline.summary())
+        summary.update(frames_written=frames, wall_s=elapsed,
+                       fps=frames / elapsed if elapsed > 0 else float("nan"),
+                       metrics=means.means())
+        if writer is not None:
+            summary["output_counts"] = dict(writer.counts)
+        if summary.get("interrupted"):
+            log.warning("replay stopped early; %s holds the %d fused frames written so far",
+                        out_bag, frames)
+    return summary
+
+
+# ---------------------------------------------------------------------------------- fuse
+def _frame_source(path: Path, max_frames: int | None) -> Iterator[np.ndarray]:
+    from temcoco_core.io.video import VideoError, iter_video, list_frame_files, read_image
+
+    if path.is_dir():
+        files = list_frame_files(path)
+        if not files:
+            raise VideoError(f"{path}: no image files")
+        for f in files[:max_frames]:
+            yield read_image(f)
+    else:
+        yield from iter_video(path, max_frames=max_frames)
+
+
+def fuse_videos(visible: str | Path, infrared: str | Path, out: str | Path | None,
+                engine: Engine | None = None, cfg: PipelineConfig | None = None, *,
+                fps: float | None = None, frames_dir: str | Path | None = None,
+                preview: str | Path | None = None, max_frames: int | None = None,
+                progress: bool = True, engine_description: str = "") -> dict[str, Any]:
+    """Fuse a visible and an infrared video (or frame folders), frame i with frame i.
+
+    Args:
+        visible, infrared: video files or folders of numbered images.
+        out: fused mp4 path (``None``: no video).
+        fps: output frame rate; default the visible video's, or 30 for folders.
+        frames_dir: also write the fused frames as PNGs here.
+        preview: side-by-side (visible | thermal | fused) mp4 path.
+        max_frames: stop after this many frames.
+
+    Returns:
+        Summary with frames, fps and the mean per-frame metrics.
+    """
+    from tqdm import tqdm
+
+    from temcoco_core.io.video import VideoWriter, video_info
+
+    visible, infrared = Path(visible), Path(infrared)
+    for p in (visible, infrared):
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such video file or frame folder")
+    if fps is None:
+        fps = video_info(visible).fps if visible.is_file() else 30.0
+        fps = fps if fps and fps > 0 else 30.0
+    cfg = cfg or PipelineConfig(thermal=ThermalConfig(policy="fixed"))
+    pipeline = FusionPipeline(engine or AverageEngine(), cfg,
+                              engine_description=engine_description)
+    total = None
+    if visible.is_file():
+        total = video_info(visible).frame_count or None
+    if max_frames is not None:
+        total = min(total or max_frames, max_frames)
+    writer = VideoWriter(out, fps=fps) if out is not None else None
+    prev = PreviewWriter(Path(preview), fps) if preview is not None else None
+    frames_path = Path(frames_dir) if frames_dir is not None else None
+    if frames_path is not None:
+        frames_path.mkdir(parents=True, exist_ok=True)
+    means = _MetricMeans()
+    n_out = 0
+    t0 = time.perf_counter()
+    period = round(1e9 / fps)
+
+    def sink(frame: FusedFrame) -> None:
+        nonlocal n_out
+        img = frame.image
+        if frame.encoding == "bgr8":
+            img = img[:, :, ::-1]
+        if writer is not None:
+            writer.write(img)
+        if prev is not None:
+            prev.write(frame)
+        if frames_path is not None:
+            bgr = img if img.ndim == 2 else np.ascontiguousarray(img[:, :, ::-1])
+            cv2.imwrite(str(frames_path / f"{n_out:05d}.png"), bgr)
+        means.add(frame.metrics)
+        n_out += 1
+
+    n_in = 0
+    try:
+        vis_it = _frame_source(visible, max_frames)
+        ir_it = _frame_source(infrared, max_frames)
+        bar = tqdm(total=total, desc="fuse", unit="frame", disable=not progress,
+                   dynamic_ncols=True)
+        for v, i in zip(vis_it, ir_it):
+            ir = i if i.ndim == 2 else to_grey(i, "rgb8")
+            for frame in pipeline.fuse_frames(FrameInput(n_in * period, v, ir)):
+                sink(frame)
+            n_in += 1
+            bar.update(1)
+        leftover = next(vis_it, None) is not None or next(ir_it, None) is not None
+        if leftover and max_frames is None:
+            log.warning("%s and %s have different lengths; stopped after %d frames", visible,
+                        infrared, n_in)
+        for frame in pipeline.finish():
+            sink(frame)
+        bar.close()
+    finally:
+        if writer is not None:
+            writer.close()
+        if prev is not None:
+            prev.close()
+    elapsed = time.perf_counter() - t0
+    return {"visible": str(visible), "infrared": str(infrared),
+            "output": str(out) if out is not None else None,
+            "preview": str(preview) if preview is not None else None,
+            "frames_in": n_in, "frames_written": n_out, "wall_s": elapsed,
+            "fps": n_out / elapsed if elapsed > 0 else float("nan"),
+            "stage_ms_per_frame": pipeline.summary()["stage_ms_per_frame"],
+            "engine": pipeline.engine_description, "metrics": means.means()}
+
+
+# ---------------------------------------------------------------------------------- demo
+def run_demo(out_dir: str | Path = "temcoco_demo", *, frames: int = 60,
+             size: tuple[int, int] = (320, 256), seed: int = 0, engine_kind: str = "auto",
+             preset: str = "edge", weights: str | None = None, storage: str = "sqlite3",
+             progress: bool = True) -> dict[str, Any]:
+    """The built-in demo: synthetic bag → replay → fused bag, preview mp4/PNG, summary JSON.
+
+    Everything is written under ``out_dir`` (replacing an earlier demo's files):
+    ``input_bag/``, ``fused_bag/``, ``preview.mp4``, ``preview.png``, ``summary.json``.
+
+    Returns:
+        The summary (also written to ``summary.json``), with the paths under ``"paths"``.
+    """
+    from temcoco_core.io.synthetic import SyntheticSceneConfig, write_synthetic_bag
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    scene = SyntheticSceneConfig(width=size[0], height=size[1], frames=frames, seed=seed)
+    t0 = time.perf_counter()
+    in_bag = write_synthetic_bag(out / "input_bag", scene, storage=storage, overwrite=True,
+                                 progress=progress)
+    t_scene = time.perf_counter() - t0
+    engine, desc = make_engine(engine_kind, preset, weights=weights)
+    cfg = PipelineConfig(preprocess=PreprocessConfig(resize_mode="pad"))
+    paths = {"input_bag": out / "input_bag", "fused_bag": out / "fused_bag",
+             "preview_mp4": out / "preview.mp4", "preview_png": out / "preview.png",
+             "summary": out / "summary.json"}
+    opts = ReplayOptions(storage=storage, overwrite=True, progress=progress,
+                         preview=paths["preview_mp4"], preview_png=paths["preview_png"],
+                         preview_png_index=frames // 2, copy_sources=True)
+    summary = replay_bag(in_bag, paths["fused_bag"], engine, cfg, opts, engine_description=desc)
+    summary["scene"] = {"width": size[0], "height": size[1], "frames": frames, "seed": seed,
+                        "generate_s": t_scene}
+    summary["paths"] = {k: str(v) for k, v in paths.items()}
+    paths["summary"].write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    return summary
+
+
+# ---------------------------------------------------------------------------------- benchmark
+def benchmark_pipeline(size: tuple[int, int] = (640, 480), frames: int = 200, *,
+                       metrics: bool = False, thermal_encoding: str = "mono16",
+                       warmup: int = 10, threads: int | None = None,
+                       progress: bool = False) -> dict[str, Any]:
+    """Per-frame cost of the pipeline itself with the model-free engine.
+
+    In-memory rosbags messages (``rgb8`` RGB, ``thermal_encoding`` thermal, 5 ms apart) go
+    through pairing, decoding, thermal gain, tensors, the average engine, the output frame and
+    the output ``sensor_msgs/Image`` fields -- everything the node and replay do per frame
+    besides bag/DDS I/O and the network.
+
+    Args:
+        threads: torch intra-op threads during the run (restored after); ``None``: unchanged.
+
+    Returns:
+        ``{"size", "frames", "ms_per_frame", "overhead_ms_per_frame" (everything but the
+        engine), "fps", "stage_ms_per_frame", ...}``.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from temcoco_core.io.bag import get_typestore, make_header
+
+    w, h = size
+    rng = np.random.default_rng(0)
+    ts = get_typestore()
+    image_cls = ts.types["sensor_msgs/msg/Image"]
+    vis = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    if thermal_encoding in ("mono16", "16UC1"):
+        th = rng.integers(28000, 31000, (h, w), dtype=np.uint16)
+    elif thermal_encoding == "32FC1":
+        th = rng.uniform(5, 35, (h, w)).astype(np.float32)
+    else:
+        th = rng.integers(0, 256, (h, w), dtype=np.uint8)
+
+    def msg(arr: np.ndarray, enc: str, stamp: int) -> Any:
+        f = numpy_to_image_fields(arr, enc)
+        return image_cls(header=make_header(stamp, "cam"), height=f.height, width=f.width,
+                         encoding=f.encoding, is_bigendian=0, step=f.step, data=f.data)
+
+    period = 33_333_333
+    msgs = [(msg(vis, "rgb8", i * period), msg(th, thermal_encoding, i * period + 5_000_000))
+            for i in range(2)]
+    pipeline = FusionPipeline(AverageEngine(), PipelineConfig(metrics=metrics),
+                              engine_description="average (model-free)")
+    n_total = warmup + frames
+    t_start = 0.0
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    bar = tqdm(total=n_total, desc="benchmark", unit="frame", disable=not progress)
+    for i in range(n_total):
+        if i == warmup:
+            pipeline.timings = dict.fromkeys(pipeline.timings, 0.0)
+            pipeline.frames_in = 0
+            t_start = time.perf_counter()
+        rgb_msg, th_msg = msgs[i % 2]
+        stamp = i * period
+        rgb_msg.header.stamp = make_header(stamp).stamp
+        th_msg.header.stamp = make_header(stamp + 5_000_000).stamp
+        pipeline.add_message(0, stamp, rgb_msg)
+        for frame in pipeline.add_message(1, stamp + 5_000_000, th_msg):
+            numpy_to_image_fields(frame.image, frame.encoding)
+        bar.update(1)
+    bar.close()
+    elapsed = time.perf_counter() - t_start
+    torch.set_num_threads(old_threads)
+    stages = pipeline.summary()["stage_ms_per_frame"]
+    ms = elapsed * 1e3 / frames
+    return {"size": f"{w}x{h}", "frames": frames, "thermal_encoding": thermal_encoding,
+            "metrics": metrics and pipeline.metrics is not None,
+            "torch_threads": torch.get_num_threads() if threads is None else threads,
+            "ms_per_frame": ms, "overhead_ms_per_frame": ms - stages["engine"],
+            "fps": frames / elapsed, "stage_ms_per_frame": stages}
+
+
+# ---------------------------------------------------------------------------------- CLI
+def _json_default(o: Any) -> Any:
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    return str(o)
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 640x480, got '{text}'") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"size must be positive, got '{text}'")
+    return w, h
+
+
+def _parse_floats(n: int) -> Callable[[str], tuple[float, ...]]:
+    def parse(text: str) -> tuple[float, ...]:
+        try:
+            vals = tuple(float(v) for v in text.replace(" ", ",").split(",") if v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {n} comma-separated numbers, got "
+                                             f"'{text}'") from None
+        if len(vals) != n:
+            raise argparse.ArgumentTypeError(f"expected {n} comma-separated numbers, got "
+                                             f"{len(vals)}")
+        return vals
+    return parse
+
+
+def _add_engine_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument("--engine", choices=ENGINE_KINDS, default="auto",
+                   help="'model' (streaming network), 'average' (model-free) or 'auto' (model "
+                        "when available, default)")
+    g.add_argument("--preset", default="edge", help="network preset (default: edge)")
+    g.add_argument("--weights", default=None, help="checkpoint (default: the preset's weights)")
+    g.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    g.add_argument("--backend", default="auto",
+                   choices=("auto", "eager", "inductor", "onnxruntime", "tensorrt"),
+                   help="inference backend, with fallback to the next usable one (default: "
+                        "auto: eager on CPU, tensorrt -> inductor -> eager on CUDA)")
+    g.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
+                   help="compute precision (default: fp32)")
+    g.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice; 1 is often faster on a "
+                        "busy machine)")
+
+
+def _apply_threads(args: argparse.Namespace) -> None:
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
+
+
+def _add_pipeline_args(p: argparse.ArgumentParser, thermal_default: str) -> None:
+    g = p.add_argument_group("pipeline")
+    g.add_argument("--model-size", type=_parse_size, default=None, metavar="WxH",
+                   help="run the engine at this size (default: the input size)")
+    g.add_argument("--resize-mode", choices=("pad", "resize"), default="pad",
+                   help="fit to the model size keeping aspect and pad (default) or stretch")
+    g.add_argument("--output-size", choices=("rgb", "model"), default="rgb",
+                   help="publish at the RGB size (default) or at the model size")
+    g.add_argument("--output-encoding", choices=("rgb8", "bgr8", "mono8"), default="rgb8")
+    g.add_argument("--thermal-policy", choices=THERMAL_POLICIES, default=thermal_default,
+                   help=f"thermal normalisation (default: {thermal_default})")
+    g.add_argument("--thermal-range", type=_parse_floats(2), default=None, metavar="LO,HI",
+                   help="raw range for --thermal-policy fixed")
+    g.add_argument("--homography", type=_parse_floats(9), default=None, metavar="H11,...,H33",
+                   help="3x3 thermal-to-RGB homography, row-major")
+    g.add_argument("--resize-thermal", action="store_true",
+                   help="resize the thermal image to the RGB size when they differ")
+    g.add_argument("--no-metrics", action="store_true",
+                   help="skip the per-frame temporal-consistency values")
+
+
+def _pipeline_config(args: argparse.Namespace) -> PipelineConfig:
+    return PipelineConfig(
+        preprocess=PreprocessConfig(model_size=args.model_size, resize_mode=args.resize_mode,
+                                    resize_infrared_to_visible=args.resize_thermal),
+        thermal=ThermalConfig(policy=args.thermal_policy, fixed_range=args.thermal_range),
+        registration=RegistrationConfig(homography=args.homography),
+        pairing=PairingConfig(queue_size=getattr(args, "queue_size", 10),
+                              slop=getattr(args, "slop", 0.05),
+                              max_gap_s=getattr(args, "max_gap", 1.0)),
+        output_size=args.output_size, output_encoding=args.output_encoding,
+        metrics=not args.no_metrics)
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool, title: str) -> None:
+    if as_json:
+        print(json.dumps(summary, indent=2, default=_json_default))
+        return
+    lines = [f"{title}: {summary.get('frames_written', 0)} fused frames in "
+             f"{summary.get('wall_s', 0.0):.1f} s ({summary.get('fps', float('nan')):.1f} "
+             f"frames/s), engine {summary.get('engine', '?')}"]
+    pairing = summary.get("pairing")
+    if pairing:
+        lines.append(f"  pairs {pairing['pairs']}; events " + ", ".join(
+            f"{k} {v}" for k, v in pairing["events"].items()))
+        for topic, c in pairing["topics"].items():
+            lines.append(f"  {topic}: received {c['received']}, paired {c['paired']}, dropped "
+                         f"{c['dropped']}, unmatched {c['unmatched']}")
+    if summary.get("resets"):
+        lines.append("  temporal resets: " + ", ".join(f"{k} {v}"
+                                                       for k, v in summary["resets"].items()))
+    if summary.get("latency"):
+        lat = summary["latency"]
+        lines.append(f"  latency mean {lat['mean_ms']:.1f} ms, p95 {lat['p95_ms']:.1f} ms")
+    stages = summary.get("stage_ms_per_frame")
+    if stages:
+        lines.append("  ms/frame: " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
+    if summary.get("metrics"):
+        lines.append("  metrics (mean): " + ", ".join(f"{k} {v:.4g}"
+                                                      for k, v in summary["metrics"].items()))
+    print("\n".join(lines))
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    _apply_threads(args)
+    if args.benchmark:
+        res = benchmark_pipeline(args.size, args.frames, metrics=not args.no_metrics,
+                                 threads=args.threads, progress=not args.json)
+        if args.json:
+            print(json.dumps(res, indent=2))
+        else:
+            print(f"pipeline at {res['size']} (model-free): {res['ms_per_frame']:.2f} ms/frame "
+                  f"({res['fps']:.0f} frames/s), {res['overhead_ms_per_frame']:.2f} ms without "
+                  "the engine")
+            print("  " + ", ".join(f"{k} {v:.2f}" for k, v in res["stage_ms_per_frame"].items()))
+        return 0
+    if args.in_bag is None or args.output is None:
+        raise ValueError("replay needs IN_BAG and -o OUT_BAG (or --benchmark)")
+    engine, desc = make_engine(args.engine, args.preset, weights=args.weights,
+                               device=args.device, backend=args.backend,
+                               precision=args.precision)
+    opts = ReplayOptions(rgb_topic=args.rgb_topic, thermal_topic=args.thermal_topic,
+                         storage=args.storage, copy_sources=args.copy_sources,
+                         diagnostics_every=args.diagnostics_every, overwrite=args.overwrite,
+                         max_frames=args.max_frames, progress=not args.json,
+                         preview=args.preview)
+    summary: dict[str, Any] = {}
+    try:
+        summary = replay_bag(args.in_bag, args.output, engine, _pipeline_config(args), opts,
+                             engine_description=desc)
+    except KeyboardInterrupt:
+        print(f"interrupted; {args.output} holds the frames fused so far", file=sys.stderr)
+        return 130
+    _print_summary(summary, args.json, "replay")
+    return 0
+
+
+def _cmd_fuse(args: argparse.Namespace) -> int:
+    _apply_threads(args)
+    engine, desc = make_engine(args.engine, args.preset, weights=args.weights,
+                               device=args.device, backend=args.backend,
+                               precision=args.precision)
+    out = Path(args.output)
+    preview = None if args.no_preview else (Path(args.preview) if args.preview else
+                                            out.with_name(out.stem + "_preview.mp4"))
+    summary = fuse_videos(args.visible, args.infrared, out, engine, _pipeline_config(args),
+                          fps=args.fps, frames_dir=args.frames_dir, preview=preview,
+                          max_frames=args.max_frames, progress=not args.json,
+                          engine_description=desc)
+    _print_summary(summary, args.json, "fuse")
+    if not args.json:
+        print(f"  fused video: {out}" + (f"\n  preview: {preview}" if preview else ""))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    _apply_threads(args)
+    try:
+        summary = run_demo(args.out_dir, frames=args.frames, size=args.size, seed=args.seed,
+                           engine_kind=args.engine, preset=args.preset, weights=args.weights,
+                           storage=args.storage, progress=not args.json)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(summary, indent=2, default=_json_default))
+        return 0
+    _print_summary(summary, False, "demo")
+    p = summary["paths"]
+    print(f"  input bag:   {p['input_bag']}\n  fused bag:   {p['fused_bag']}\n"
+          f"  preview:     {p['preview_mp4']}\n  preview PNG: {p['preview_png']}\n"
+          f"  summary:     {p['summary']}")
+    print(f"  try: ros2 bag play {p['fused_bag']}   (or open it in Foxglove)")
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``replay``, ``fuse`` and ``demo`` on the ``temcoco`` command line."""
+    # replay ------------------------------------------------------------------------------
+    p = subparsers.add_parser(
+        "replay", help="fuse a rosbag2 (sqlite3/mcap) into a new bag",
+        description="Replay a bag through the fusion pipeline the node uses and write a new bag "
+                    "with /fused/image and /diagnostics. Topics are detected by type, encoding "
+                    "and name unless given. --benchmark measures the pipeline's own per-frame "
+                    "cost instead (model-free, in memory).")
+    p.add_argument("in_bag", nargs="?", type=Path, help="input bag (directory, .db3 or .mcap)")
+    p.add_argument("-o", "--output", type=Path, help="output bag directory")
+    p.add_argument("--rgb-topic", default=None, help="RGB image topic (default: detected)")
+    p.add_argument("--thermal-topic", default=None,
+                   help="thermal image topic (default: detected)")
+    p.add_argument("--storage", choices=("sqlite3", "mcap"), default=None,
+                   help="output storage (default: as the input)")
+    p.add_argument("--copy-sources", action="store_true",
+                   help="also write the RGB and thermal topics to the output bag")
+    p.add_argument("--diagnostics-every", type=int, default=1, metavar="N",
+                   help="write /diagnostics every N fused frames (default: 1)")
+    p.add_argument("--slop", type=float, default=0.05,
+                   help="pairing slop, seconds (default: 0.05)")
+    p.add_argument("--queue-size", type=int, default=10, help="pairing queue size (default 10)")
+    p.add_argument("--max-gap", type=float, default=1.0,
+                   help="reset temporal state after a gap longer than this, s (default: 1)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after N fused frames")
+    p.add_argument("--preview", type=Path, default=None, help="side-by-side preview mp4")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output bag")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--benchmark", action="store_true",
+                   help="measure the pipeline overhead per frame (model-free) and exit")
+    p.add_argument("--size", type=_parse_size, default=(640, 480), metavar="WxH",
+                   help="--benchmark frame size (default: 640x480)")
+    p.add_argument("--frames", type=int, default=200, help="--benchmark frames (default: 200)")
+    _add_engine_args(p)
+    _add_pipeline_args(p, "percentile")
+    p.set_defaults(func=_cmd_replay)
+
+    # fuse --------------------------------------------------------------------------------
+    p = subparsers.add_parser(
+        "fuse", help="fuse two videos or frame folders into an mp4",
+        description="Fuse a visible and an infrared video (or folders of numbered frames), "
+                    "frame i with frame i, into a fused mp4 plus a side-by-side preview.")
+    p.add_argument("visible", type=Path, help="visible video or frame folder")
+    p.add_argument("infrared", type=Path, help="infrared video or frame folder")
+    p.add_argument("-o", "--output", type=Path, default=Path("fused.mp4"),
+                   help="fused mp4 (default: fused.mp4)")
+    p.add_argument("--frames-dir", type=Path, default=None, help="also write PNG frames here")
+    p.add_argument("--preview", type=Path, default=None,
+                   help="preview mp4 (default: <output>_preview.mp4)")
+    p.add_argument("--no-preview", action="store_true", help="no preview video")
+    p.add_argument("--fps", type=float, default=None, help="output fps (default: input's)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_engine_args(p)
+    _add_pipeline_args(p, "fixed")
+    p.set_defaults(func=_cmd_fuse)
+
+    # demo --------------------------------------------------------------------------------
+    p = subparsers.add_parser(
+        "demo", help="synthetic thermal+RGB bag → fused bag, preview and metrics (offline)",
+        description="Generate a synthetic thermal+RGB scene as a rosbag2, replay it through "
+                    "the default model and write the fused bag, a preview mp4/PNG and a "
+                    "metrics summary. No arguments and no network needed.")
+    p.add_argument("--out-dir", type=Path, default=Path("temcoco_demo"),
+                   help="output folder (default: ./temcoco_demo)")
+    p.add_argument("--frames", type=int, default=60, help="frames (default: 60)")
+    p.add_argument("--size", type=_parse_size, default=(320, 256), metavar="WxH",
+                   help="frame size (default: 320x256)")
+    p.add_argument("--seed", type=int, default=0, help="scene seed (default: 0)")
+    p.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_engine_args(p)
+    p.set_defaults(func=_cmd_demo)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Stand-alone entry (``python -m temcoco_core.replay replay ...``)."""
+    parser = argparse.ArgumentParser(prog="temcoco")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"temcoco {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

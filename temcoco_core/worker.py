@@ -1,0 +1,1050 @@
+"""The fusion node's behaviour without ROS: latest-wins queueing, the worker step, diagnostics.
+
+The ROS 2 node (``temcoco_ros/fusion_node.py``) only carries messages; everything it decides
+lives here and is tested without ROS::
+
+    subscription callbacks                     worker thread
+    ──────────────────────                     ─────────────
+    FusionWorker.offer(topic, stamp, msg)      FusionWorker.step()
+      pair (ApproximatePairer)                   apply pending resets
+      decode (FrameDecoder)          ──► LatestQueue(depth) ──►  FusionPipeline.fuse_frames
+      enqueue; the oldest pair is                                 (thermal gain, registration,
+      dropped when full (counted)                                 engine, metrics)
+                                                 publish(FusedFrame) → record_publish(latency)
+
+The callbacks never run inference, so a synchroniser's lock is never held during it, and a
+slow engine drops pairs (counted in :attr:`LatestQueue.dropped`) instead of letting latency or
+memory grow. :meth:`FusionWorker.statuses` gives the ``/diagnostics`` values: input silence
+per topic, pairing counters, output rate and latency, queue drops, inference time, header
+stamp → publish latency p50/p99 and the online temporal-consistency values with WARN/ERROR
+levels from thresholds.
+
+:class:`EngineHandle` builds the fusion engine from a :class:`~temcoco_core.node_config.
+NodeConfig` (model, backend with its fallback chain, streaming/clip engine) and frees its device
+memory on :meth:`EngineHandle.release` (the node's lifecycle ``deactivate``).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+import torch
+
+from temcoco_core.diagnostics import (
+    DiagnosticLevel,
+    FusionDiagnostics,
+    LatencyStats,
+    RateMeter,
+    StatusValue,
+)
+from temcoco_core.frames.image_msg import decode_image, to_grey, to_rgb
+from temcoco_core.frames.pairing import MatchedSet
+from temcoco_core.frames.preprocess import FrameError
+from temcoco_core.node_config import MetricThreshold, NodeConfig
+from temcoco_core.pipeline import (
+    AverageEngine,
+    Engine,
+    FrameInput,
+    FusedFrame,
+    FusionPipeline,
+)
+
+__all__ = [
+    "BRIDGE_ENCODINGS",
+    "DelayEngine",
+    "EngineBuildError",
+    "EngineHandle",
+    "EngineInfo",
+    "FrameDecoder",
+    "FusionWorker",
+    "ImageConversionError",
+    "LatestQueue",
+    "StampLatency",
+    "StepResult",
+    "TemporalMonitor",
+    "ThreadSafeDiagnostics",
+    "TopicWatchdog",
+    "build_engine",
+    "make_decoder",
+    "resolve_device",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------------------------- queue
+
+
+class LatestQueue(Generic[T]):
+    """Bounded, thread-safe FIFO where the newest item always gets in (latest wins).
+
+    ``put`` on a full queue evicts the oldest item and counts it in :attr:`dropped`; items are
+    never refused and the queue never holds more than ``depth``. With ``depth=1`` the consumer
+    always gets the freshest item (Isaac ROS' and ``camera_calibration``'s policy).
+
+    Counters: ``put_count`` (items offered), ``taken`` (items returned by :meth:`get`),
+    ``dropped`` (evicted by newer items), ``discarded`` (removed by :meth:`clear`) and
+    ``high_water`` (largest length seen). ``put_count == taken + dropped + discarded + len``.
+    """
+
+    def __init__(self, depth: int = 1) -> None:
+        if depth < 1:
+            raise ValueError(f"LatestQueue depth must be >= 1, got {depth}")
+        self.depth = depth
+        self._items: deque[T] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self.put_count = 0
+        self.taken = 0
+        self.dropped = 0
+        self.discarded = 0
+        self.high_water = 0
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def put(self, item: T) -> T | None:
+        """Append ``item``; returns the evicted oldest item when the queue was full."""
+        with self._cond:
+            self.put_count += 1
+            evicted = None
+            if len(self._items) >= self.depth:
+                evicted = self._items.popleft()
+                self.dropped += 1
+            self._items.append(item)
+            self.high_water = max(self.high_water, len(self._items))
+            self._cond.notify()
+            return evicted
+
+    def get(self, timeout: float | None = None) -> T | None:
+        """The oldest item, waiting up to ``timeout`` seconds (``None``: until one arrives or
+        the queue is closed). Returns ``None`` on timeout or when closed and empty."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._items or self._closed, timeout):
+                return None
+            if not self._items:
+                return None
+            self.taken += 1
+            return self._items.popleft()
+
+    def clear(self) -> int:
+        """Remove everything (counted in :attr:`discarded`); returns how many items."""
+        with self._cond:
+            n = len(self._items)
+            self._items.clear()
+            self.discarded += n
+            return n
+
+    def close(self) -> None:
+        """Wake every waiting :meth:`get`; later gets return what is left, then ``None``."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def reopen(self) -> None:
+        with self._cond:
+            self._closed = False
+
+
+# ---------------------------------------------------------------------------------- decoding
+
+#: Encodings cv_bridge converts faithfully; everything else (``mono16``, ``16UC1``, ``32FC1``,
+#: Bayer, 16-bit colour, compressed) always goes through :func:`~temcoco_core.frames.image_msg.
+#: decode_image`, which keeps the bit depth.
+BRIDGE_ENCODINGS = frozenset({"rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC1", "8UC3", "8UC4"})
+
+
+class ImageConversionError(ValueError):
+    """``image_conversion=cv_bridge`` was asked for but cv_bridge does not work here."""
+
+
+class FrameDecoder:
+    """Image message → ``(array, encoding)``: cv_bridge where it is safe, core otherwise.
+
+    Args:
+        bridge: ``bridge(msg) -> ndarray`` in the message's own encoding (the node passes
+            ``lambda m: CvBridge().imgmsg_to_cv2(m, "passthrough")``), or ``None``: core only.
+        note: why there is no bridge (logged by :meth:`describe`).
+
+    A bridge that raises (cv_bridge built against NumPy 1 fails at the first conversion under
+    NumPy 2 with ``_ARRAY_API not found``) is disabled for good and the frame is decoded by
+    core instead: counted in ``bridge_failures``, reason in ``note``.
+    """
+
+    def __init__(self, bridge: Callable[[Any], np.ndarray] | None = None, note: str = "") -> None:
+        self.bridge = bridge
+        self.note = note
+        self.bridge_frames = 0
+        self.core_frames = 0
+        self.bridge_failures = 0
+
+    def decode(self, msg: Any) -> tuple[np.ndarray, str]:
+        """Decode a raw or compressed image message.
+
+        Raises:
+            FrameError: unsupported encoding, truncated data (from the core decoder).
+        """
+        encoding = getattr(msg, "encoding", None)
+        if self.bridge is not None and encoding in BRIDGE_ENCODINGS:
+            try:
+                arr = np.asarray(self.bridge(msg))
+            except Exception as exc:  # any bridge failure falls back to core
+                self.bridge_failures += 1
+                self.bridge = None
+                self.note = f"cv_bridge failed ({type(exc).__name__}: {exc}); using core"
+                log.warning("image conversion: %s", self.note)
+            else:
+                self.bridge_frames += 1
+                return arr, str(encoding)
+        self.core_frames += 1
+        return decode_image(msg)
+
+    def describe(self) -> str:
+        """One line for the log and diagnostics: which conversion is in use."""
+        if self.bridge is not None:
+            return (f"cv_bridge for {', '.join(sorted(BRIDGE_ENCODINGS))}; temcoco_core for "
+                    "mono16, 16UC1, 32FC1, 16-bit colour, Bayer and compressed")
+        return "temcoco_core for all encodings" + (f" ({self.note})" if self.note else "")
+
+    def decode_pair(self, pair: MatchedSet) -> FrameInput:
+        """A matched (RGB, thermal) set with ``(msg, t_received)`` payloads → :class:`FrameInput`.
+
+        The output carries the RGB message's stamp and ``frame_id``; the latency origin is the
+        arrival of the later message.
+        """
+        (rgb_msg, t_rgb), (th_msg, t_th) = pair.payloads
+        rgb_arr, rgb_enc = self.decode(rgb_msg)
+        th_arr, th_enc = self.decode(th_msg)
+        header = getattr(rgb_msg, "header", None)
+        frame_id = str(getattr(header, "frame_id", "")) if header is not None else ""
+        return FrameInput(pair.stamps_ns[0], to_rgb(rgb_arr, rgb_enc), to_grey(th_arr, th_enc),
+                          frame_id, pair.stamps_ns[1], max(t_rgb, t_th))
+
+
+def make_decoder(mode: str, load_bridge: Callable[[], Callable[[Any], np.ndarray]]
+                 ) -> FrameDecoder:
+    """The decoder for ``image_conversion`` = ``auto``, ``cv_bridge`` or ``core``.
+
+    Args:
+        mode: the parameter value.
+        load_bridge: imports cv_bridge and returns the conversion function (may raise anything:
+            ``ImportError``, or cv_bridge's NumPy ABI errors, when it probes a conversion).
+
+    Raises:
+        ImageConversionError: ``mode="cv_bridge"`` and the bridge does not load.
+    """
+    if mode == "core":
+        return FrameDecoder(None, "image_conversion=core")
+    if mode not in ("auto", "cv_bridge"):
+        raise ValueError(f"image_conversion must be auto, cv_bridge or core, got {mode!r}")
+    try:
+        bridge = load_bridge()
+    except Exception as exc:  # ImportError, NumPy ABI errors, ...
+        why = f"cv_bridge unavailable: {type(exc).__name__}: {exc}"
+        if mode == "cv_bridge":
+            raise ImageConversionError(
+                f"image_conversion=cv_bridge but {why}; cv_bridge built against NumPy 1 fails "
+                "under NumPy 2 -- use image_conversion:=auto or core") from exc
+        return FrameDecoder(None, why)
+    return FrameDecoder(bridge)
+
+
+# ---------------------------------------------------------------------------------- engines
+
+
+class EngineBuildError(ValueError):
+    """The configured model, engine or device cannot be used (fatal at node start-up).
+
+    Attributes:
+        fallback_log: what was tried before giving up, one line each.
+    """
+
+    def __init__(self, message: str, fallback_log: Sequence[str] = ()) -> None:
+        self.fallback_log = list(fallback_log)
+        super().__init__(message)
+
+
+@dataclass
+class EngineInfo:
+    """What is running: reported in the log and in ``/diagnostics``."""
+
+    kind: str
+    preset: str = ""
+    backend: str = ""
+    precision: str = ""
+    device: str = "cpu"
+    mode: str = ""
+    latency_frames: int = 0
+    fallback_log: list[str] = field(default_factory=list)
+
+    @property
+    def description(self) -> str:
+        if self.kind == "average":
+            return "average (model-free)"
+        return (f"{self.preset} {self.backend} {self.precision} on {self.device} ({self.mode}, "
+                f"output latency {self.latency_frames} frames)")
+
+    def as_values(self) -> dict[str, str]:
+        return {"engine": self.description, "backend": self.backend or "none",
+                "precision": self.precision or "fp32", "device": self.device}
+
+
+class _DetachedEngine:
+    """Stands in for a released engine (lifecycle inactive)."""
+
+    def push(self, visible: torch.Tensor, infrared: torch.Tensor) -> torch.Tensor | None:
+        raise RuntimeError("the fusion engine is released (node inactive)")
+
+    def reset(self) -> None:
+        pass
+
+
+class DelayEngine:
+    """Wraps an engine and sleeps ``delay_s`` in every push: a deliberately slow backend for
+    tests of the drop policy (``simulate_inference_ms``)."""
+
+    def __init__(self, engine: Engine, delay_s: float) -> None:
+        self.engine = engine
+        self.delay_s = float(delay_s)
+
+    def push(self, visible: torch.Tensor, infrared: torch.Tensor) -> torch.Tensor | None:
+        time.sleep(self.delay_s)
+        return self.engine.push(visible, infrared)
+
+    def reset(self) -> None:
+        self.engine.reset()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+
+def resolve_device(spec: str) -> str:
+    """``auto`` → ``cuda`` when available, else ``cpu``; checks that CUDA devices exist.
+
+    Raises:
+        EngineBuildError: a CUDA device is asked for and is not there.
+    """
+    if spec == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise EngineBuildError(
+                f"device {spec!r} requested but CUDA is not available to torch "
+                f"{torch.__version__} (CPU-only build, no driver, or CUDA_VISIBLE_DEVICES); "
+                "use device:=auto or cpu")
+        index = int(spec.split(":")[1]) if ":" in spec else 0
+        if index >= torch.cuda.device_count():
+            raise EngineBuildError(f"device {spec!r} requested but only "
+                                   f"{torch.cuda.device_count()} CUDA device(s) are visible")
+    return spec
+
+
+def _example_shape(cfg: NodeConfig) -> tuple[int, int] | None:
+    """``(H, W)`` of the tensors the engine will see, when the config fixes it."""
+    if cfg.model_size is None:
+        return None
+    from temcoco_core.frames.preprocess import compute_geometry
+
+    w, h = compute_geometry(cfg.model_size, cfg.pipeline_config().preprocess).tensor_size
+    return (h, w)
+
+
+def _build_network(cfg: NodeConfig, device: str, fallback: list[str]
+                   ) -> tuple[Engine, EngineInfo]:
+    """The node's settings → :func:`~temcoco_core.engine.factory.build_network_engine` (the
+    same model → backend → engine path as replay and the demo)."""
+    from temcoco_core.engine.factory import NetworkEngineSpec, build_network_engine
+
+    shape = _example_shape(cfg)
+    if shape is None:
+        shape = (256, 320)
+        if cfg.backend != "eager":
+            fallback.append("input_width/input_height not set: a compiled backend is built "
+                            "for 320x256 frames and frames of other sizes run eager")
+    spec = NetworkEngineSpec(preset=cfg.preset, weights=cfg.weights or None, device=device,
+                             backend=cfg.backend, precision=cfg.precision, mode=cfg.buffer_mode,
+                             length=cfg.buffer_length, example_shape=shape,
+                             cache_dir=cfg.engine_cache_dir or None,
+                             engine_path=cfg.engine_path or None, rebuild=cfg.rebuild_engine)
+    try:
+        built = build_network_engine(spec)
+    except (ValueError, OSError, RuntimeError) as exc:
+        weights = f" weights {cfg.weights!r}," if cfg.weights else ""
+        raise EngineBuildError(f"cannot build the engine (preset {cfg.preset!r},{weights} "
+                               f"backend {cfg.backend}, {cfg.precision}, {device}): {exc}",
+                               fallback) from exc
+    fallback.extend(built.fallback_log)
+    info = EngineInfo("model", cfg.preset, built.backend, built.precision, device, built.mode,
+                      built.latency_frames, fallback)
+    return built.engine, info
+
+
+def build_engine(cfg: NodeConfig) -> tuple[Engine, EngineInfo]:
+    """The fusion engine the config asks for (``simulate_inference_ms`` wraps it).
+
+    Raises:
+        EngineBuildError: unusable model, weights, backend or device; ``fallback_log`` lists
+            what was tried.
+    """
+    fallback: list[str] = []
+    if cfg.fusion_engine == "average":
+        engine: Engine = AverageEngine()
+        info = EngineInfo("average", backend="none", precision="fp32", device="cpu",
+                          mode="stateless")
+    else:
+        device = resolve_device(cfg.device)
+        if cfg.device == "auto":
+            fallback.append(f"device auto -> {device}")
+        engine, info = _build_network(cfg, device, fallback)
+    if cfg.simulate_inference_ms > 0:
+        engine = DelayEngine(engine, cfg.simulate_inference_ms / 1e3)
+        info.mode += f", +{cfg.simulate_inference_ms:g} ms simulated"
+    return engine, info
+
+
+class EngineHandle:
+    """Owns the engine across lifecycle transitions.
+
+    :meth:`load` builds it (configure), :meth:`release` drops it and returns its device memory
+    to the driver (deactivate), and the next :meth:`load` builds it again (activate; cached
+    TensorRT/ONNX engines make that fast).
+
+    Args:
+        factory: returns ``(engine, info)``; default :func:`build_engine` of ``cfg``.
+    """
+
+    def __init__(self, cfg: NodeConfig,
+                 factory: Callable[[NodeConfig], tuple[Engine, EngineInfo]] = build_engine
+                 ) -> None:
+        self.cfg = cfg
+        self._factory = factory
+        self.engine: Engine | None = None
+        self.info: EngineInfo | None = None
+        self.loads = 0
+
+    @property
+    def loaded(self) -> bool:
+        return self.engine is not None
+
+    def load(self) -> Engine:
+        """The engine, built if needed. Raises :class:`EngineBuildError`."""
+        if self.engine is None:
+            self.engine, self.info = self._factory(self.cfg)
+            self.loads += 1
+        return self.engine
+
+    def release(self) -> int:
+        """Drop the engine; returns the CUDA bytes freed (0 on CPU)."""
+        if self.engine is None:
+            return 0
+        cuda = torch.cuda.is_available()
+        before = torch.cuda.memory_allocated() if cuda else 0
+        self.engine = None
+        gc.collect()
+        if cuda:
+            torch.cuda.empty_cache()
+            return max(0, before - torch.cuda.memory_allocated())
+        return 0
+
+
+# ---------------------------------------------------------------------------------- monitors
+
+
+@dataclass
+class ThreadSafeDiagnostics(FusionDiagnostics):
+    """:class:`FusionDiagnostics` whose updates and reads hold one lock (the callbacks, the
+    worker and the diagnostics timer run in different threads)."""
+
+    _lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)
+
+    @classmethod
+    def wrap(cls, diag: FusionDiagnostics) -> ThreadSafeDiagnostics:
+        if isinstance(diag, cls):
+            return diag
+        return cls(**{f.name: getattr(diag, f.name) for f in fields(FusionDiagnostics)})
+
+    def input(self, topic: str, stamp_ns: int) -> None:
+        with self._lock:
+            super().input(topic, stamp_ns)
+
+    def output(self, stamp_ns: int, latency_ms: float) -> None:
+        with self._lock:
+            super().output(stamp_ns, latency_ms)
+
+    def reset_event(self, reason: str) -> None:
+        with self._lock:
+            super().reset_event(reason)
+
+    def error(self, message: str) -> None:
+        with self._lock:
+            super().error(message)
+
+    def statuses(self, pairing: Mapping[str, Any] | None = None,
+                 extra: Mapping[str, Any] | None = None) -> list[StatusValue]:
+        with self._lock:
+            return super().statuses(pairing, extra)
+
+
+class TopicWatchdog:
+    """Which inputs have been silent for longer than ``timeout_s`` (monotonic wall clock: a
+    paused bag *is* silence)."""
+
+    def __init__(self, topics: Sequence[str], timeout_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.topics = list(topics)
+        self.timeout_s = float(timeout_s)
+        self._clock = clock
+        self._started = clock()
+        self._last: dict[str, float] = {}
+
+    def restart(self) -> None:
+        """Start counting silence from now (activation)."""
+        self._started = self._clock()
+        self._last.clear()
+
+    def seen(self, topic: str) -> None:
+        self._last[topic] = self._clock()
+
+    def ages(self) -> dict[str, float | None]:
+        """Seconds since each topic's last message (``None``: never)."""
+        now = self._clock()
+        return {t: (now - self._last[t]) if t in self._last else None for t in self.topics}
+
+    def silent(self) -> list[tuple[str, float, bool]]:
+        """``(topic, seconds silent, ever_seen)`` for every topic past the timeout."""
+        now = self._clock()
+        out = []
+        for t in self.topics:
+            ref = self._last.get(t, self._started)
+            if now - ref > self.timeout_s:
+                out.append((t, now - ref, t in self._last))
+        return out
+
+
+class StampLatency:
+    """Header stamp → publish latency on the node's clock (sim time during bag replay).
+
+    A stamp more than ``max_plausible_s`` away from the clock (a camera stamping with its own
+    clock, a bag replayed without ``use_sim_time``) cannot be subtracted: it is counted in
+    ``mismatches`` and left out of the statistics instead of reporting nonsense.
+    """
+
+    def __init__(self, window: int = 300, max_plausible_s: float = 60.0,
+                 max_future_s: float = 1.0) -> None:
+        self.stats = LatencyStats(window)
+        self.max_plausible_ns = int(max_plausible_s * 1e9)
+        self.max_future_ns = int(max_future_s * 1e9)
+        self.mismatches = 0
+        self.last_offset_s = float("nan")
+
+    def add(self, stamp_ns: int, now_ns: int) -> float | None:
+        """Record one publish; returns the latency in ms, or ``None`` when implausible (a
+        stamp more than ``max_future_s`` ahead of the clock or ``max_plausible_s`` behind)."""
+        delta = int(now_ns) - int(stamp_ns)
+        self.last_offset_s = delta / 1e9
+        if delta < -self.max_future_ns or delta > self.max_plausible_ns:
+            self.mismatches += 1
+            return None
+        ms = max(delta, 0) / 1e6
+        self.stats.add(ms)
+        return ms
+
+
+class TemporalMonitor:
+    """Windowed means of the online temporal metrics, levelled by :class:`MetricThreshold`.
+
+    Each metric's mean over its last ``window`` finite values (first frames after a reset are
+    NaN and skipped) is compared with its ERROR then WARN threshold.
+    """
+
+    def __init__(self, thresholds: Sequence[MetricThreshold], window: int = 30) -> None:
+        self.thresholds = list(thresholds)
+        self.window = int(window)
+        self._values: dict[str, deque[float]] = {
+            t.key: deque(maxlen=self.window) for t in self.thresholds}
+        self._bvar: deque[float] = deque(maxlen=self.window)
+        self._lock = threading.Lock()
+
+    def update(self, values: Mapping[str, float]) -> None:
+        with self._lock:
+            for key, q in self._values.items():
+                v = values.get(key)
+                if v is not None and math.isfinite(v):
+                    q.append(float(v))
+            b = values.get("brightness_delta")
+            if b is not None and math.isfinite(b):
+                self._bvar.append(abs(float(b)))
+
+    def reset(self) -> None:
+        with self._lock:
+            for q in self._values.values():
+                q.clear()
+            self._bvar.clear()
+
+    def means(self) -> dict[str, float]:
+        with self._lock:
+            return {k: (sum(q) / len(q) if q else float("nan")) for k, q in self._values.items()}
+
+    def status(self, name: str, hardware_id: str = "") -> StatusValue:
+        """``DiagnosticStatus`` values: each mean, its thresholds and the worst level."""
+        means = self.means()
+        with self._lock:
+            bvar = sum(self._bvar) / len(self._bvar) if self._bvar else float("nan")
+        level, problems = DiagnosticLevel.OK, []
+        values: dict[str, str] = {"window_frames": str(self.window)}
+        for t in self.thresholds:
+            m = means[t.key]
+            values[f"{t.key} mean"] = "nan" if math.isnan(m) else f"{m:.4g}"
+            values[f"{t.key} warn/error"] = f"{t.warn:g}/{t.error:g}"
+            if math.isnan(m):
+                continue
+            if t.error > 0 and m > t.error:
+                level = max(level, DiagnosticLevel.ERROR)
+                problems.append(f"{t.key} {m:.3g} > {t.error:g}")
+            elif t.warn > 0 and m > t.warn:
+                level = max(level, DiagnosticLevel.WARN)
+                problems.append(f"{t.key} {m:.3g} > {t.warn:g}")
+        values["brightness variation mean"] = "nan" if math.isnan(bvar) else f"{bvar:.4g}"
+        if problems:
+            message = "temporally inconsistent: " + ", ".join(problems)
+        elif all(math.isnan(m) for m in means.values()):
+            message = "no values yet"
+        else:
+            message = "temporally consistent"
+        return StatusValue(level, name, message, hardware_id, values)
+
+
+# ---------------------------------------------------------------------------------- worker
+
+
+@dataclass
+class WorkItem:
+    """One decoded pair waiting for the worker; ``seq`` numbers pairs in arrival order."""
+
+    seq: int
+    frame: FrameInput
+
+
+@dataclass
+class StepResult:
+    """What one :meth:`FusionWorker.step` did.
+
+    Attributes:
+        outputs: fused frames that became ready (0 while a clip fills, else 1).
+        seq: arrival number of the processed pair.
+        waited: pairs that arrived after this one before its processing ended (the latency of
+            this pair counted in frames; bounded by ``queue_depth`` plus the pairs that arrive
+            during one inference).
+        inference_ms: time in the pipeline (thermal, engine, metrics).
+        error: the frame's error message, or ``""``.
+    """
+
+    outputs: list[FusedFrame]
+    seq: int
+    waited: int
+    inference_ms: float
+    error: str = ""
+
+
+class FusionWorker:
+    """Pairs, decodes, queues (latest wins) and fuses, with the node's diagnostics.
+
+    Thread model: :meth:`offer` / :meth:`offer_pair` / :meth:`count_input` from the
+    subscription callbacks (serialised by the caller or by this object's lock), :meth:`step`
+    from one worker thread (:meth:`start`), :meth:`statuses` from a timer, and
+    :meth:`request_reset` from anywhere (clock jump callbacks).
+
+    Args:
+        pipeline: the core pipeline (its diagnostics are made thread-safe).
+        queue_depth: latest-wins queue depth between callbacks and worker.
+        decoder: message conversion (default: core only).
+        topic_names: display names of the RGB and thermal inputs (resolved topic names).
+        topic_timeout_s: silence after which the inputs status WARNs.
+        thresholds, metrics_window: online metric levels (:class:`TemporalMonitor`).
+        latency_warn_ms, latency_error_ms: p99 header → publish levels (0 disables).
+        info: constant key/values for the worker status (backend, precision, conversion…).
+        synchronizer: ``"core"`` (:meth:`offer`) or ``"message_filters"`` (:meth:`offer_pair`).
+        clock: monotonic clock for silence detection.
+    """
+
+    def __init__(self, pipeline: FusionPipeline, *, queue_depth: int = 1,
+                 decoder: FrameDecoder | None = None,
+                 topic_names: Sequence[str] | None = None, topic_timeout_s: float = 2.0,
+                 thresholds: Sequence[MetricThreshold] = (), metrics_window: int = 30,
+                 latency_warn_ms: float = 0.0, latency_error_ms: float = 0.0,
+                 info: Mapping[str, str] | None = None, synchronizer: str = "core",
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if synchronizer not in ("core", "message_filters"):
+            raise ValueError(f"synchronizer must be core or message_filters, got "
+                             f"{synchronizer!r}")
+        self.pipeline = pipeline
+        pipeline.diagnostics = ThreadSafeDiagnostics.wrap(pipeline.diagnostics)
+        self.diagnostics: ThreadSafeDiagnostics = pipeline.diagnostics  # type: ignore[assignment]
+        self.queue: LatestQueue[WorkItem] = LatestQueue(queue_depth)
+        self.decoder = decoder or FrameDecoder(None, "")
+        self.topic_names = list(topic_names or pipeline.topic_names)
+        if len(self.topic_names) != 2:
+            raise ValueError(f"need two topic names (RGB, thermal), got {self.topic_names}")
+        self.watchdog = TopicWatchdog(self.topic_names, topic_timeout_s, clock)
+        self.monitor = TemporalMonitor(thresholds, metrics_window) if thresholds else None
+        self.latency = StampLatency()
+        self.latency_warn_ms = latency_warn_ms
+        self.latency_error_ms = latency_error_ms
+        self.info = dict(info or {})
+        self.synchronizer = synchronizer
+        self.inference = LatencyStats()
+        self.waited = LatencyStats()
+        self.pair_rate = RateMeter()
+        self._lock = threading.RLock()
+        self._pending_resets: list[str] = []
+        self._seq = 0
+        self._mf_counts = [[0, 0] for _ in range(2)]  # message_filters: [received, paired]
+        self._mf_last: list[int | None] = [None, None]
+        self._mf_events: dict[str, int] = {}
+        self._qos_incompatible: dict[tuple[str, str], int] = {}
+        self.processed = 0
+        self.decode_failures = 0
+        self.frame_failures = 0
+        self.engine_errors = 0
+        self.publish_errors = 0
+        self.last_error = ""
+        self._last_step_failed = False
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @classmethod
+    def from_config(cls, cfg: NodeConfig, engine: Engine, info: EngineInfo | None = None, *,
+                    decoder: FrameDecoder | None = None,
+                    topic_names: Sequence[str] | None = None, name: str = "temcoco_fusion",
+                    hardware_id: str = "", clock: Callable[[], float] = time.monotonic
+                    ) -> FusionWorker:
+        """The worker the node runs for ``cfg`` (pipeline, metrics, thresholds, diagnostics)."""
+        names = list(topic_names or (cfg.rgb_topic, cfg.thermal_topic))
+        diag = ThreadSafeDiagnostics(name=name, hardware_id=hardware_id,
+                                     max_drop_ratio=cfg.drop_warn_ratio)
+        info = info or EngineInfo("custom")
+        pipeline = FusionPipeline(engine, cfg.pipeline_config(), names, diag, info.description)
+        if cfg.metric_names:
+            try:
+                from temcoco_core.metrics import OnlineTemporalMetrics
+            except ImportError:  # pragma: no cover - metrics are part of core
+                pipeline.metrics = None
+            else:
+                pipeline.metrics = OnlineTemporalMetrics(
+                    flow_scale=1.0, compute_flow="flowd" in cfg.metric_names)
+        values = info.as_values()
+        dec = decoder or FrameDecoder(None, "")
+        values["image conversion"] = dec.describe()
+        values["synchronizer"] = cfg.synchronizer
+        return cls(pipeline, queue_depth=cfg.queue_depth, decoder=dec, topic_names=names,
+                   topic_timeout_s=cfg.topic_timeout, thresholds=cfg.metric_thresholds(),
+                   metrics_window=cfg.metrics_window, latency_warn_ms=cfg.latency_warn_ms,
+                   latency_error_ms=cfg.latency_error_ms, info=values,
+                   synchronizer=cfg.synchronizer, clock=clock)
+
+    # ------------------------------------------------------------------ callbacks side
+    def offer(self, topic_index: int, stamp_ns: int, msg: Any) -> bool:
+        """One input message (``synchronizer=core``): pair it, decode and enqueue a completed
+        pair. Cheap: no inference. Returns whether a pair was enqueued."""
+        with self._lock:
+            self.watchdog.seen(self.topic_names[topic_index])
+            res = self.pipeline.offer(topic_index, stamp_ns, msg)
+            resets = [e.kind for e in res.events if e.reset]
+            if resets:
+                self._reset_locked(resets)
+            if res.pair is None:
+                return False
+            return self._enqueue_locked(res.pair)
+
+    def count_input(self, topic_index: int, stamp_ns: int) -> bool:
+        """One input message seen by a ``message_filters`` synchroniser: rates, silence, and
+        time-jump detection. Returns ``True`` when this topic's stamp went backwards: the
+        temporal state is being reset and the caller must clear its synchroniser's queues."""
+        with self._lock:
+            topic = self.topic_names[topic_index]
+            self.watchdog.seen(topic)
+            self.diagnostics.input(topic, stamp_ns)
+            self._mf_counts[topic_index][0] += 1
+            last = self._mf_last[topic_index]
+            self._mf_last[topic_index] = stamp_ns
+            if last is not None and stamp_ns < last:
+                self._mf_events["time_backwards"] = self._mf_events.get("time_backwards", 0) + 1
+                self._mf_last = [None, None]
+                self._reset_locked(["time_backwards"])
+                return True
+            return False
+
+    def offer_pair(self, rgb_msg: Any, thermal_msg: Any, rgb_stamp_ns: int,
+                   thermal_stamp_ns: int) -> bool:
+        """A pair matched by an external synchroniser (``synchronizer=message_filters``)."""
+        t = time.perf_counter()
+        pair = MatchedSet((int(rgb_stamp_ns), int(thermal_stamp_ns)),
+                          ((rgb_msg, t), (thermal_msg, t)))
+        with self._lock:
+            for c in self._mf_counts:
+                c[1] += 1
+            return self._enqueue_locked(pair)
+
+    def set_engine(self, engine: Engine | None, description: str = "") -> None:
+        """Swap the engine (lifecycle activate after a release); ``None`` detaches it so that
+        its memory can be freed. Call only while the worker thread is stopped. The temporal
+        state restarts with the next frame."""
+        self.pipeline.engine = engine if engine is not None else _DetachedEngine()
+        if description:
+            self.pipeline.engine_description = description
+        self.request_reset("engine_changed")
+
+    def report_qos_incompatible(self, topic_index: int, policy: str) -> None:
+        """A publisher on this input has a QoS the subscription cannot match (the input
+        status WARNs, naming the topic and the policy)."""
+        with self._lock:
+            key = (self.topic_names[topic_index], policy)
+            self._qos_incompatible[key] = self._qos_incompatible.get(key, 0) + 1
+
+    def request_reset(self, reason: str) -> None:
+        """Reset the temporal state before the next frame (e.g. the ROS clock jumped back):
+        queued pairs and half-paired messages are discarded."""
+        with self._lock:
+            self.pipeline.pairer.reset()
+            self._reset_locked([reason])
+
+    def _reset_locked(self, reasons: Iterable[str]) -> None:
+        self.queue.clear()
+        self._pending_resets.extend(reasons)
+
+    def _enqueue_locked(self, pair: MatchedSet) -> bool:
+        try:
+            frame = self.decoder.decode_pair(pair)
+        except FrameError as exc:
+            self.decode_failures += 1
+            self.last_error = str(exc)
+            self.diagnostics.error(str(exc))
+            return False
+        self.pair_rate.tick(pair.stamps_ns[0])
+        self.queue.put(WorkItem(self._seq, frame))
+        self._seq += 1
+        return True
+
+    # ------------------------------------------------------------------ worker side
+    def _apply_resets(self) -> None:
+        with self._lock:
+            resets, self._pending_resets = self._pending_resets, []
+        for reason in resets:
+            self.pipeline.reset(reason)
+            if self.monitor is not None:
+                self.monitor.reset()
+
+    def step(self, timeout: float | None = 0.0) -> StepResult | None:
+        """Take the oldest queued pair (waiting up to ``timeout`` s) and fuse it.
+
+        Pending resets are applied first. A frame that fails (bad size, NaN…) is counted and
+        skipped; an engine failure (e.g. out of memory) is counted too, and the worker goes
+        on with the next pair. Returns ``None`` when nothing was queued.
+        """
+        self._apply_resets()
+        item = self.queue.get(timeout)
+        if item is None:
+            return None
+        self._apply_resets()
+        t0 = time.perf_counter()
+        error = ""
+        try:
+            outputs = self.pipeline.fuse_frames(item.frame)
+        except FrameError as exc:
+            outputs, error = [], str(exc)
+            self.frame_failures += 1
+        except Exception as exc:  # the worker must survive engine failures
+            outputs, error = [], f"{type(exc).__name__}: {exc}"
+            self.engine_errors += 1
+            self.diagnostics.error(error)
+            if self.engine_errors == 1 or self.engine_errors % 100 == 0:
+                log.error("inference failed (%d so far): %s", self.engine_errors, error)
+        ms = (time.perf_counter() - t0) * 1e3
+        with self._lock:
+            waited = self._seq - 1 - item.seq
+            self.processed += 1
+            self.inference.add(ms)
+            self.waited.add(waited)
+            self._last_step_failed = bool(error)
+            if error:
+                self.last_error = error
+        if self.monitor is not None:
+            for out in outputs:
+                self.monitor.update(out.metrics)
+        return StepResult(outputs, item.seq, waited, ms, error)
+
+    def run(self, publish: Callable[[FusedFrame], None], poll_s: float = 0.1) -> None:
+        """Step until :meth:`stop`; every output goes to ``publish`` (its errors are counted,
+        never raised)."""
+        while not self._stop.is_set():
+            res = self.step(timeout=poll_s)
+            if res is None:
+                continue
+            for out in res.outputs:
+                if self._stop.is_set():
+                    return
+                try:
+                    publish(out)
+                except Exception as exc:  # e.g. context shut down on Ctrl-C
+                    self.publish_errors += 1
+                    if not self._stop.is_set():
+                        log.warning("publishing a fused frame failed: %s", exc)
+
+    def start(self, publish: Callable[[FusedFrame], None]) -> None:
+        """Run :meth:`run` in a daemon thread (idempotent)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self.queue.reopen()
+        self.watchdog.restart()
+        self._thread = threading.Thread(target=self.run, args=(publish,),
+                                        name="temcoco-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 10.0) -> bool:
+        """Stop the worker thread after its current frame; queued pairs are discarded.
+        Returns ``False`` if the thread did not end within ``timeout``."""
+        self._stop.set()
+        self.queue.close()
+        self.queue.clear()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def record_publish(self, stamp_ns: int, now_ns: int) -> float | None:
+        """Header stamp → publish latency of one published frame (node clock)."""
+        with self._lock:
+            return self.latency.add(stamp_ns, now_ns)
+
+    # ------------------------------------------------------------------ diagnostics
+    def pairing_summary(self) -> dict[str, Any]:
+        """Pairing counters in :meth:`ApproximatePairer.summary`'s format, for either
+        synchroniser."""
+        with self._lock:
+            if self.synchronizer == "core":
+                return self.pipeline.pairer.summary()
+            pairs = self._mf_counts[0][1]
+            return {"pairs": pairs, "events": dict(self._mf_events), "topics": {
+                name: {"received": r, "paired": p, "dropped": 0, "unmatched": r - p}
+                for name, (r, p) in zip(self.topic_names, self._mf_counts)}}
+
+    def statuses(self) -> list[StatusValue]:
+        """Everything ``/diagnostics`` reports (see the module docstring)."""
+        name, hw = self.diagnostics.name, self.diagnostics.hardware_id
+        extra = {"frames_failed": self.frame_failures + self.decode_failures,
+                 "thermal_gain_jumps": self.pipeline.thermal.stats.gain_jumps}
+        out = [s for s in self.diagnostics.statuses(self.pairing_summary(), extra)
+               if not s.name.endswith("temporal consistency")]
+        out.insert(0, self._inputs_status(name, hw))
+        out.append(self._worker_status(name, hw))
+        if self.monitor is not None:
+            out.append(self.monitor.status(f"{name}: temporal consistency", hw))
+        return out
+
+    def _inputs_status(self, name: str, hw: str) -> StatusValue:
+        values = {}
+        with self._lock:
+            ages = self.watchdog.ages()
+            silent = self.watchdog.silent()
+            qos = dict(self._qos_incompatible)
+        for topic, age in ages.items():
+            values[f"{topic} last message age_s"] = "never" if age is None else f"{age:.3g}"
+        parts = [f"{t} silent for {s:.1f} s" if seen else f"no message on {t} yet ({s:.1f} s)"
+                 for t, s, seen in silent]
+        for (topic, policy), n in qos.items():
+            values[f"{topic} incompatible QoS ({policy})"] = str(n)
+            parts.append(f"a publisher on {topic} has incompatible QoS ({policy}); "
+                         "check input_reliability")
+        if not parts:
+            return StatusValue(DiagnosticLevel.OK, f"{name}: inputs", "receiving", hw, values)
+        return StatusValue(DiagnosticLevel.WARN, f"{name}: inputs", "; ".join(parts), hw, values)
+
+    def _worker_status(self, name: str, hw: str) -> StatusValue:
+        with self._lock:
+            q = self.queue
+            lat = self.latency.stats
+            p50, p99 = lat.percentile(50), lat.percentile(99)
+            values = {
+                "queue depth": str(q.depth),
+                "queued": str(len(q)),
+                "pairs enqueued": str(q.put_count),
+                "pairs processed": str(self.processed),
+                "pairs dropped (latest wins)": str(q.dropped),
+                "pairs discarded on reset": str(q.discarded),
+                "pair rate_hz": _fmt(self.pair_rate.rate_hz()),
+                "frames waited p50": _fmt(self.waited.percentile(50)),
+                "frames waited max": _fmt(self.waited.max),
+                "inference_ms p50": _fmt(self.inference.percentile(50)),
+                "inference_ms p99": _fmt(self.inference.percentile(99)),
+                "latency_ms p50 (stamp to publish)": _fmt(p50),
+                "latency_ms p99 (stamp to publish)": _fmt(p99),
+                "stamp clock mismatches": str(self.latency.mismatches),
+                "decode failures": str(self.decode_failures),
+                "engine errors": str(self.engine_errors),
+                "publish errors": str(self.publish_errors),
+            }
+            values.update(self.info)
+            values["image conversion"] = self.decoder.describe()
+            level, message = DiagnosticLevel.OK, "running"
+            if self._last_step_failed and self.engine_errors:
+                level, message = DiagnosticLevel.ERROR, f"inference failed: {self.last_error}"
+            elif self.latency_error_ms > 0 and p99 > self.latency_error_ms:
+                level = DiagnosticLevel.ERROR
+                message = f"latency p99 {p99:.0f} ms > {self.latency_error_ms:g} ms"
+            elif self.latency_warn_ms > 0 and p99 > self.latency_warn_ms:
+                level = DiagnosticLevel.WARN
+                message = f"latency p99 {p99:.0f} ms > {self.latency_warn_ms:g} ms"
+            elif self.latency.mismatches and not lat.count:
+                level = DiagnosticLevel.WARN
+                message = (f"header stamps are {self.latency.last_offset_s:.3g} s from the node "
+                           "clock: latency not measured (replaying a bag? use ros2 bag play "
+                           "--clock and use_sim_time:=true)")
+            elif q.put_count and q.dropped:
+                message = f"running; {q.dropped} of {q.put_count} pairs dropped (inference " \
+                          "slower than the inputs)"
+        return StatusValue(level, f"{name}: worker", message, hw, values)
+
+    def summary(self) -> dict[str, Any]:
+        """Counters as plain data (logged at shutdown)."""
+        with self._lock:
+            return {
+                "pairs_enqueued": self.queue.put_count,
+                "pairs_processed": self.processed,
+                "pairs_dropped": self.queue.dropped,
+                "pairs_discarded": self.queue.discarded,
+                "queue_high_water": self.queue.high_water,
+                "waited_max": self.waited.max,
+                "decode_failures": self.decode_failures,
+                "frame_failures": self.frame_failures,
+                "engine_errors": self.engine_errors,
+                "publish_errors": self.publish_errors,
+                "latency_ms_p50": self.latency.stats.percentile(50),
+                "latency_ms_p99": self.latency.stats.percentile(99),
+                "pipeline": {**self.pipeline.summary(), "pairing": self.pairing_summary()},
+            }
+
+
+def _fmt(v: float) -> str:
+    return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}"

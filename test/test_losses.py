@@ -1,0 +1,241 @@
+"""Training losses on hand-checkable cases (temcoco_core.train.losses)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from temcoco_core.train.losses import (
+    DistillationError,
+    DistillationLoss,
+    FusionLoss,
+    LossConfig,
+    color_loss,
+    gaussian_window,
+    gradient_max_loss,
+    intensity_max_loss,
+    loss_weights,
+    rgb_to_ycbcr,
+    sobel_gradients,
+    ssim,
+    ssim_loss,
+    temporal_consistency_loss,
+)
+
+OFF = 128.0 / 255.0
+
+
+def _rgb(r: float, g: float, b: float) -> torch.Tensor:
+    return torch.tensor([r, g, b]).view(3, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("rgb", "expected"),
+    [
+        ((1.0, 0.0, 0.0), (0.299, -0.169 + OFF, 1.0)),            # Cr 0.5 + 0.502 clamps to 1
+        ((0.0, 0.0, 1.0), (0.114, 1.0, -0.081 + OFF)),            # Cb clamps to 1
+        ((0.5, 0.5, 0.5), (0.5, OFF, OFF)),                      # grey: no chroma
+        ((1.0, 1.0, 1.0), (1.0, OFF, OFF)),
+        ((0.2, 0.4, 0.6), (0.299 * .2 + 0.587 * .4 + 0.114 * .6,
+                           -0.169 * .2 - 0.331 * .4 + 0.5 * .6 + OFF,
+                           0.5 * .2 - 0.419 * .4 - 0.081 * .6 + OFF)),
+    ],
+)
+def test_ycbcr_released_formulas(rgb, expected):
+    y, cb, cr = rgb_to_ycbcr(_rgb(*rgb))
+    assert y.shape == (1, 1, 1)
+    for got, want in zip((y, cb, cr), expected):
+        assert float(got) == pytest.approx(want, abs=1e-6)
+
+
+def test_ycbcr_hand_numbers():
+    # (0.2, 0.4, 0.6): Y = 0.0598 + 0.2348 + 0.0684 = 0.3630
+    #                  Cb = -0.0338 - 0.1324 + 0.3 + 0.50196 = 0.63576
+    #                  Cr = 0.1 - 0.1676 - 0.0486 + 0.50196 = 0.38576
+    y, cb, cr = rgb_to_ycbcr(_rgb(0.2, 0.4, 0.6))
+    assert float(y) == pytest.approx(0.3630, abs=1e-6)
+    assert float(cb) == pytest.approx(0.635760784, abs=1e-6)
+    assert float(cr) == pytest.approx(0.385760784, abs=1e-6)
+
+
+def test_ssim_identical_is_one_and_loss_zero():
+    torch.manual_seed(0)
+    a = torch.rand(2, 1, 32, 32)
+    assert float(ssim(a, a)) == pytest.approx(1.0, abs=1e-5)
+    assert float(ssim_loss(a, a, 13)) == pytest.approx(0.0, abs=1e-5)
+    assert float(ssim_loss(a, 1 - a, 13)) > 0.5
+
+
+def test_gaussian_window():
+    w = gaussian_window(13, 1.5)
+    assert w.shape == (13, 13)
+    assert float(w.sum()) == pytest.approx(1.0, abs=1e-6)
+    assert int(w.argmax()) == 6 * 13 + 6
+    assert torch.allclose(w, w.T) and torch.allclose(w, w.flip(0))
+
+
+def test_max_intensity_target():
+    y_vis = torch.tensor([0.2, 0.8, 0.0, 0.5]).view(1, 1, 2, 2)
+    y_ir = torch.tensor([0.5, 0.1, 0.3, 0.5]).view(1, 1, 2, 2)
+    target = torch.tensor([0.5, 0.8, 0.3, 0.5]).view(1, 1, 2, 2)
+    assert float(intensity_max_loss(target, y_vis, y_ir)) == pytest.approx(0.0)
+    zeros = torch.zeros_like(target)
+    assert float(intensity_max_loss(zeros, y_vis, y_ir)) == pytest.approx((0.5 + 0.8 + 0.3
+                                                                            + 0.5) / 4)
+
+
+def test_sobel_on_step_edge():
+    img = torch.zeros(1, 1, 5, 8)
+    img[..., 4:] = 1.0                          # vertical edge between columns 3 and 4
+    gx, gy = sobel_gradients(img)
+    expect = torch.zeros(5, 8)
+    expect[:, 3] = 4.0                          # (1 + 2 + 1) * 1 on both sides of the edge
+    expect[:, 4] = 4.0
+    assert torch.equal(gx[0, 0], expect)
+    assert torch.equal(gy, torch.zeros_like(gy))  # replicate padding: no edge along y
+    # transpose: horizontal edge -> only gy
+    gx2, gy2 = sobel_gradients(img.transpose(-1, -2))
+    assert torch.equal(gy2[0, 0], expect.T) and float(gx2.abs().sum()) == 0.0
+
+
+def test_gradient_max_loss_zero_when_fused_has_the_max_gradients():
+    img = torch.zeros(1, 1, 8, 8)
+    img[..., 4:] = 1.0
+    flat = torch.full_like(img, 0.3)
+    assert float(gradient_max_loss(img, img, flat)) == 0.0
+    # a flat fused image misses |gx| = 4 on 2 of 8 columns: mean 1.0, gy term 0
+    assert float(gradient_max_loss(flat, img, flat)) == pytest.approx(1.0)
+
+
+def test_color_loss_hand_numbers():
+    cb_f, cr_f = torch.full((1, 1, 2, 2), 0.5), torch.full((1, 1, 2, 2), 0.4)
+    cb_v, cr_v = torch.full((1, 1, 2, 2), 0.6), torch.full((1, 1, 2, 2), 0.4)
+    assert float(color_loss(cb_f, cr_f, cb_v, cr_v)) == pytest.approx(0.1)
+
+
+def test_temporal_loss_parallel_differences_zero():
+    torch.manual_seed(1)
+    ir = torch.rand(2, 4, 1, 8, 8)
+    fused = 0.5 * ir + 0.2                      # every frame difference is 0.5 x the IR one
+    assert float(temporal_consistency_loss(fused, ir)) == pytest.approx(0.0, abs=1e-6)
+    assert float(temporal_consistency_loss(-ir, ir)) == pytest.approx(2.0, abs=1e-6)
+    assert float(temporal_consistency_loss(ir[:, :1], ir[:, :1])) == 0.0   # T = 1
+
+
+def test_temporal_loss_orthogonal_is_one():
+    ir = torch.zeros(1, 2, 1, 1, 2)
+    fused = torch.zeros(1, 2, 1, 1, 2)
+    ir[0, 1, 0, 0, 0] = 1.0                      # ΔIR = (1, 0)
+    fused[0, 1, 0, 0, 1] = 1.0                   # ΔF = (0, 1)
+    assert float(temporal_consistency_loss(fused, ir)) == pytest.approx(1.0)
+
+
+def test_composition_weights():
+    paper = loss_weights(LossConfig("paper"))
+    assert (paper.intensity_max, paper.gradient_max, paper.color) == (1.0, 1.0, 2.0)
+    assert (paper.temporal_infrared, paper.temporal_visible) == (0.25, 0.25)
+    assert paper.distill_visual_visible == paper.distill_semantic_infrared == 0.1
+    assert paper.ssim == 0.0 and paper.intensity == 0.0
+    rel = loss_weights(LossConfig("released"))
+    assert (rel.intensity_max, rel.intensity, rel.color, rel.gradient_max,
+            rel.temporal_infrared) == (10.0, 1.0, 20.0, 10.0, 2.0)
+    assert rel.ssim == 1.0 and rel.temporal_visible == 0.0
+    assert rel.distill_visual_infrared == 0.0     # dropped by the release's bug
+    over = loss_weights(LossConfig("released", weights={"temporal_visible": 0.5}))
+    assert over.temporal_visible == 0.5
+    with pytest.raises(ValueError, match="bogus"):
+        LossConfig("released", weights={"bogus": 1.0})
+    with pytest.raises(ValueError, match="composition"):
+        LossConfig("nope")
+
+
+def _clip(seed: int, t: int = 3, size: int = 24) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, t, 3, size, size, generator=g)
+
+
+def test_fusion_loss_total_is_weighted_sum_released():
+    fused, vis, ir = _clip(0), _clip(1), _clip(2)[:, :, :1]
+    fused.requires_grad_(True)
+    loss = FusionLoss(LossConfig("released"))
+    out = loss(fused, vis, ir)
+    vals = {k: float(v.detach()) for k, v in out.items()}
+    assert set(out) == {"total", "ssim", "intensity_max", "gradient_max", "intensity", "color",
+                        "temporal_infrared"}
+    w = {"ssim": 1, "intensity_max": 10, "gradient_max": 10, "intensity": 1, "color": 20,
+         "temporal_infrared": 2}
+    assert vals["total"] == pytest.approx(sum(w[k] * vals[k] for k in w), rel=1e-5)
+    y_f = rgb_to_ycbcr(fused.flatten(0, 1))[0]
+    y_v = rgb_to_ycbcr(vis.flatten(0, 1))[0]
+    y_i = ir.flatten(0, 1)
+    want_ssim = ssim_loss(y_v, y_f, 13) + ssim_loss(y_i, y_f, 13)
+    assert vals["ssim"] == pytest.approx(float(want_ssim.detach()), rel=1e-5)
+    out["total"].backward()
+    assert fused.grad is not None and torch.isfinite(fused.grad).all()
+
+
+def test_fusion_loss_paper_and_perfect_color():
+    vis = _clip(3)
+    grey_ir = rgb_to_ycbcr(vis.flatten(0, 1))[0].view(1, 3, 1, 24, 24)
+    out = FusionLoss(LossConfig("paper"))(vis.clone(), vis, grey_ir)
+    # fused == visible and IR == its luma: content, colour and temporal terms vanish
+    for k in ("intensity_max", "gradient_max", "color", "temporal_infrared", "temporal_visible"):
+        assert float(out[k]) == pytest.approx(0.0, abs=1e-5), k
+    assert float(out["total"]) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_fusion_loss_logs_skipped_teachers(caplog):
+    with caplog.at_level(logging.WARNING, logger="temcoco_core.train.losses"):
+        loss = FusionLoss(LossConfig("released"))
+    assert "distillation skipped" in caplog.text and "VGG19" in caplog.text
+    assert not loss.uses_distillation
+
+
+class _ConvTeacher(nn.Module):
+    """Tiny stand-in teacher: (N, 3, H, W) -> (N, 4, H/4, W/4)."""
+
+    name = "conv"
+    channels = 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 4, 4, stride=4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def test_distillation_resizes_student_to_teacher_grid():
+    teacher = _ConvTeacher()
+    dist = DistillationLoss(visual=teacher)
+    vis, ir = _clip(4, t=2, size=16), _clip(5, t=2, size=16)[:, :, :1]
+    # student (B, C, T, h, w) at 8x8 while the teacher gives 4x4
+    student_v = torch.randn(1, 4, 2, 8, 8, requires_grad=True)
+    student_i = torch.randn(1, 4, 2, 8, 8)
+    feats = {"visual": {"visible": student_v, "infrared": student_i}}
+    w = loss_weights(LossConfig("paper"))
+    out = dist(feats, vis, ir, w)
+    assert set(out) == {"distill_visual_visible", "distill_visual_infrared"}
+    with torch.no_grad():
+        target = teacher(vis.flatten(0, 1))
+    resized = F.interpolate(student_v.transpose(1, 2).flatten(0, 1), size=(4, 4),
+                            mode="bilinear", align_corners=False)
+    assert float(out["distill_visual_visible"].detach()) == pytest.approx(
+        float(F.mse_loss(resized, target).detach()), rel=1e-6)
+    out["distill_visual_visible"].backward()
+    assert student_v.grad is not None and float(student_v.grad.abs().sum()) > 0
+    assert all(p.grad is None for p in teacher.parameters())
+
+    full = FusionLoss(LossConfig("paper"), dist)
+    assert full.uses_distillation and full.skipped_teachers == ["semantic"]
+    res = full(vis, vis, ir, feats)
+    assert "distill_visual_visible" in res
+
+    bad = {"visual": {"visible": torch.randn(2, 5, 8, 8), "infrared": student_i}}
+    with pytest.raises(DistillationError, match="4 channels"):
+        dist(bad, vis, ir, w)

@@ -1,0 +1,258 @@
+"""Trainer smoke tests: steps, checkpoints, resume, Ctrl-C, config validation, CLI."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from temcoco_core.io.datasets import FusionSequence
+from temcoco_core.model.vgg import RELU3_1, VGG19
+from temcoco_core.train.config import (
+    ConfigError,
+    TrainConfig,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+)
+from temcoco_core.train.trainer import Trainer, add_parser, learning_rate, run
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_EDGE = {"channels": [4, 8, 8], "semantic_channels": 8, "attention_dim": 8, "num_heads": 1,
+             "window": 2, "temporal_heads": 1, "temporal_dim_head": 4, "history": 3,
+             "deformable_groups": 2}
+
+
+class TinyFuser(nn.Module):
+    """Same call signature as the presets: (B, T, 3, H, W) x 2 -> (B, T, 3, H, W)."""
+
+    def __init__(self, distill: bool = False) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(6, 3, (2, 3, 3), padding=(0, 1, 1))
+        self.head = nn.Conv2d(6, 256, 4, stride=4) if distill else None
+        self.calls = 0
+        self.interrupt_at: int | None = None
+
+    def forward(self, visible: torch.Tensor, infrared: torch.Tensor) -> torch.Tensor:
+        return self.forward_train(visible, infrared)[0]
+
+    def forward_train(self, visible, infrared):
+        self.calls += 1
+        if self.interrupt_at is not None and self.calls == self.interrupt_at:
+            os.kill(os.getpid(), signal.SIGINT)          # as if Ctrl-C arrived mid-step
+        x = torch.cat([visible, infrared], 2).transpose(1, 2)          # (B, 6, T, H, W)
+        x = nn.functional.pad(x, (0, 0, 0, 0, 1, 0), mode="replicate")  # causal in time
+        fused = visible + self.conv(x).transpose(1, 2)
+        feats = {}
+        if self.head is not None:
+            b, t = visible.shape[:2]
+            v = self.head(torch.cat([visible, infrared], 2).flatten(0, 1))
+            feats = {"visual": {"visible": v, "infrared": v}}
+            assert v.shape[0] == b * t
+        return fused, feats
+
+
+def _seqs(n: int = 2, t: int = 8, h: int = 32, w: int = 32) -> list[FusionSequence]:
+    rng = np.random.default_rng(0)
+    return [FusionSequence(f"s{i}", rng.integers(0, 256, (t, h, w, 3), dtype=np.uint8),
+                           rng.integers(0, 256, (t, h, w), dtype=np.uint8)) for i in range(n)]
+
+
+def _cfg(tmp_path: Path, **kw) -> TrainConfig:
+    base = {"steps": 3, "batch_size": 2, "data": {"clip_len": 3, "crop": 16},
+            "out_dir": str(tmp_path / "run"), "eval": {"root": None, "every": 0},
+            "teachers": {"vgg19": None}, "checkpoint_every": 2, "log_every": 1, "seed": 1}
+    for k, v in kw.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            base[k] = {**base[k], **v}
+        else:
+            base[k] = v
+    return config_from_dict(base)
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_learning_rate_schedule_as_released():
+    cfg = TrainConfig()
+    assert learning_rate(cfg, 0) == 5e-4 and learning_rate(cfg, 199) == 5e-4
+    assert learning_rate(cfg, 200) == pytest.approx(5e-4 * 0.95)
+    assert learning_rate(cfg, 1000) == pytest.approx(5e-4 * 0.95**5)
+
+
+def test_three_steps_checkpoint_then_resume(tmp_path):
+    torch.manual_seed(0)
+    model = TinyFuser()
+    result = Trainer(_cfg(tmp_path), model=model, sequences=_seqs(), progress=False).fit()
+    run_dir = tmp_path / "run"
+    assert result.step == 3 and not result.interrupted
+    for name in ("model.safetensors", "optimizer.pt", "checkpoint.json", "train_log.csv"):
+        assert (run_dir / name).is_file(), name
+    info = json.loads((run_dir / "checkpoint.json").read_text())
+    assert info["step"] == 3 and info["complete"] is True
+    assert info["config"]["data"]["clip_len"] == 3 and "total" in info["losses"]
+    rows = _rows(run_dir / "train_log.csv")
+    assert [r["step"] for r in rows] == ["1", "2", "3"]
+    assert {"lr", "sec_per_it", "total", "ssim", "temporal_infrared"} <= set(rows[0])
+    from temcoco_core.model.checkpoint import read_state_dict
+
+    saved = read_state_dict(run_dir / "model.safetensors")
+    assert set(saved) == set(model.state_dict())
+    assert torch.equal(saved["conv.weight"], model.conv.weight.detach())
+
+    # resume: continue the step count to 5 with a fresh model object
+    torch.manual_seed(123)                               # different init: must be overwritten
+    resumed = Trainer(_cfg(tmp_path, steps=5), model=TinyFuser(), sequences=_seqs(),
+                      progress=False)
+    out = resumed.fit(resume=True)
+    assert out.step == 5
+    assert json.loads((run_dir / "checkpoint.json").read_text())["step"] == 5
+    assert [r["step"] for r in _rows(run_dir / "train_log.csv")] == ["1", "2", "3", "4", "5"]
+
+    # the resumed run equals an uninterrupted 5-step run (same clips, same optimizer state)
+    torch.manual_seed(0)
+    straight = Trainer(_cfg(tmp_path, steps=5, out_dir=str(tmp_path / "straight")),
+                       model=TinyFuser(), sequences=_seqs(), progress=False)
+    straight.fit()
+    for (k, a), b in zip(resumed.model.state_dict().items(),
+                         straight.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), k
+
+
+def test_ctrl_c_writes_usable_checkpoint(tmp_path):
+    model = TinyFuser()
+    model.interrupt_at = 2
+    trainer = Trainer(_cfg(tmp_path, steps=10, checkpoint_every=100), model=model,
+                      sequences=_seqs(), progress=False)
+    result = trainer.fit()
+    assert result.interrupted and result.step == 2
+    info = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    assert info["step"] == 2 and info["complete"] is False
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler restored
+    again = Trainer(_cfg(tmp_path, steps=3), model=TinyFuser(), sequences=_seqs(),
+                    progress=False)
+    assert again.fit(resume=True).step == 3
+
+
+def test_distillation_with_tiny_vgg_teacher(tmp_path):
+    torch.manual_seed(0)
+    vgg = VGG19(num_feature_layers=RELU3_1).state_dict()
+    path = tmp_path / "vgg19-tiny.pth"
+    torch.save(vgg, path)
+    cfg = _cfg(tmp_path, steps=2, teachers={"vgg19": str(path)})
+    trainer = Trainer(cfg, model=TinyFuser(distill=True), sequences=_seqs(), progress=False)
+    assert trainer.distill
+    trainer.fit()
+    rows = _rows(tmp_path / "run" / "train_log.csv")
+    assert "distill_visual_visible" in rows[0] and float(rows[0]["distill_visual_visible"]) > 0
+
+
+def test_unknown_config_keys_rejected_by_name(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("bogus: 1\nsteps: 3\ndata:\n  crop_size: 64\n  degrade:\n    blurr: 2\n"
+                    "loss:\n  composition: paper\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    msg = str(exc.value)
+    assert "bogus" in msg and "data.crop_size" in msg and "data.degrade.blurr" in msg
+    with pytest.raises(ConfigError, match="steps"):
+        config_from_dict({"steps": "ten"})
+    with pytest.raises(ConfigError, match="amp_dtype"):
+        config_from_dict({"amp_dtype": "int8"})
+    with pytest.raises(ConfigError, match=r"data\.sources\[0\]\.rooot"):
+        config_from_dict({"data": {"sources": [{"rooot": "x"}]}})
+
+
+def test_shipped_config_loads_and_round_trips():
+    cfg = load_config(REPO / "config" / "train_edge.yaml")
+    assert cfg.preset == "edge" and cfg.loss.composition == "released"
+    assert cfg.data.degrade.blur_kernel == 12 and cfg.data.degrade.blur_sigma == (0.5, 3.5)
+    assert cfg.data.sources[0].kind == "videos"
+    again = config_from_dict(json.loads(json.dumps(config_to_dict(cfg))))
+    assert again == cfg
+    over = load_config(REPO / "config" / "train_edge.yaml",
+                       ["data.crop=96", "loss.weights={temporal_visible: 0.5}"])
+    assert over.data.crop == 96 and over.loss.weights == {"temporal_visible": 0.5}
+
+
+def _edge_available() -> bool:
+    try:
+        from temcoco_core.model import build_model
+
+        build_model("edge", **TINY_EDGE)
+        return True
+    except (ImportError, ValueError, KeyError):
+        return False
+
+
+needs_edge = pytest.mark.skipif(not _edge_available(), reason="edge preset not available")
+
+
+@needs_edge
+def test_edge_preset_distill_checkpoint_loads_for_inference(tmp_path):
+    from temcoco_core.model import build_model
+
+    torch.manual_seed(0)
+    vgg_path = tmp_path / "vgg.pth"
+    torch.save(VGG19(num_feature_layers=RELU3_1).state_dict(), vgg_path)
+    cfg = _cfg(tmp_path, steps=2, batch_size=1, model=TINY_EDGE,
+               teachers={"vgg19": str(vgg_path)}, eval={"frames": 3, "every": 0})
+    eval_seqs = [s.head(3) for s in _seqs(1, h=16, w=32)]
+    trainer = Trainer(cfg, sequences=_seqs(), eval_sequences=eval_seqs, progress=False)
+    assert trainer.distill
+    result = trainer.fit()
+    assert result.step == 2
+    assert {"val_loss", "framewise_val_loss", "MI", "SD", "flicker",
+            "framewise_flicker"} <= set(result.evaluation)
+    run_dir = tmp_path / "run"
+    assert (run_dir / "extra.safetensors").is_file()            # the distillation heads
+    model = build_model("edge", weights=run_dir / "model.safetensors", **TINY_EDGE)
+    assert isinstance(model, nn.Module)
+    assert (run_dir / "eval_log.csv").is_file()
+
+
+def _frame_dataset(root: Path, t: int = 6, h: int = 32, w: int = 32) -> None:
+    rng = np.random.default_rng(0)
+    for sub in ("visible", "infrared"):
+        d = root / sub / "seq0"
+        d.mkdir(parents=True)
+        for i in range(t):
+            img = rng.integers(0, 256, (h, w, 3) if sub == "visible" else (h, w), np.uint8)
+            cv2.imwrite(str(d / f"{i:04d}.png"), img)
+
+
+@needs_edge
+def test_cli_train_and_resume(tmp_path, capsys):
+    _frame_dataset(tmp_path / "data")
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(json.dumps({
+        "preset": "edge", "model": TINY_EDGE, "steps": 2, "batch_size": 1,
+        "data": {"sources": [{"root": str(tmp_path / "data")}], "clip_len": 2, "crop": 16},
+        "eval": {"root": None}, "teachers": {"vgg19": None},
+        "out_dir": str(tmp_path / "run"), "threads": 1,
+    }))
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["train", "--config", str(cfg), "--no-progress"])
+    assert args.func is run
+    assert run(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["step"] == 2 and not summary["interrupted"]
+    args = parser.parse_args(["train", "--resume", str(tmp_path / "run"), "--steps", "3",
+                              "--no-progress"])
+    assert run(args) == 0
+    assert json.loads((tmp_path / "run" / "checkpoint.json").read_text())["step"] == 3
+    bad = parser.parse_args(["train", "--config", str(cfg), "--set", "data.cropp=3"])
+    with pytest.raises(ConfigError, match="data.cropp"):
+        run(bad)
