@@ -29,6 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from temcoco_core.cli import parse_size
 from temcoco_core.frames.image_msg import numpy_to_image_fields, to_grey
 from temcoco_core.frames.pairing import PairingConfig
 from temcoco_core.frames.preprocess import FrameError, PreprocessConfig
@@ -556,16 +557,6 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
-def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 640x480, got '{text}'") from None
-    if w < 1 or h < 1:
-        raise argparse.ArgumentTypeError(f"size must be positive, got '{text}'")
-    return w, h
-
-
 def _parse_floats(n: int) -> Callable[[str], tuple[float, ...]]:
     def parse(text: str) -> tuple[float, ...]:
         try:
@@ -608,7 +599,7 @@ def _apply_threads(args: argparse.Namespace) -> None:
 
 def _add_pipeline_args(p: argparse.ArgumentParser, thermal_default: str) -> None:
     g = p.add_argument_group("pipeline")
-    g.add_argument("--model-size", type=_parse_size, default=None, metavar="WxH",
+    g.add_argument("--model-size", type=parse_size, default=None, metavar="WxH",
                    help="run the engine at this size (default: the input size)")
     g.add_argument("--resize-mode", choices=("pad", "resize"), default="pad",
                    help="fit to the model size keeping aspect and pad (default) or stretch")
@@ -773,7 +764,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--benchmark", action="store_true",
                    help="measure the pipeline overhead per frame (model-free) and exit")
-    p.add_argument("--size", type=_parse_size, default=(640, 480), metavar="WxH",
+    p.add_argument("--size", type=parse_size, default=(640, 480), metavar="WxH",
                    help="--benchmark frame size (default: 640x480)")
     p.add_argument("--frames", type=int, default=200, help="--benchmark frames (default: 200)")
     _add_engine_args(p)
@@ -809,7 +800,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out-dir", type=Path, default=Path("temcoco_demo"),
                    help="output folder (default: ./temcoco_demo)")
     p.add_argument("--frames", type=int, default=60, help="frames (default: 60)")
-    p.add_argument("--size", type=_parse_size, default=(320, 256), metavar="WxH",
+    p.add_argument("--size", type=parse_size, default=(320, 256), metavar="WxH",
                    help="frame size (default: 320x256)")
     p.add_argument("--seed", type=int, default=0, help="scene seed (default: 0)")
     p.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")

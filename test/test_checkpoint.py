@@ -155,3 +155,18 @@ def test_hub_cache_lookup(tmp_path, monkeypatch):
     monkeypatch.setenv("TEMCOCO_WEIGHTS_DIR", str(tmp_path))
     (tmp_path / "official.safetensors").write_bytes(b"x")
     assert default_weights("official") == tmp_path / "official.safetensors"
+
+
+def test_shipped_edge_weights_load_for_both_edge_presets():
+    """The package ships trained edge weights (safetensors); the framewise preset shares them."""
+    from temcoco_core.model.presets import packaged_weights
+
+    path = packaged_weights("edge")
+    assert path is not None and path.suffix == ".safetensors"
+    edge = build_model("edge", pretrained=True)
+    framewise = build_model("edge-framewise", pretrained=True)
+    shipped = read_state_dict(path)
+    for model in (edge, framewise):
+        _assert_loaded(model, shipped)
+    # Trained, not the initialisation: the RGB head starts at zero.
+    assert edge.reconstruction.to_rgb.weight.abs().max() > 0

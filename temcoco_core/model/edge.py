@@ -67,7 +67,7 @@ from .causal import (
     collect_state_shapes,
 )
 from .deform import DeformConv2d
-from .network import pad_to_multiple
+from .network import check_frame_pair, pad_to_multiple
 
 __all__ = [
     "EDGE_PRESETS",
@@ -445,15 +445,7 @@ class EdgeTemCoCo(nn.Module):
 
     @staticmethod
     def _check(visible: Tensor, infrared: Tensor, dims: int) -> None:
-        layout = "(B, T, 3, H, W)" if dims == 5 else "(B, 3, H, W)"
-        for name, x in (("visible", visible), ("infrared", infrared)):
-            if x.dim() != dims or x.shape[-3] != 3:
-                raise ValueError(f"{name} must be {layout}, got shape {tuple(x.shape)}")
-            if not x.is_floating_point():
-                raise ValueError(f"{name} must be a float tensor in [0, 1], got {x.dtype}")
-        if visible.shape != infrared.shape:
-            raise ValueError(f"visible {tuple(visible.shape)} and infrared "
-                             f"{tuple(infrared.shape)} differ in shape")
+        check_frame_pair(visible, infrared, dims)
 
     def _body(self, vis: Tensor, ir: Tensor, ctx: Context
               ) -> tuple[Tensor, dict[str, dict[str, Tensor]]]:

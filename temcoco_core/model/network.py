@@ -24,7 +24,7 @@ from .blocks import Separable3DConv, conv_resblock_two
 from .tcm import TemporalCooperativeModule
 from .vsim import VisualSemanticInteraction
 
-__all__ = ["TemCoCoConfig", "TemCoCo", "Encoder", "Decoder", "pad_to_multiple"]
+__all__ = ["TemCoCoConfig", "TemCoCo", "Encoder", "Decoder", "check_frame_pair", "pad_to_multiple"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,21 @@ class Decoder(nn.Module):
         return self.conv0(x)
 
 
+def check_frame_pair(visible: Tensor, infrared: Tensor, dims: int = 5) -> None:
+    """Raise ``ValueError`` naming the problem unless ``visible`` and ``infrared`` are float
+    tensors of the same shape, ``(B, T, 3, H, W)`` (``dims=5``) or ``(B, 3, H, W)`` (``dims=4``).
+    """
+    layout = "(B, T, 3, H, W)" if dims == 5 else "(B, 3, H, W)"
+    for name, x in (("visible", visible), ("infrared", infrared)):
+        if x.dim() != dims or x.shape[-3] != 3:
+            raise ValueError(f"{name} must be {layout}, got shape {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise ValueError(f"{name} must be a float tensor in [0, 1], got {x.dtype}")
+    if visible.shape != infrared.shape:
+        raise ValueError(f"visible {tuple(visible.shape)} and infrared "
+                         f"{tuple(infrared.shape)} differ in shape")
+
+
 def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, int, int]:
     """Pad the last two dims of ``x`` (…, H, W) up to multiples of ``multiple`` (bottom/right).
 
@@ -124,14 +139,7 @@ class TemCoCo(nn.Module):
     @staticmethod
     def check_inputs(visible: Tensor, infrared: Tensor) -> None:
         """Raise ``ValueError`` naming the problem unless both are ``(B, T, 3, H, W)`` alike."""
-        for name, x in (("visible", visible), ("infrared", infrared)):
-            if x.dim() != 5 or x.shape[2] != 3:
-                raise ValueError(f"{name} must be (B, T, 3, H, W), got {tuple(x.shape)}")
-            if not x.is_floating_point():
-                raise ValueError(f"{name} must be a float tensor in [0, 1], got {x.dtype}")
-        if visible.shape != infrared.shape:
-            raise ValueError(f"visible {tuple(visible.shape)} and infrared "
-                             f"{tuple(infrared.shape)} differ in shape")
+        check_frame_pair(visible, infrared, dims=5)
 
     def run(self, visible: Tensor, infrared: Tensor
             ) -> tuple[Tensor, list[Tensor], list[Tensor]]:

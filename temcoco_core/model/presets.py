@@ -65,12 +65,18 @@ def packaged_weights(preset: str) -> Path | None:
     return path if path.is_file() else None
 
 
+#: Presets that share another preset's parameters (and so its weights).
+SHARED_WEIGHTS = {"edge-framewise": "edge"}
+
+
 def default_weights(preset: str) -> Path:
     """Where ``pretrained=True`` finds weights for ``preset``.
 
     ``$TEMCOCO_WEIGHTS_DIR/<preset>.(safetensors|pth)``, then the package's own weights, then
-    (official only) the released checkpoint in the torch hub cache.
+    (official only) the released checkpoint in the torch hub cache. ``edge-framewise`` uses the
+    ``edge`` weights (same architecture and parameters, run frame by frame).
     """
+    preset = SHARED_WEIGHTS.get(preset, preset)
     env_dir = os.environ.get("TEMCOCO_WEIGHTS_DIR")
     if env_dir:
         for suffix in (".safetensors", ".pth"):
