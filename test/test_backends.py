@@ -94,16 +94,6 @@ def toy() -> ToyCausal:
     return ToyCausal().eval()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One CPU thread: on a CPU shared with other jobs, OpenMP spin-waiting across threads can
-    slow these small runs many times over."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def frames(n: int, batch: int = 1) -> list[tuple[Tensor, Tensor]]:
     return [(torch.rand(batch, 3, H, W), torch.rand(batch, 3, H, W)) for _ in range(n)]
 

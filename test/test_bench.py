@@ -15,16 +15,6 @@ from temcoco_core.engine.bench import BenchConfig, _percentile, gpu_peak_tflops,
 NUMBER = (int, float)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One CPU thread: on a CPU shared with other jobs, OpenMP spin-waiting across threads can
-    slow these small runs many times over."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="temcoco")
     bench.add_parser(parser.add_subparsers(dest="command"))

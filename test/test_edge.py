@@ -25,15 +25,6 @@ from temcoco_core.model.edge import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # type: ignore[no-untyped-def]
-    """Tiny tensors: one intra-op thread (several thrash on a loaded CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _randomize_offsets(model: torch.nn.Module, std: float = 0.3) -> None:
     """Give the zero-initialised layers (offset heads, the RGB head on top of the input skip)
     weights so alignment really deforms and the features reach the output."""

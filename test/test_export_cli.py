@@ -13,21 +13,10 @@ import types
 from pathlib import Path
 
 import pytest
-import torch
 
 from temcoco_core.engine import backends, export
 from temcoco_core.engine.backends import BackendUnavailableError
 from temcoco_core.model import CheckpointError
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One CPU thread: on a CPU shared with other jobs, OpenMP spin-waiting across threads can
-    slow these small runs many times over."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def run_export(*argv: str) -> dict:

@@ -21,15 +21,6 @@ from temcoco_core.frames.preprocess import to_model_tensor
 from temcoco_core.model.edge import EdgeTCM, build_edge
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # type: ignore[no-untyped-def]
-    """Tiny tensors: one intra-op thread (several thrash on a loaded CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class ClipMean(nn.Module):
     """Non-causal toy clip network: every frame gets the clip's temporal mean added."""
 
