@@ -50,6 +50,7 @@ setup(
             "matplotlib",
             "scikit-learn",
             "scikit-image",
+            "transformers",
         ],
     },
     zip_safe=True,
