@@ -61,6 +61,7 @@ from temcoco_core.frames.preprocess import (
 )
 from temcoco_core.frames.registration import RegistrationConfig, ThermalRegistration
 from temcoco_core.frames.thermal import ThermalConfig, ThermalNormalizer
+from temcoco_core.metrics import OnlineTemporalMetrics
 
 __all__ = [
     "ENGINE_KINDS",
@@ -71,6 +72,7 @@ __all__ = [
     "FusionPipeline",
     "PipelineConfig",
     "make_engine",
+    "pair_to_frame",
 ]
 
 log = logging.getLogger(__name__)
@@ -162,8 +164,8 @@ class PipelineConfig:
         pairing: approximate-time pairing (queue size, slop, gap threshold).
         output_size: ``"rgb"`` (the RGB frame's size) or ``"model"`` (the model's size).
         output_encoding: ``"rgb8"``, ``"bgr8"`` or ``"mono8"``.
-        metrics: compute the per-frame temporal-consistency values (when
-            ``temcoco_core.metrics.OnlineTemporalMetrics`` is available).
+        metrics: compute the per-frame temporal-consistency values
+            (:class:`temcoco_core.metrics.OnlineTemporalMetrics`).
         metrics_max_side: the metrics run on frames scaled down (area averaging) so that the
             longer side is at most this; ``None``: full output size. Values are only
             comparable between runs with equal settings.
@@ -259,12 +261,24 @@ def _to_u8(img: np.ndarray) -> np.ndarray:
     return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def _load_online_metrics() -> Any | None:
-    try:
-        from temcoco_core.metrics import OnlineTemporalMetrics
-    except ImportError:
-        return None
-    return OnlineTemporalMetrics()
+def pair_to_frame(pair: MatchedSet,
+                  decode: Callable[[Any], tuple[np.ndarray, str]] = decode_image) -> FrameInput:
+    """A matched (RGB, thermal) set with ``(msg, t_received)`` payloads → :class:`FrameInput`.
+
+    ``decode(msg) -> (array, encoding)`` is core's :func:`decode_image` by default (the node
+    passes its cv_bridge-or-core decoder). The output carries the RGB message's stamp and
+    ``frame_id``; the latency origin is the arrival of the later message.
+
+    Raises:
+        FrameError: a message does not decode.
+    """
+    (rgb_msg, t_rgb), (th_msg, t_th) = pair.payloads
+    rgb_arr, rgb_enc = decode(rgb_msg)
+    th_arr, th_enc = decode(th_msg)
+    header = getattr(rgb_msg, "header", None)
+    frame_id = str(getattr(header, "frame_id", "")) if header is not None else ""
+    return FrameInput(pair.stamps_ns[0], to_rgb(rgb_arr, rgb_enc), to_grey(th_arr, th_enc),
+                      frame_id, pair.stamps_ns[1], max(t_rgb, t_th))
 
 
 class FusionPipeline:
@@ -290,7 +304,7 @@ class FusionPipeline:
         self.thermal = ThermalNormalizer(self.cfg.thermal)
         self.registration = ThermalRegistration(self.cfg.registration)
         self.diagnostics = diagnostics or FusionDiagnostics()
-        self.metrics = _load_online_metrics() if self.cfg.metrics else None
+        self.metrics = OnlineTemporalMetrics() if self.cfg.metrics else None
         self._pending: deque[_Pending] = deque()
         self._pool = ArrayPool()
         self._last_size: tuple[int, int] | None = None
@@ -339,22 +353,15 @@ class FusionPipeline:
         self.handle_events(events)
         if pair is None:
             return []
-        (rgb_msg, t_rgb), (th_msg, t_th) = pair.payloads
         t0 = time.perf_counter()
         try:
-            rgb_arr, rgb_enc = decode_image(rgb_msg)
-            th_arr, th_enc = decode_image(th_msg)
-            visible = to_rgb(rgb_arr, rgb_enc)
-            infrared = to_grey(th_arr, th_enc)
+            frame = pair_to_frame(pair)
         except FrameError as exc:
             self.frames_failed += 1
             self.diagnostics.error(str(exc))
             raise
         self.timings["decode"] += time.perf_counter() - t0
-        header = getattr(rgb_msg, "header", None)
-        frame_id = str(getattr(header, "frame_id", "")) if header is not None else ""
-        return self.fuse_frames(FrameInput(pair.stamps_ns[0], visible, infrared, frame_id,
-                                           pair.stamps_ns[1], max(t_rgb, t_th)))
+        return self.fuse_frames(frame)
 
     def add_message(self, topic_index: int, stamp_ns: int, msg: Any) -> list[FusedFrame]:
         """:meth:`offer` + :meth:`process`: the whole step for one incoming message."""

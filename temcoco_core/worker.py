@@ -46,7 +46,7 @@ from temcoco_core.diagnostics import (
     RateMeter,
     StatusValue,
 )
-from temcoco_core.frames.image_msg import decode_image, to_grey, to_rgb
+from temcoco_core.frames.image_msg import decode_image
 from temcoco_core.frames.pairing import MatchedSet
 from temcoco_core.frames.preprocess import FrameError
 from temcoco_core.node_config import MetricThreshold, NodeConfig
@@ -56,6 +56,7 @@ from temcoco_core.pipeline import (
     FrameInput,
     FusedFrame,
     FusionPipeline,
+    pair_to_frame,
 )
 
 __all__ = [
@@ -223,18 +224,9 @@ class FrameDecoder:
         return "temcoco_core for all encodings" + (f" ({self.note})" if self.note else "")
 
     def decode_pair(self, pair: MatchedSet) -> FrameInput:
-        """A matched (RGB, thermal) set with ``(msg, t_received)`` payloads → :class:`FrameInput`.
-
-        The output carries the RGB message's stamp and ``frame_id``; the latency origin is the
-        arrival of the later message.
-        """
-        (rgb_msg, t_rgb), (th_msg, t_th) = pair.payloads
-        rgb_arr, rgb_enc = self.decode(rgb_msg)
-        th_arr, th_enc = self.decode(th_msg)
-        header = getattr(rgb_msg, "header", None)
-        frame_id = str(getattr(header, "frame_id", "")) if header is not None else ""
-        return FrameInput(pair.stamps_ns[0], to_rgb(rgb_arr, rgb_enc), to_grey(th_arr, th_enc),
-                          frame_id, pair.stamps_ns[1], max(t_rgb, t_th))
+        """A matched (RGB, thermal) set → :class:`FrameInput` through this decoder
+        (:func:`~temcoco_core.pipeline.pair_to_frame`)."""
+        return pair_to_frame(pair, self.decode)
 
 
 def make_decoder(mode: str, load_bridge: Callable[[], Callable[[Any], np.ndarray]]
