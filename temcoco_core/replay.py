@@ -582,7 +582,7 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", default="auto",
                    choices=("auto", "eager", "inductor", "onnxruntime", "tensorrt"),
                    help="inference backend, with fallback to the next usable one (default: "
-                        "auto: eager on CPU, tensorrt -> inductor -> eager on CUDA)")
+                        "auto: onnxruntime -> eager on CPU, tensorrt -> inductor -> eager on CUDA)")
     g.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
                    help="compute precision (default: fp32)")
     g.add_argument("--threads", type=int, default=None,

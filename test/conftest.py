@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,19 @@ DATA = SHARED / "data"
 @pytest.fixture(autouse=True)
 def _deterministic() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _engine_cache(tmp_path_factory):
+    """Engines built by the tests (ONNX Runtime is the CPU default) go to a temporary folder,
+    never into the user's ~/.cache/temcoco/engines."""
+    previous = os.environ.get("TEMCOCO_ENGINE_CACHE")
+    os.environ["TEMCOCO_ENGINE_CACHE"] = str(tmp_path_factory.mktemp("engines"))
+    yield
+    if previous is None:
+        os.environ.pop("TEMCOCO_ENGINE_CACHE", None)
+    else:
+        os.environ["TEMCOCO_ENGINE_CACHE"] = previous
 
 
 @pytest.fixture(autouse=True, scope="session")

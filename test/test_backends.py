@@ -133,7 +133,7 @@ def test_config_validation_and_aliases():
 
 def test_fallback_chain_order():
     assert BackendConfig(device="cuda").chain() == ("tensorrt", "inductor", "eager")
-    assert BackendConfig().chain() == ("eager",)  # auto on a CPU
+    assert BackendConfig().chain() == ("onnxruntime", "eager")  # auto on a CPU: fastest first
     assert BackendConfig(fallback=("inductor", "eager")).chain() == ("inductor", "eager")
     assert BackendConfig("tensorrt").chain() == ("tensorrt", "inductor", "eager")
     assert BackendConfig("inductor").chain() == ("inductor", "eager")
@@ -517,6 +517,20 @@ def test_onnxruntime_stream_matches_eager_and_is_cached(onnx_cache):
     state = prepared.init_state(1, 8, 8)
     fused, state = prepared.step(*small[0], state)
     assert fused.shape == (1, 3, 8, 8)
+
+
+def test_auto_reaches_file_backends_under_their_own_name(onnx_cache, tmp_path):
+    """Regression: ``auto`` (and any fallback step) must hand each backend a config named for
+    it; the cache used to receive ``'auto'`` and refuse, so ``auto`` never left eager."""
+    model = onnx_cache[0]
+    prepared = prepare_model(model, BackendConfig(cache_dir=tmp_path), example_shape=(H, W))
+    assert prepared.backend == "onnxruntime", prepared.fallback_log
+    assert prepared.engine_path is not None and prepared.engine_path.suffix == ".onnx"
+    # Reached by falling back from a named backend that cannot run here (no torch_tensorrt).
+    fell = prepare_model(model, BackendConfig("tensorrt", cache_dir=tmp_path,
+                                              fallback=("onnxruntime", "eager")),
+                         example_shape=(H, W))
+    assert fell.backend == "onnxruntime", fell.fallback_log
 
 
 def test_onnxruntime_clip_mode(onnx_cache, tmp_path):
