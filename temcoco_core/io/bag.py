@@ -18,7 +18,6 @@ types used here in later distributions).
 from __future__ import annotations
 
 import contextlib
-import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,6 +28,7 @@ import numpy as np
 
 from temcoco_core.diagnostics import DiagnosticTypes, StatusValue, build_diagnostic_array
 from temcoco_core.frames.image_msg import numpy_to_image_fields
+from temcoco_core.io.outputs import WRITER_KEY, OutputPathError, check_output_path
 
 __all__ = [
     "COMPRESSED_TYPE",
@@ -341,31 +341,42 @@ class BagWriter:
     Args:
         path: bag directory to create.
         storage: ``"sqlite3"`` or ``"mcap"``.
-        overwrite: delete an existing bag directory at ``path`` first (otherwise an existing
-            path is an error).
+        overwrite: replace an existing bag at ``path`` -- only a bag written by temcoco that
+            holds nothing else (see :mod:`temcoco_core.io.outputs`); anything else is an error.
         version: rosbag2 format version (8 or 9); 8 stores QoS as in Humble.
+        inputs: paths the output must not be, contain or sit inside (the input bag).
+
+    The bag's ``metadata.yaml`` is marked as written by temcoco (``custom_data``), which is
+    what ``overwrite`` checks.
 
     Raises:
-        BagError: bad storage name, or ``path`` exists and ``overwrite`` is false.
+        BagError: bad storage name, ``path`` exists (and is not ours to overwrite), is an
+            input, or cannot be created (one line naming the problem).
     """
 
     def __init__(self, path: str | Path, storage: str = "sqlite3", *, overwrite: bool = False,
-                 version: int = 8) -> None:
+                 version: int = 8, inputs: Sequence[str | Path] = ()) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
+        from rosbags.rosbag2.errors import WriterError
 
         if storage not in STORAGE_PLUGINS:
             raise BagError(f"unknown bag storage {storage!r}; use one of {STORAGE_PLUGINS}")
         self.path = Path(path)
-        if self.path.exists():
-            if not overwrite:
-                raise BagError(f"{self.path}: output bag exists already (use --overwrite)")
-            if self.path.is_dir():
-                shutil.rmtree(self.path)
-            else:
-                self.path.unlink()
+        try:
+            check_output_path(self.path, inputs=inputs, overwrite=overwrite, bag=True)
+        except OutputPathError as exc:
+            raise BagError(str(exc)) from None
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
         self._writer = Writer(self.path, version=version, storage_plugin=plugin)
-        self._writer.open()
+        try:
+            self._writer.open()
+        except (WriterError, OSError) as exc:
+            why = _one_line(exc)
+            raise BagError(f"{self.path}: cannot create the output bag: {why}") from None
+        if version >= 6:
+            from temcoco_core import __version__
+
+            self._writer.set_custom_data(WRITER_KEY, f"temcoco_core {__version__}")
         self._open = True
         self._conns: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
