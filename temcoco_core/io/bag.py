@@ -102,13 +102,17 @@ class TopicInfo:
 
 @dataclass
 class BagMessage:
-    """One deserialised message: topic, log time (ns), message object, its connection."""
+    """One deserialised message: topic, log time (ns), message object, its connection.
+
+    ``error`` is set (and ``msg`` is ``None``) for a message that does not deserialise, when
+    :meth:`BagReader.messages` was asked to yield those (``bad_messages="yield"``)."""
 
     topic: str
     log_time_ns: int
     msg: Any
     connection: Any
     raw: bytes | memoryview
+    error: str = ""
 
 
 def _describe_topics(topics: Iterable[TopicInfo]) -> str:
@@ -209,18 +213,24 @@ class BagReader:
 
     # messages ---------------------------------------------------------------------------------
     def messages(self, topics: Sequence[str] | None = None, *, deserialize: Iterable[str] | None
-                 = None) -> Iterator[BagMessage]:
+                 = None, bad_messages: str = "raise") -> Iterator[BagMessage]:
         """Messages of ``topics`` (all when ``None``) in log-time order.
 
         Args:
             topics: topic names to read (each must exist).
             deserialize: topics whose messages are deserialised (default: all read topics);
                 the others come with ``msg=None`` and only ``raw``.
+            bad_messages: a message that does not deserialise: ``"raise"`` a
+                :class:`BagError`, or ``"yield"`` it with ``msg=None`` and ``error`` set (the
+                caller skips and counts it; reading goes on).
 
         Raises:
-            BagError: a topic is missing, or the bag is corrupt/truncated at some message (after
-                the messages before it were yielded).
+            BagError: a topic is missing, the bag is corrupt/truncated at some message (after
+                the messages before it were yielded), or (``bad_messages="raise"``) a message
+                does not deserialise.
         """
+        if bad_messages not in ("raise", "yield"):
+            raise ValueError(f"bad_messages must be 'raise' or 'yield', got {bad_messages!r}")
         if topics is not None:
             for t in topics:
                 self.require_topic(t)
@@ -241,14 +251,17 @@ class BagReader:
                                f"({_one_line(exc)}); it has: {self.describe_topics()}") from exc
             conn, t_ns, raw = item
             msg = None
+            error = ""
             if conn.topic in want:
                 try:
                     msg = ts.deserialize_cdr(raw, conn.msgtype)
                 except Exception as exc:
-                    raise BagError(f"{self.path}: message {n} on {conn.topic} does not "
-                                   f"deserialise as {conn.msgtype} ({_one_line(exc)})") from exc
+                    error = (f"message {n} on {conn.topic} does not deserialise as "
+                             f"{conn.msgtype} ({_one_line(exc)})")
+                    if bad_messages == "raise":
+                        raise BagError(f"{self.path}: {error}") from exc
             n += 1
-            yield BagMessage(conn.topic, int(t_ns), msg, conn, raw)
+            yield BagMessage(conn.topic, int(t_ns), msg, conn, raw, error)
 
 
 def _one_line(exc: BaseException) -> str:
