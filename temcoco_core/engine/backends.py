@@ -30,7 +30,8 @@ the fastest there) and the reason is logged and kept in :attr:`PreparedModel.fal
 Warm-up (compilation, CUDA-graph capture, allocator) happens in :func:`prepare_model`, before
 the first real frame.
 
-Ahead-of-time builds (``temcoco export``) go through :func:`build_engine`, which writes the same
+Ahead-of-time builds (``temcoco export``) go through :func:`build_engine_file`, which writes the
+same
 cache entries :func:`prepare_model` looks up, so a robot never waits for a build at start-up.
 Heavy optional packages (``torch_tensorrt``, ``tensorrt``, ``onnxruntime``) are imported lazily.
 """
@@ -71,7 +72,7 @@ __all__ = [
     "PlatformInfo",
     "PreparedModel",
     "PreparedStreamingModel",
-    "build_engine",
+    "build_engine_file",
     "default_cache_dir",
     "engine_key",
     "export_onnx",
@@ -742,7 +743,7 @@ def _artifact_options(backend: str, config: BackendConfig) -> str:
     return json.dumps({"opset": config.onnx_opset})
 
 
-def build_engine(model: nn.Module, config: BackendConfig, spec: InputSpec,
+def build_engine_file(model: nn.Module, config: BackendConfig, spec: InputSpec,
                  output: str | os.PathLike | None = None, weights: str | None = None,
                  notes: list[str] | None = None) -> EngineArtifact:
     """Build (or find in the cache) the TensorRT engine or ONNX file of ``model`` for ``spec``.
@@ -767,7 +768,8 @@ def build_engine(model: nn.Module, config: BackendConfig, spec: InputSpec,
     notes = notes if notes is not None else []
     backend = config.name
     if backend not in _SUFFIXES:
-        raise ValueError(f"build_engine builds tensorrt or onnxruntime engines, not '{backend}'")
+        raise ValueError(f"build_engine_file builds tensorrt or onnxruntime engines, not "
+                         f"'{backend}'")
     precision = _effective_precision(backend, config, notes)
     device = config.torch_device
     if backend == "tensorrt":
@@ -813,7 +815,7 @@ def _tensorrt_runner(model: nn.Module, config: BackendConfig, spec: InputSpec,
         _check_engine_file(path, model, config, spec, precision, weights, cast)
         module = _load_tensorrt(trt, path)
     else:
-        artifact = build_engine(model, config, spec, weights=weights, notes=notes)
+        artifact = build_engine_file(model, config, spec, weights=weights, notes=notes)
         path = artifact.path
         try:
             module = _load_tensorrt(trt, path)
@@ -821,7 +823,7 @@ def _tensorrt_runner(model: nn.Module, config: BackendConfig, spec: InputSpec,
             if artifact.built:
                 raise
             notes.append(f"tensorrt: cached engine unusable ({exc}); rebuilding")
-            artifact = build_engine(model, replace(config, rebuild=True), spec,
+            artifact = build_engine_file(model, replace(config, rebuild=True), spec,
                                     weights=weights, notes=notes)
             module = _load_tensorrt(trt, artifact.path)
 
@@ -998,14 +1000,14 @@ def _onnxruntime_runner(model: nn.Module, config: BackendConfig, spec: InputSpec
         path = Path(config.engine_path)
         _check_engine_file(path, model, config, spec, precision, weights, dtype)
     else:
-        path = build_engine(model, config, spec, weights=weights, notes=notes).path
+        path = build_engine_file(model, config, spec, weights=weights, notes=notes).path
     try:
         session = _onnx_session(ort, path, providers, config.onnx_threads)
     except EngineFileError as exc:
         if config.engine_path is not None:
             raise
         notes.append(f"onnxruntime: cached file unusable ({exc}); re-exporting")
-        path = build_engine(model, replace(config, rebuild=True), spec, weights=weights,
+        path = build_engine_file(model, replace(config, rebuild=True), spec, weights=weights,
                             notes=notes).path
         session = _onnx_session(ort, path, providers, config.onnx_threads)
     _check_onnx_signature(session, path, model, spec, dtype)
