@@ -255,7 +255,7 @@ def test_one_camera_clock_restart_resynchronises_at_once() -> None:
     assert resets == 1
     assert p.pairs == 200
     assert p.summary()["topics"]["topic1"]["clock_jumps"] == 1
-    assert any("clock jumped" in n for n in p.notes())
+    assert p.timeline.summary()["topic1"]["correction_ns"] == base + 100 * period - 4 * MS
 
 
 def test_forward_clock_jump_of_one_camera_resynchronises() -> None:
@@ -265,7 +265,8 @@ def test_forward_clock_jump_of_one_camera_resynchronises() -> None:
         jump = 3600 * 10**9 if i >= 30 else 0
         p.add(0, i * period, i, i * period)
         p.add(1, i * period + 2 * MS + jump, i, i * period + MS)
-    assert p.pairs == 60 and p.events["clock_jump"] == 1
+    assert p.pairs == 60 and p.events["gap"] == 1
+    assert p.summary()["topics"]["topic1"]["clock_jumps"] == 1
 
 
 def test_looped_bag_with_log_times_is_one_reset() -> None:

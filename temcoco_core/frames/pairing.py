@@ -23,13 +23,14 @@ loops, jittery hardware stamps and camera clocks that restart):
   paired as usual, repeated stamps are paired and fused (counted, never dropped), unstamped
   (zero) messages are paired by receive time, and one camera's clock jumping is re-synchronised
   at once when receive times are given (``add(..., receive_ns=...)``);
-* :class:`TimeEvent` s: ``"time_backwards"`` / ``"clock_jump"`` (a real discontinuity: the
-  caller resets its temporal state; without a re-synchronisation the queues are cleared, since a
-  message from before the jump must never pair with one after it), ``"gap"`` (two consecutive
-  pairs more than ``max_gap_s`` apart: reset), and the informational ``"duplicate_stamp"`` and
-  ``"reordered"`` (no reset). Events whose ``reset`` is true tell the caller to reset its
-  temporal state (engine, thermal gain); the discontinuities of several topics that belong to
-  one jump (a looped bag) are reported as one reset, with the first pair after it.
+* :class:`TimeEvent` s: ``"time_backwards"`` (a real discontinuity: the caller resets its
+  temporal state; without a re-synchronisation the queues are cleared, since a message from
+  before the jump must never pair with one after it), ``"gap"`` (two consecutive pairs more
+  than ``max_gap_s`` apart, or one topic's clock jumping forward: reset), and the
+  informational ``"duplicate_stamp"`` and ``"reordered"`` (no reset). Events whose ``reset``
+  is true tell the caller to reset its temporal state (engine, thermal gain); the
+  discontinuities of several topics that belong to one jump (a looped bag) are reported as one
+  reset, with the first pair after it.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ __all__ = [
     "TopicCounters",
 ]
 
-TimeEventKind = Literal["time_backwards", "clock_jump", "duplicate_stamp", "reordered", "gap"]
+TimeEventKind = Literal["time_backwards", "duplicate_stamp", "reordered", "gap"]
 
 
 @dataclass
@@ -148,8 +149,8 @@ class TimeEvent:
     """A discontinuity in the stream's time.
 
     Attributes:
-        kind: ``"time_backwards"``, ``"clock_jump"``, ``"gap"`` (discontinuities, ``reset``
-            true), ``"duplicate_stamp"`` or ``"reordered"`` (informational).
+        kind: ``"time_backwards"``, ``"gap"`` (discontinuities, ``reset`` true),
+            ``"duplicate_stamp"`` or ``"reordered"`` (informational).
         topic_index: topic that showed it (``-1`` for ``"gap"``, a property of the pairs).
         stamp_ns: the new stamp.
         previous_ns: the stamp it is compared with.
@@ -206,8 +207,8 @@ class ApproximatePairer:
         self._pending: TimeEvent | None = None
         self.counters = [TopicCounters() for _ in range(n_topics)]
         self.pairs = 0
-        self.events: dict[str, int] = {"time_backwards": 0, "clock_jump": 0, "gap": 0,
-                                       "duplicate_stamp": 0, "reordered": 0}
+        self.events: dict[str, int] = {"time_backwards": 0, "gap": 0, "duplicate_stamp": 0,
+                                       "reordered": 0}
 
     # ------------------------------------------------------------------ public API
     def add(self, topic_index: int, stamp_ns: int, payload: Any,

@@ -51,8 +51,7 @@ __all__ = ["STAMP_SOURCES", "StampPlacement", "StampTimeline", "TimelineConfig",
 
 STAMP_SOURCES = ("header", "receive")
 
-PlacementKind = Literal["ok", "first", "reordered", "duplicate_stamp", "time_backwards",
-                        "clock_jump"]
+PlacementKind = Literal["ok", "first", "reordered", "duplicate_stamp", "time_backwards", "gap"]
 
 
 @dataclass
@@ -111,7 +110,9 @@ class StampPlacement:
         source_ns: header stamp, or the receive time that replaced it.
         aligned_ns: ``source_ns`` + the topic's clock correction (pairing uses it).
         kind: ``"first"``, ``"ok"``, ``"reordered"``, ``"duplicate_stamp"`` (fused, no reset),
-            ``"time_backwards"`` or ``"clock_jump"`` (discontinuities).
+            ``"time_backwards"`` or ``"gap"`` (discontinuities; a forward jump of one topic is
+            only reported here when its clock jumped -- a pause of the whole stream is the
+            pairer's pair-level gap check).
         previous_ns: the newest earlier ``source_ns`` of the topic (``None`` for the first).
         resynced: a clock correction was applied (the topic's other messages stay pairable).
     """
@@ -124,7 +125,7 @@ class StampPlacement:
 
     @property
     def discontinuity(self) -> bool:
-        return self.kind in ("time_backwards", "clock_jump")
+        return self.kind in ("time_backwards", "gap")
 
 
 @dataclass
@@ -207,14 +208,13 @@ class StampTimeline:
             elif self._gap_ns is not None and step > self._gap_ns and receive_ns is not None \
                     and st.offsets:
                 # a forward gap: a real pause (receive time moved as much) or a clock jump
-                kind = "clock_jump" if self._offset_jump(st, src, receive_ns) else "ok"
-            if kind in ("time_backwards", "clock_jump") and receive_ns is not None \
-                    and st.offsets:
+                kind = "gap" if self._offset_jump(st, src, receive_ns) else "ok"
+            if kind in ("time_backwards", "gap") and receive_ns is not None and st.offsets:
                 resynced = self._resync(st, src, receive_ns)
-                if kind == "clock_jump" or resynced:
+                if resynced:
                     stats.clock_jumps += 1
                 stats.correction_ns = st.correction_ns
-        if kind in ("time_backwards", "clock_jump") and not resynced:
+        if kind in ("time_backwards", "gap") and not resynced:
             st.offsets.clear()
         if kind not in ("reordered", "duplicate_stamp"):
             st.newest_ns = src
@@ -238,17 +238,14 @@ class StampTimeline:
         return True
 
     def notes(self) -> list[str]:
-        """Human-readable problems with the inputs' stamps (for diagnostics), e.g. unstamped
-        input."""
+        """Standing problems with the inputs' stamps, for a diagnostics WARN (unstamped
+        input). Clock jumps are events, counted in :meth:`summary`."""
         out = []
         for name, s in zip(self.topic_names, self.stats):
             if s.unstamped and self.cfg.stamp_source == "header":
                 out.append(f"{name} publishes unstamped messages (header stamp 0, {s.unstamped} "
                            "so far): paired by receive time; set stamp_source to 'receive' "
                            "(or fix the driver's stamps)")
-            if s.clock_jumps:
-                out.append(f"{name}'s clock jumped {s.clock_jumps} time(s) (camera restart or "
-                           f"resync): re-synchronised, correction {s.correction_ns / 1e9:+.3f} s")
         return out
 
     def summary(self) -> dict[str, dict[str, int]]:
