@@ -51,12 +51,14 @@ def failure_kind(exc: BaseException) -> str:
 
 @dataclass
 class FailureCounter:
-    """Per-frame failures by kind; ``last`` is the most recent ``(kind, message)``."""
+    """Per-frame failures by kind; ``last`` is the most recent ``(kind, message)`` and
+    ``last_time`` when it happened (``clock``, seconds)."""
 
     counts: dict[str, int] = field(default_factory=dict)
     last_message: dict[str, str] = field(default_factory=dict)
     last: tuple[str, str] | None = None
     last_time: float | None = None
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
     @property
     def total(self) -> int:
@@ -67,7 +69,7 @@ class FailureCounter:
         self.counts[kind] = self.counts.get(kind, 0) + 1
         self.last_message[kind] = message
         self.last = (kind, message)
-        self.last_time = now
+        self.last_time = self.clock() if now is None else now
         return self.counts[kind]
 
     def describe_last(self) -> str:
@@ -168,13 +170,17 @@ class LivenessMonitor:
     Args:
         cfg: thresholds.
         clock: seconds, monotonic (injectable for tests).
+        failures: share this counter (e.g. the pipeline's, which records every failed frame);
+            its clock becomes ``clock``.
     """
 
     def __init__(self, cfg: LivenessConfig | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 failures: FailureCounter | None = None) -> None:
         self.cfg = cfg or LivenessConfig()
         self._clock = clock
-        self.failures = FailureCounter()
+        self.failures = failures if failures is not None else FailureCounter()
+        self.failures.clock = clock
         self.inputs = 0
         self.outputs = 0
         self._note = ""

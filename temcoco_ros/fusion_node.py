@@ -354,9 +354,11 @@ class FusionNode(LifecycleNode):
 
     # ------------------------------------------------------------------ callbacks
     def _on_image(self, msg: Image, index: int) -> None:
-        """``synchronizer=core``: pair, convert, enqueue (no inference here)."""
+        """``synchronizer=core``: pair and enqueue the raw messages (decoding and inference
+        run on the worker thread). The receive time on the node's clock lets the pairer use
+        it for unstamped input and re-synchronise a camera whose clock restarts."""
         if self._worker is not None:
-            self._worker.offer(index, _stamp_ns(msg), msg)
+            self._worker.offer(index, _stamp_ns(msg), msg, self.get_clock().now().nanoseconds)
 
     def _on_image_counted(self, msg: Image, index: int) -> None:
         """``synchronizer=message_filters``: count and watch for time going backwards."""
@@ -364,7 +366,8 @@ class FusionNode(LifecycleNode):
             self._clear_stock_sync()
 
     def _on_pair(self, rgb: Image, thermal: Image) -> None:
-        """The stock synchroniser's callback (runs under its lock): convert and enqueue."""
+        """The stock synchroniser's callback (runs under its lock): enqueue (decoding runs on
+        the worker thread)."""
         if self._worker is not None:
             self._worker.offer_pair(rgb, thermal, _stamp_ns(rgb), _stamp_ns(thermal))
 

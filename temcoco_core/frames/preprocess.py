@@ -22,6 +22,7 @@ import torch
 
 __all__ = [
     "ArrayPool",
+    "CorruptMessageError",
     "FrameError",
     "FrameGeometry",
     "FrameSizeMismatchError",
@@ -56,6 +57,12 @@ class NonFiniteFrameError(FrameError):
     """A float frame contains NaN/Inf or values too large to normalise."""
 
     kind = "non_finite"
+
+
+class CorruptMessageError(FrameError):
+    """An input message cannot even be deserialised (a corrupt record in a bag)."""
+
+    kind = "corrupt_message"
 
 
 class FrameSizeMismatchError(FrameError):

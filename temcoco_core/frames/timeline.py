@@ -166,6 +166,11 @@ class StampTimeline:
                 st.newest_ns = None
                 st.offsets.clear()
 
+    def newest_aligned(self, topic_index: int) -> int | None:
+        """The newest stamp of a topic on the common timeline (``None``: none yet)."""
+        st = self._state[topic_index]
+        return None if st.newest_ns is None else st.newest_ns + st.correction_ns
+
     def source_stamp(self, topic_index: int, header_ns: int, receive_ns: int | None) -> int:
         """The stamp a message is known by under ``stamp_source`` (counts unstamped input)."""
         if self.cfg.stamp_source == "receive" and receive_ns is not None:
