@@ -15,20 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from . import backends
-from .backends import (
-    PRECISIONS,
-    BackendConfig,
-    BackendUnavailableError,
-    EngineFileError,
-    InputSpec,
-    _check_engine_file,
-    _example_inputs,
-    _export_module,
-    _first_line,
-    _import_optional,
-    _Runner,
-    build_engine_file,
-)
+from .backends import BackendConfig, EngineFileError, InputSpec, _Runner
 from .cache import parse_version
 
 __all__ = ["build", "make_runner", "tensorrt_compile_settings"]
@@ -45,10 +32,11 @@ def tensorrt_compile_settings(version: str, precision: str) -> tuple[dict[str, A
     is always on and ``enabled_precisions`` is gone: the model and inputs are cast to the target
     dtype instead.
     """
-    dtype = PRECISIONS[precision]
+    dtype = backends.PRECISIONS[precision]
     parsed = parse_version(version)
     if not parsed:
-        raise BackendUnavailableError(f"cannot read the torch_tensorrt version '{version}'")
+        raise backends.BackendUnavailableError(
+            f"cannot read the torch_tensorrt version '{version}'")
     if parsed < (2, 13):
         precisions = {torch.float32} if precision == "fp32" else {torch.float32, dtype}
         return {"enabled_precisions": precisions}, torch.float32
@@ -60,8 +48,8 @@ def build(trt: Any, model: nn.Module, spec: InputSpec, config: BackendConfig,
     """Export, compile with Torch-TensorRT and save to ``path`` (atomically)."""
     settings, cast = tensorrt_compile_settings(str(getattr(trt, "__version__", "")), precision)
     device = config.torch_device
-    module = _export_module(copy.deepcopy(model).to(device, cast).eval(), spec)
-    inputs = _example_inputs(model, spec, device, cast)
+    module = backends._export_module(copy.deepcopy(model).to(device, cast).eval(), spec)
+    inputs = backends._example_inputs(model, spec, device, cast)
     program = torch.export.export(module, inputs, strict=False)
     executed = {_aten_op(name) for name in config.torch_executed_ops}
     compiled = trt.compile(
@@ -94,22 +82,22 @@ def _load_tensorrt(trt: Any, path: Path) -> Callable[..., Any]:
         return loaded.module() if hasattr(loaded, "module") else loaded
     except Exception as exc:
         raise EngineFileError(f"TensorRT engine {path} could not be loaded "
-                              f"({_first_line(exc)}); rebuild it with `temcoco export "
+                              f"({backends._first_line(exc)}); rebuild it with `temcoco export "
                               f"--backend tensorrt`") from None
 
 
 def make_runner(model: nn.Module, config: BackendConfig, spec: InputSpec,
                      precision: str, weights: str) -> _Runner:
-    trt = _import_optional("torch_tensorrt", "torch-tensorrt")
+    trt = backends._import_optional("torch_tensorrt", "torch-tensorrt")
     backends._require_cuda("tensorrt", config.torch_device)  # (patched in tests)
     notes: list[str] = []
     _, cast = tensorrt_compile_settings(str(getattr(trt, "__version__", "")), precision)
     if config.engine_path is not None:
         path = Path(config.engine_path)
-        _check_engine_file(path, model, config, spec, precision, weights, cast)
+        backends._check_engine_file(path, model, config, spec, precision, weights, cast)
         module = _load_tensorrt(trt, path)
     else:
-        artifact = build_engine_file(model, config, spec, weights=weights, notes=notes)
+        artifact = backends.build_engine_file(model, config, spec, weights=weights, notes=notes)
         path = artifact.path
         try:
             module = _load_tensorrt(trt, path)
@@ -117,7 +105,7 @@ def make_runner(model: nn.Module, config: BackendConfig, spec: InputSpec,
             if artifact.built:
                 raise
             notes.append(f"tensorrt: cached engine unusable ({exc}); rebuilding")
-            artifact = build_engine_file(model, replace(config, rebuild=True), spec,
+            artifact = backends.build_engine_file(model, replace(config, rebuild=True), spec,
                                     weights=weights, notes=notes)
             module = _load_tensorrt(trt, artifact.path)
 
