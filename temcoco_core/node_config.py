@@ -32,6 +32,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from temcoco_core.engine.backends import BACKENDS as ENGINE_BACKENDS
+from temcoco_core.engine.backends import PRECISIONS as ENGINE_PRECISIONS
 from temcoco_core.frames.pairing import PairingConfig
 from temcoco_core.frames.preprocess import PreprocessConfig
 from temcoco_core.frames.registration import RegistrationConfig, parse_homography
@@ -53,10 +55,10 @@ __all__ = [
     "parameter_specs",
 ]
 
-#: Inference backends the node accepts (``temcoco_core.engine.backends``); ``auto`` picks the
-#: fastest one that works on the device and logs the fallback chain.
-BACKENDS = ("auto", "eager", "inductor", "tensorrt", "onnxruntime")
-PRECISIONS = ("fp32", "fp16", "bf16")
+#: Inference backends the node accepts: ``auto`` (picks the fastest that works on the device and
+#: logs the fallback chain) and every backend of :data:`temcoco_core.engine.backends.BACKENDS`.
+BACKENDS = ("auto", *ENGINE_BACKENDS)
+PRECISIONS = tuple(ENGINE_PRECISIONS)
 #: Online temporal-consistency metrics (lower case, as written in the ``metrics`` parameter) →
 #: the key ``temcoco_core.metrics.OnlineTemporalMetrics.update`` reports them under.
 METRIC_NAMES: dict[str, str] = {"flicker": "flicker", "dirc": "dirC", "flowd": "flowD"}

@@ -54,7 +54,7 @@ def _bag(path: Path) -> Path:
     frames = list(generate_scene(SyntheticSceneConfig(width=64, height=40, frames=5, seed=3)))
     with BagWriter(path) as w:
         log_t = 0
-        for loop in range(2):
+        for _ in range(2):  # the loop: stamps jump back, log time goes on
             for i, f in enumerate(frames):
                 shift = 2 * 10**9 if i >= 3 else 0
                 log_t += 10**8

@@ -9,7 +9,7 @@ robot never waits for it at start-up::
         --size 640x480 --mode clip --clip-length 4 --output official-640x480.onnx
 
 Without ``--output`` the file goes into the engine cache (``--cache-dir``, default
-``~/.cache/temcoco/engines``) under its :class:`~temcoco_core.engine.backends.EngineKey`, where
+``~/.cache/temcoco/engines``) under its :class:`~temcoco_core.engine.cache.EngineKey`, where
 :func:`~temcoco_core.engine.backends.prepare_model` (the node, ``temcoco replay``) looks it up
 for the same weights, size, precision, GPU and library versions. With ``--output`` pass the path
 as the ``engine_path`` backend option. The built file is then loaded and checked against the
