@@ -26,7 +26,7 @@ import os
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,12 +134,21 @@ def verify_file(path: str | os.PathLike, expected_sha256: str | None) -> None:
                               f"{expected_sha256[:12]}… recorded when it was built")
 
 
+def _mode_for(folder: Path) -> int:
+    """0600 in a private folder (the cache), 0644 elsewhere (an engine exported for others)."""
+    try:
+        return 0o600 if stat.S_IMODE(os.stat(folder).st_mode) & 0o077 == 0 else 0o644
+    except OSError:
+        return 0o600
+
+
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike, mode: int = 0o600) -> Iterator[Path]:
-    """A unique temporary path beside ``target`` (created empty, ``mode``) for a writer that
-    needs a file name; renamed onto ``target`` when the block ends without an exception,
-    deleted otherwise."""
+def atomic_path(target: str | os.PathLike, mode: int | None = None) -> Iterator[Path]:
+    """A unique temporary path beside ``target`` (created empty) for a writer that needs a
+    file name; renamed onto ``target`` when the block ends without an exception, deleted
+    otherwise. ``mode``: of the final file (default 0600 in a private folder, else 0644)."""
     target = Path(target)
+    mode = _mode_for(target.parent) if mode is None else mode
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
                                suffix=".tmp" + target.suffix)
     os.close(fd)
@@ -154,7 +163,7 @@ def atomic_path(target: str | os.PathLike, mode: int = 0o600) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def atomic_write(target: str | os.PathLike, data: bytes | str, mode: int = 0o600) -> Path:
+def atomic_write(target: str | os.PathLike, data: bytes | str, mode: int | None = None) -> Path:
     """Write ``data`` to ``target`` through a unique temporary file and an atomic rename."""
     target = Path(target)
     with atomic_path(target, mode) as tmp, open(tmp, "wb") as f:
@@ -203,9 +212,12 @@ def _no_pickle() -> Iterator[None]:
                 m.pickle = p
 
 
-def load_exported_program(path: str | os.PathLike) -> Any:
-    """``torch.export.load`` (what ``torch_tensorrt.load`` does for ``.ep`` files) with no
-    Python pickle allowed.
+def load_exported_program(path: str | os.PathLike,
+                          loader: Callable[[str], Any] | None = None) -> Any:
+    """Load a saved program with no Python pickle allowed: ``loader(path)`` (default
+    ``torch.export.load``; the TensorRT backend passes ``torch_tensorrt.load``, which reads
+    ``.ep`` files through ``torch.export.load``) runs while ``torch.load`` is
+    ``weights_only=True`` only and the archive reader's ``pickle`` is refused.
 
     Raises:
         PickleRefusedError: the program cannot be loaded without pickle (refused: pickle can
@@ -213,9 +225,10 @@ def load_exported_program(path: str | os.PathLike) -> Any:
     """
     import torch
 
+    load = loader or (lambda p: torch.export.load(p))
     try:
         with _no_pickle():
-            return torch.export.load(str(path))
+            return load(str(path))
     except PickleRefusedError as exc:
         raise PickleRefusedError(
             f"refusing to load {path}: {exc}, and unpickling can run arbitrary code. Rebuild "
