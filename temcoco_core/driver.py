@@ -143,14 +143,14 @@ def run_pipeline(pipeline: FusionPipeline, source: Iterable[MessageItem | FrameI
             if isinstance(item, MessageItem):
                 stats.last_time_ns = item.time_ns
                 try:
-                    if item.error:
+                    if item.error:  # names the topic and the record
                         exc = CorruptMessageError(item.error)
-                        pipeline.record_failure(exc, item.label)
+                        pipeline.record_failure(exc)
                         raise exc
                     outs = pipeline.add_message(item.topic_index, item.stamp_ns, item.msg,
                                                 item.receive_ns)
-                except FrameError as exc:  # the pipeline's errors name the topic
-                    outs = _skip(stats, exc, where, item.label if item.error else "", on_error)
+                except FrameError as exc:  # the errors name the topic
+                    outs = _skip(stats, exc, where, "", on_error)
             else:
                 stats.last_time_ns = item.stamp_ns
                 try:
