@@ -41,6 +41,7 @@ from temcoco_core.frames.decoder import FrameInput
 from temcoco_core.frames.image_msg import numpy_to_image_fields, to_grey
 from temcoco_core.frames.preprocess import FrameError
 from temcoco_core.io.bag import BagError, BagReader, BagWriter, select_image_topics, stamp_to_ns
+from temcoco_core.io.outputs import OutputPathError, check_output_path, prepare_output_parent
 from temcoco_core.node_config import NodeConfig
 from temcoco_core.pipeline import AverageEngine, Engine, FusedFrame, FusionPipeline
 
@@ -321,7 +322,7 @@ def replay_bag(in_bag: str | Path, out_bag: str | Path, settings: NodeConfig | N
                        metrics=means.means())
         if writer is not None:
             summary["output_counts"] = dict(writer.counts)
-        if summary.get("interrupted"):
+        if summary.get("interrupted") and writer is not None:
             log.warning("replay stopped early; %s holds the %d fused frames written so far",
                         out_bag, written[0])
     return summary
@@ -393,6 +394,13 @@ def fuse_videos(visible: str | Path, infrared: str | Path, out: str | Path | Non
     for p in (visible, infrared):
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such video file or frame folder")
+    for target in (out, preview):
+        if target is not None:  # outputs checked before any work: one clear line
+            check_output_path(target, inputs=(visible, infrared), overwrite=True, bag=False)
+    if frames_dir is not None:
+        if Path(frames_dir).exists() and not Path(frames_dir).is_dir():
+            raise OutputPathError(f"{frames_dir}: --frames-dir is a file, not a folder")
+        prepare_output_parent(Path(frames_dir) / "x.png")
     if fps is None:
         fps = video_info(visible).fps if visible.is_file() else 30.0
         fps = fps if fps and fps > 0 else 30.0
@@ -771,7 +779,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as exc:
+        # Bad input (a missing file, a corrupt checkpoint, an unknown preset ...): one line.
         print(f"temcoco {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # any other file-system failure: one line, no traceback
+        from temcoco_core.io.outputs import describe_os_error
+
+        print(f"temcoco {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
         return 1
 
 

@@ -306,3 +306,25 @@ def test_overwrite_never_removes_the_input_or_user_files(tmp_path: Path,
                  "average", "--json"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is a file, not a folder" in err[0]
+
+
+def test_fuse_output_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture):
+    """Case 8: an unwritable or file-typed output parent gave a Python traceback."""
+    vis, ir = tmp_path / "v", tmp_path / "i"
+    vis.mkdir()
+    ir.mkdir()
+    for k in range(2):
+        cv2.imwrite(str(vis / f"{k:03d}.png"), np.zeros((32, 48, 3), np.uint8))
+        cv2.imwrite(str(ir / f"{k:03d}.png"), np.zeros((32, 48), np.uint8))
+    (tmp_path / "afile").write_text("x")
+    cases = [(["-o", str(tmp_path / "afile" / "o.mp4")], "is a file, not a folder"),
+             (["-o", str(tmp_path / "o.mp4"), "--frames-dir", str(tmp_path / "afile")],
+              "is a file, not a folder"),
+             (["-o", str(vis)], "is the input"),
+             (["-o", str(tmp_path / "o.mp4"), "--preview", str(tmp_path / "afile" / "p.mp4")],
+              "is a file, not a folder")]
+    for extra, match in cases:
+        assert main(["fuse", str(vis), str(ir), "--engine", "average", "--json", *extra]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and match in err[0], err
+    assert len(list(vis.iterdir())) == 2
