@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -59,26 +60,33 @@ class FailureCounter:
     last: tuple[str, str] | None = None
     last_time: float | None = None
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
+    _lock: Any = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def total(self) -> int:
-        return sum(self.counts.values())
+        return sum(self.snapshot().values())
+
+    def snapshot(self) -> dict[str, int]:
+        """A copy of the counts by kind (the worker records while a timer reads)."""
+        with self._lock:
+            return dict(self.counts)
 
     def record(self, kind: str, message: str, now: float | None = None) -> int:
         """Count one failure; returns the new count of ``kind``."""
-        self.counts[kind] = self.counts.get(kind, 0) + 1
-        self.last_message[kind] = message
-        self.last = (kind, message)
-        self.last_time = self.clock() if now is None else now
-        return self.counts[kind]
+        with self._lock:
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+            self.last_message[kind] = message
+            self.last = (kind, message)
+            self.last_time = self.clock() if now is None else now
+            return self.counts[kind]
 
     def describe_last(self) -> str:
         """``"<kind>: <message>"`` of the last failure (``""`` when none)."""
         return f"{self.last[0]}: {self.last[1]}" if self.last else ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"total": self.total, "by_kind": dict(self.counts),
-                "last": self.describe_last()}
+        counts = self.snapshot()
+        return {"total": sum(counts.values()), "by_kind": counts, "last": self.describe_last()}
 
 
 class ThrottledLog:
@@ -263,7 +271,7 @@ class LivenessMonitor:
             "frames failed": str(self.failures.total),
             "last reason": reason or "none",
         }
-        values.update({f"failed {k}": str(v) for k, v in sorted(self.failures.counts.items())})
+        values.update({f"failed {k}": str(v) for k, v in sorted(self.failures.snapshot().items())})
         what = "no fused output yet" if self._last_output is None else "no fused output"
         if stalled > cfg.stall_error_s:
             level, msg = DiagnosticLevel.ERROR, f"{what} for {stalled:.1f} s while inputs " \

@@ -462,7 +462,7 @@ class FusionPipeline:
         """Diagnostic statuses for ``/diagnostics``."""
         extra = {"engine": self.engine_description, "frames_failed": self.frames_failed,
                  "thermal_gain_jumps": self.thermal.stats.gain_jumps}
-        extra.update({f"failed {k}": v for k, v in sorted(self.failures.counts.items())})
+        extra.update({f"failed {k}": v for k, v in sorted(self.failures.snapshot().items())})
         return with_stamp_notes(self.diagnostics.statuses(self.pairer.summary(), extra),
                                 self.pairer.notes())
 
