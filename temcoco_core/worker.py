@@ -588,6 +588,12 @@ class FusionWorker:
             level, message = DiagnosticLevel.OK, "running"
             if self._last_step_failed and self.engine_errors:
                 level, message = DiagnosticLevel.ERROR, f"inference failed: {self.last_error}"
+            elif (building := getattr(self.pipeline.engine, "building", None)) is not None:
+                level = DiagnosticLevel.WARN
+                message = (f"preparing the {values.get('backend', '')} engine for "
+                           f"{building[1]}x{building[0]} frames (first frame of this size; a "
+                           "TensorRT build can take minutes, `temcoco export` builds it "
+                           "ahead); outputs start when it is ready")
             elif self.latency_error_ms > 0 and p99 > self.latency_error_ms:
                 level = DiagnosticLevel.ERROR
                 message = f"latency p99 {p99:.0f} ms > {self.latency_error_ms:g} ms"

@@ -175,3 +175,26 @@ def test_explicit_device_and_weights_fail_with_one_line() -> None:
     assert "\n" not in str(err.value)
     with pytest.raises(NodeConfigError, match="cpu_threads"):
         NodeConfig(cpu_threads=-1)
+
+
+def test_diagnostics_say_the_engine_is_being_prepared(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the first frame's backend is built, the worker status says so (no silence)."""
+    from temcoco_core.engine import factory
+
+    cfg = NodeConfig(backend="eager", device="cpu", metrics="", cpu_threads=1)
+    handle = EngineHandle(cfg)
+    worker = FusionWorker.from_config(cfg, handle.load(), handle.info)
+    during: list = []
+    real = factory.prepare_model
+
+    def watched(*args, **kwargs):
+        during.append(next(s for s in worker.statuses() if s.name.endswith("worker")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(factory, "prepare_model", watched)
+    _offer_pairs(worker, 1)
+    assert worker.step(0).outputs
+    (status,) = during
+    assert int(status.level) == 1 and f"preparing the eager engine for {W}x{H}" in status.message
+    after = next(s for s in worker.statuses() if s.name.endswith("worker"))
+    assert int(after.level) == 0 and after.message == "running"

@@ -195,6 +195,8 @@ class NetworkEngine:
         self._errors: dict[tuple[int, int], EngineBuildError] = {}
         self._current: Any = None
         self._shape: tuple[int, int] | None = None
+        #: ``(H, W)`` being prepared right now (diagnostics say so while outputs wait), or None
+        self.building: tuple[int, int] | None = None
         if shape is not None:
             self._select(shape)
 
@@ -226,6 +228,7 @@ class NetworkEngine:
         cfg = self.backend
         log.info("preparing the %s backend for %dx%d frames (%s, %s)", cfg.name, w, h,
                  cfg.precision, cfg.device)
+        self.building = shape
         try:
             prepared = prepare_model(self.model, cfg, example_shape=shape,
                                      mode="stream" if self.mode == "stream" else "clip",
@@ -236,6 +239,8 @@ class NetworkEngine:
                 f"{w}x{h} frames: {exc}", self.info.fallback_log)
             self._errors[shape] = err
             raise err from exc
+        finally:
+            self.building = None
         self.info.backend, self.info.precision, self.info.shape = (
             prepared.backend, prepared.precision, shape)
         self.info.fallback_log.extend(str(line) for line in prepared.fallback_log)
