@@ -509,14 +509,19 @@ class FusionWorker:
         name, hw = self.diagnostics.name, self.diagnostics.hardware_id
         extra = {"frames_failed": self.frame_failures + self.decode_failures,
                  "thermal_gain_jumps": self.pipeline.thermal.stats.gain_jumps}
+        building = getattr(self.pipeline.engine, "building", None)
         with self._lock:
             notes = self.pipeline.pairer.notes() if self.synchronizer == "core" else []
-            self.liveness.note(self._pairing_note())
+            self.liveness.note(f"preparing the engine for {building[1]}x{building[0]} frames"
+                               if building is not None else self._pairing_note())
         out = [s for s in with_stamp_notes(
             self.diagnostics.statuses(self.pairing_summary(), extra), notes)
             if not s.name.endswith("temporal consistency")]
         out.insert(0, self._inputs_status(name, hw))
-        out.append(self.liveness.status(f"{name}: output liveness", hw))
+        live = self.liveness.status(f"{name}: output liveness", hw)
+        if building is not None:  # expected silence: WARN (the worker status says why)
+            live.level = min(live.level, DiagnosticLevel.WARN)
+        out.append(live)
         out.append(self._worker_status(name, hw))
         if self.monitor is not None:
             out.append(self.monitor.status(f"{name}: temporal consistency", hw))
