@@ -328,3 +328,27 @@ def test_fuse_output_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureF
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and match in err[0], err
     assert len(list(vis.iterdir())) == 2
+
+
+def test_engine_build_for_the_first_frame_is_the_named_reason_and_only_a_warn():
+    clock = FakeClock()
+    w = _worker(clock)
+
+    class Building:
+        building = (480, 640)
+
+        def push(self, visible, infrared):
+            return None  # still building: nothing comes out
+
+        def reset(self):
+            pass
+
+    w.pipeline.engine = Building()
+    for i in range(30 * 8):
+        clock.t += 1 / 30
+        t = 10**15 + i * 33 * MS
+        w.offer(0, t, _rgb(t, i), t)
+        w.offer(1, t + MS, _thermal(t + MS, i), t + MS)
+        w.step()
+    st = _status(w, "output liveness")
+    assert st.level == DiagnosticLevel.WARN and "preparing the engine for 640x480" in st.message
