@@ -289,7 +289,8 @@ class FusionPipeline:
         self.frames_failed += 1
         self.failures.record(kind, text)
         self.diagnostics.error(f"{kind}: {text}")
-        self._failure_log.log(logging.WARNING, kind, f"skipping a frame ({kind}): {text}")
+        level = logging.ERROR if kind == "inference_error" else logging.WARNING
+        self._failure_log.log(level, kind, f"skipping a frame ({kind}): {text}")
         return kind
 
     def decode(self, msg: Any) -> tuple[np.ndarray, str]:
