@@ -7,7 +7,7 @@ within seconds and name the reason. This module owns that, without ROS:
   ``decode_error``, ``non_finite``, ``size_mismatch``, ``bad_frame``, ``inference_error``…) with
   the last message of each kind and of all;
 * :class:`LivenessMonitor` -- inputs in, outputs out, failures: an output-rate/stall status that
-  goes WARN ``stall_warn_s`` after inputs stopped producing output (default 1 s, so a 1 Hz
+  goes WARN ``stall_warn_s`` after inputs stopped producing output (default 0.8 s, so a 1 Hz
   diagnostics timer shows it within 2 s) and ERROR after ``stall_error_s``, a WARN when the
   output rate stays below ``min_rate_ratio`` of ``expected_rate_hz``, always with the last
   reason;
@@ -139,7 +139,7 @@ class LivenessConfig:
     """
 
     expected_rate_hz: float = 0.0
-    stall_warn_s: float = 1.0
+    stall_warn_s: float = 0.8
     stall_error_s: float = 5.0
     min_rate_ratio: float = 0.5
     input_window_s: float = 2.0

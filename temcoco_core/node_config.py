@@ -353,7 +353,7 @@ class NodeConfig:
         "WARNs when the fused output stays below half of it. 0: no rate check.",
         "diagnostics", low=0.0, high=1000.0)
     stall_warn: float = _param(
-        1.0, "Inputs arriving but no fused output for this long (seconds) makes the output "
+        0.8, "Inputs arriving but no fused output for this long (seconds) makes the output "
         "liveness status WARN, naming the last reason.", "diagnostics", low=0.1, high=3600.0)
     stall_error: float = _param(
         5.0, "... and ERROR after this long (seconds).", "diagnostics", low=0.1, high=3600.0)
