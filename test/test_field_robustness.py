@@ -352,3 +352,18 @@ def test_engine_build_for_the_first_frame_is_the_named_reason_and_only_a_warn():
         w.step()
     st = _status(w, "output liveness")
     assert st.level == DiagnosticLevel.WARN and "preparing the engine for 640x480" in st.message
+
+
+@pytest.mark.parametrize("content", [b"\x00" * 64, b"not a checkpoint at all"])
+def test_explicit_corrupt_weights_are_an_error_not_a_fallback(tmp_path: Path, content: bytes,
+                                                              capsys: pytest.CaptureFixture):
+    """Case 8: an explicit corrupt --weights with the default engine fused with the average
+    and exited 0."""
+    src = _write_bag(tmp_path / "in", frames=3)
+    weights = tmp_path / "edge.safetensors"
+    weights.write_bytes(content)
+    assert main(["replay", str(src), "-o", str(tmp_path / "out"), "--weights", str(weights),
+                 "--json"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(weights) in err[0]
+    assert not (tmp_path / "out").exists()
