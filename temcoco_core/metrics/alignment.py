@@ -104,6 +104,15 @@ def _small(img: np.ndarray, max_side: int) -> np.ndarray:
     return img
 
 
+def _parabola_peak(line: np.ndarray, i: int) -> float:
+    """Sub-pixel offset of the maximum at ``i`` of a 1-D profile (parabola through 3 points)."""
+    if i <= 0 or i >= len(line) - 1:
+        return 0.0
+    a, b, c = float(line[i - 1]), float(line[i]), float(line[i + 1])
+    den = a - 2 * b + c
+    return float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den < 0 else 0.0
+
+
 def measure_alignment(visible: np.ndarray, infrared: np.ndarray,
                       cfg: AlignmentConfig | None = None,
                       valid: np.ndarray | None = None) -> AlignmentReading:
@@ -139,7 +148,10 @@ def measure_alignment(visible: np.ndarray, infrared: np.ndarray,
     _, peak, _, loc = cv2.minMaxLoc(res)
     zero = float(res[my, mx])
     scale = np.asarray(visible).shape[1] / w
-    offset = ((loc[0] - mx) * scale, (loc[1] - my) * scale)
+    px, py = loc[0] + _parabola_peak(res[loc[1], :], loc[0]), loc[1] + _parabola_peak(
+        res[:, loc[0]], loc[1])
+    # the thermal content sits at +offset from the RGB content it shows
+    offset = ((mx - px) * scale, (my - py) * scale)
     if peak < cfg.min_structure:
         return AlignmentReading(nan, (nan, nan), zero, float(peak))
     return AlignmentReading(float(np.clip(zero / peak, 0.0, 1.0)), offset, zero, float(peak))
