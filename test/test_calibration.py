@@ -199,3 +199,67 @@ def test_grey_and_structure_are_intensity_invariant() -> None:
     inv = structure_map(to_grey_unit(1.0 - img))  # contrast reversal (hot-black)
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99
     assert np.corrcoef(a.ravel(), inv.ravel())[0, 1] > 0.99
+
+
+# ---------------------------------------------------------------------------------- command
+def _rig(stairs, n: int = 6):
+    """A 16-bit 240x192 thermal camera (5:4) beside the 640x480 RGB camera."""
+    tsize = (240, 192)
+    h = rig_homography(tsize, 2.2, 1.5, (8.0, -5.0))
+    vis, ir = stairs
+    thermal = [(thermal_view(i, h, tsize).astype(np.uint16) * 40 + 27000) for i in ir[:n]]
+    return h, tsize, list(vis[:n]), thermal
+
+
+def test_calibrate_command_on_a_bag(tmp_path: Path, stairs, base) -> None:
+    from temcoco_core.calibrate_cmd import main
+    from temcoco_core.io.bag import BagWriter
+    from temcoco_core.node_config import NodeConfig
+
+    h, tsize, vis, thermal = _rig(stairs)
+    bag = tmp_path / "rig"
+    with BagWriter(bag, "mcap") as w:
+        for k, (v, t) in enumerate(zip(vis, thermal, strict=True)):
+            stamp = 10**9 + k * 100_000_000
+            w.write_image("/camera/color/image_raw", v, "rgb8", stamp)
+            w.write_image("/lwir/image_raw", t, "mono16", stamp + 3_000_000)
+            w.write_image("/camera/depth/image_raw", v[:, :, 0], "mono8", stamp)
+    out = tmp_path / "cfg" / "registration.yaml"
+    assert main([str(bag), "-o", str(out), "--frames", "6"]) == 0
+    assert out.is_file() and (tmp_path / "cfg" / "registration_overlay.png").is_file()
+    text = out.read_text()
+    assert "/lwir/image_raw" in text and "thermal 240x192 -> RGB 640x480" in text
+    cfg = NodeConfig.from_yaml(out, strict_types=True)  # loads as the node loads it
+    est = np.array(cfg.homography).reshape(3, 3)
+    assert corner_error(est, base @ h, tsize) <= 1.5
+    reg = cfg.pipeline_config().registration
+    assert reg.enabled and np.allclose(np.reshape(reg.homography, (3, 3)), est)
+    overlay = cv2.imread(str(tmp_path / "cfg" / "registration_overlay.png"))
+    assert overlay.shape[1] > 2 * 640 * 0.7  # before | after, side by side
+
+
+def test_calibrate_command_on_frame_folders_json(tmp_path: Path, stairs, base, capsys) -> None:
+    import json
+
+    from temcoco_core.calibrate_cmd import main
+
+    h, tsize, vis, thermal = _rig(stairs, 5)
+    vdir, tdir = tmp_path / "visible", tmp_path / "thermal"
+    vdir.mkdir()
+    tdir.mkdir()
+    for k, (v, t) in enumerate(zip(vis, thermal, strict=True)):
+        cv2.imwrite(str(vdir / f"{k:04d}.png"), cv2.cvtColor(v, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(tdir / f"{k:04d}.png"), t)  # 16-bit PNG, read unchanged
+    out = tmp_path / "reg.yaml"
+    code = main([str(vdir), str(tdir), "-o", str(out), "--model", "similarity",
+                 "--preview", str(tmp_path / "o.png"), "--json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["model"] == "similarity" and summary["frames_used"] >= 4
+    assert summary["score"] > summary["score_before"]
+    est = np.array(summary["homography"])
+    ref = fit_model(_corners(tsize), _apply(base @ h, _corners(tsize)), "similarity")
+    assert corner_error(est, ref, tsize) <= 1.5
+    # a missing input is one clear line, not a traceback
+    assert main([str(vdir), str(tmp_path / "nope"), "-o", str(out)]) == 1
+    assert "nope" in capsys.readouterr().err
