@@ -5,10 +5,13 @@
     ros2 launch temcoco_ros fusion.launch.py config:=$(ros2 pkg prefix temcoco_ros)/share/\\
 temcoco_ros/config/jetson.yaml
     ros2 launch temcoco_ros fusion.launch.py use_sim_time:=true     # with ros2 bag play --clock
+    ros2 launch temcoco_ros fusion.launch.py registration:=registration.yaml  # temcoco calibrate
 
 Parameters come from ``config`` (default: the package's ``config/fusion.yaml``); the topic,
 preset, backend and device arguments override the file when given (empty: the file's value
-stands). ``ros2 launch temcoco_ros fusion.launch.py --show-args`` lists every argument.
+stands). ``registration`` names a second parameter file applied after ``config``: the one
+``temcoco calibrate`` writes (thermal → RGB homography).
+``ros2 launch temcoco_ros fusion.launch.py --show-args`` lists every argument.
 """
 
 from pathlib import Path
@@ -61,12 +64,14 @@ def _launch_node(context, *args, **kwargs):
         if value:
             overrides[name] = ParameterValue(value, value_type=str)
     overrides["use_sim_time"] = _truthy(LaunchConfiguration("use_sim_time").perform(context))
+    registration = LaunchConfiguration("registration").perform(context).strip()
+    extra_files = [registration] if registration else []
     return [Node(
         package=PACKAGE,
         executable="fusion_node",
         name=LaunchConfiguration("node_name"),
         namespace=LaunchConfiguration("namespace"),
-        parameters=[LaunchConfiguration("config"), overrides],
+        parameters=[LaunchConfiguration("config"), *extra_files, overrides],
         arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
         output="screen",
         emulate_tty=True,
@@ -79,6 +84,10 @@ def generate_launch_description() -> LaunchDescription:
             "config", default_value=_default_config(),
             description="ROS 2 parameter file for the node (every parameter is documented in "
                         "config/fusion.yaml; config/jetson.yaml is the Jetson profile)."),
+        DeclareLaunchArgument(
+            "registration", default_value="",
+            description="Parameter file applied after config, e.g. the thermal-to-RGB "
+                        "homography written by `temcoco calibrate`; empty: none."),
         DeclareLaunchArgument(
             "namespace", default_value="",
             description="Namespace of the node; relative topic names resolve inside it."),
