@@ -248,8 +248,9 @@ class CalibrationConfig:
 
     Attributes:
         model: ``homography``, ``affine``, ``similarity`` or ``translation`` (see module doc).
-        initial: ``(3, 3)`` thermal → RGB start (e.g. the current config); it competes with
-            the global search's candidates, or replaces the search when ``search`` is false.
+        initial: ``(3, 3)`` thermal → RGB map known so far (e.g. the current config): the
+            "before" of the score, the start when ``search`` is false, and the last start
+            tried after the search's candidates otherwise.
         search: run the global scale/shift search.
         scale_range: searched resolution ratios, relative to the ratio at which the thermal
             image just fills the RGB image (``min(W/w, H/h)``).
@@ -257,7 +258,8 @@ class CalibrationConfig:
         rotations_deg: rotations searched with every ratio.
         search_side: longer side of the RGB image during the search, pixels.
         search_frames: frame pairs whose correlations are summed in the search.
-        candidates: best search peaks refined before one is chosen.
+        candidates: distinct search peaks kept; the next one is tried when the result from
+            the previous one is doubtful (see :attr:`CalibrationResult.warnings`).
         max_side: longer side of the thermal image at the finest ECC level (the RGB image is
             resampled to the same density); smaller is faster and less precise.
         levels: pyramid levels (each halves the size).
@@ -487,24 +489,8 @@ def _warp_score(level: _Level, h: np.ndarray) -> float:
     return structure_correlation(level.thermal, warped, mask)
 
 
-def _rgb_frame_score(pair: GrayPair, h: np.ndarray, side: int) -> float:
-    """Structure correlation with the thermal map warped into the RGB image resampled to
-    ``side`` (one sampling for every candidate, so their scores compare)."""
-    rgb, rgb_to = _scaled(pair.rgb, min(1.0, side / max(pair.rgb_size)))
-    s = _local_scale(rgb_to @ h, pair.thermal_size)
-    th, th_to = _scaled(pair.thermal, min(1.0, s))
-    w = _normalise(rgb_to @ h @ np.linalg.inv(th_to))
-    rh, rw = rgb.shape
-    warped = cv2.warpPerspective(structure_map(th), w, (rw, rh), flags=cv2.INTER_LINEAR,
-                                 borderMode=cv2.BORDER_CONSTANT, borderValue=-1.0)
-    mask = warped >= 0
-    if mask.mean() < 0.05:
-        return float("nan")
-    return structure_correlation(structure_map(rgb), warped, mask)
-
-
-def refine_pair(pair: GrayPair, h0: np.ndarray, cfg: CalibrationConfig,
-                coarse_only: bool = False) -> tuple[np.ndarray, float]:
+def refine_pair(pair: GrayPair, h0: np.ndarray, cfg: CalibrationConfig
+                ) -> tuple[np.ndarray, float]:
     """Coarse-to-fine ECC of one pair from ``h0``.
 
     Returns:
@@ -517,8 +503,6 @@ def refine_pair(pair: GrayPair, h0: np.ndarray, cfg: CalibrationConfig,
     pyr = _pyramid(pair, h0, cfg)
     if not pyr:
         raise CalibrationError(f"thermal image {pair.thermal_size} too small to calibrate")
-    if coarse_only:
-        pyr = pyr[-1:]
     h = h0
     rho = float("nan")
     motion = _MOTIONS[cfg.model]
@@ -709,34 +693,47 @@ def estimate_registration(pairs: Sequence[GrayPair] | Iterable[GrayPair],
                                    f"{p.rgb_size} differ from pair 0's {tsize}, {rsize}")
     initial = cfg.initial if cfg.initial is not None else default_initial(tsize, rsize)
 
-    # candidates: search peaks (+ the given initial map), judged by a coarse ECC on a few pairs
-    cands = []
+    # starts: the search's peaks in its order (its summed correlation over several pairs
+    # ranks them more reliably than any single refined pair), then the given initial map
+    starts = []
     if cfg.search:
-        cands = [c.homography for c in
-                 global_search([pairs[i] for i in _spread(len(pairs), cfg.search_frames)], cfg)]
+        starts = [c.homography for c in
+                  global_search([pairs[i] for i in _spread(len(pairs), cfg.search_frames)], cfg)]
     if cfg.initial is not None:
-        cands.append(np.asarray(cfg.initial, np.float64))
-    # the search's ranking decides, unless a refined candidate registers clearly better (or
-    # the first does not converge): coarse ECC on three pairs, scored in the RGB frame
-    judge = [pairs[i] for i in _spread(len(pairs), 3)]
-    judged = []
-    for h0 in cands:
-        scores = []
-        for p in judge:
-            try:
-                h, _ = refine_pair(p, h0, cfg, coarse_only=True)
-                scores.append(_rgb_frame_score(p, h, 2 * cfg.search_side))
-            except CalibrationError:
-                scores.append(-1.0)
-        judged.append(float(np.nanmean(scores)) if scores else -1.0)
-        log.debug("candidate scale %.3f score %.3f", _local_scale(h0, tsize), judged[-1])
-    top = max(judged)
-    best = next(h0 for h0, s in zip(cands, judged, strict=True) if s >= 0.75 * top)
+        starts.append(np.asarray(cfg.initial, np.float64))
+    best: CalibrationResult | None = None
+    for k, h0 in enumerate(starts):
+        try:
+            result = _estimate_from(pairs, h0, initial, cfg, progress if k == 0 else None)
+        except CalibrationError as exc:
+            log.info("start %d of %d failed: %s", k + 1, len(starts), exc)
+            continue
+        if best is None or _rank(result) > _rank(best):
+            best = result
+        if not best.warnings:
+            break
+        log.info("start %d of %d: %s; trying the next", k + 1, len(starts),
+                 "; ".join(result.warnings))
+    if best is None:
+        raise CalibrationError("no start converged to a usable registration (too little common "
+                               "structure); try more frames, --model affine, or another "
+                               "--scale-range")
+    return best
 
+
+def _rank(r: CalibrationResult) -> tuple[bool, float, float]:
+    return (not r.warnings, r.frames_used / max(r.frames_total, 1), -r.residual_px)
+
+
+def _estimate_from(pairs: Sequence[GrayPair], h0: np.ndarray, initial: np.ndarray,
+                   cfg: CalibrationConfig, progress: Callable[[int, int], None] | None
+                   ) -> CalibrationResult:
+    """Refine every pair from ``h0`` and take the consensus."""
+    tsize, rsize = pairs[0].thermal_size, pairs[0].rgb_size
     estimates = []
     for i, p in enumerate(pairs):
         try:
-            h, _ = refine_pair(p, best, cfg)
+            h, _ = refine_pair(p, h0, cfg)
             score = _warp_score(_pyramid(p, h, cfg, levels=1)[0], h)
             estimates.append(FrameEstimate(i, h, score))
         except CalibrationError as exc:
