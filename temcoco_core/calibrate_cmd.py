@@ -210,7 +210,8 @@ def render_overlay(thermal: np.ndarray, rgb: np.ndarray, result: CalibrationResu
         size = (round(before.shape[1] * f), round(before.shape[0] * f))
         before = cv2.resize(before, size, interpolation=cv2.INTER_AREA)
         after = cv2.resize(after, size, interpolation=cv2.INTER_AREA)
-    before = _label(before, ["BEFORE: initial map", f"structure corr. {result.score_before:.3f}"])
+    what = "--initial map" if result.initial_given else "centred fit (no prior)"
+    before = _label(before, [f"BEFORE: {what}", f"structure corr. {result.score_before:.3f}"])
     after = _label(after, [f"AFTER: {result.model}, {result.frames_used}/{result.frames_total}"
                            " pairs", f"structure corr. {result.score:.3f}, residual "
                            f"{result.residual_px:.2f} px"])

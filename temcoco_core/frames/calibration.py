@@ -605,6 +605,7 @@ class CalibrationResult:
         frames_used, frames_total: inlier frames / pairs given.
         frames: every pair's :class:`FrameEstimate`.
         initial: the map ``score_before`` was computed for.
+        initial_given: ``initial`` came from the config (else: :func:`default_initial`).
         warnings: reasons to distrust the result, in words.
     """
 
@@ -619,6 +620,7 @@ class CalibrationResult:
     frames_total: int
     frames: list[FrameEstimate] = field(default_factory=list)
     initial: np.ndarray | None = None
+    initial_given: bool = False
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -746,7 +748,7 @@ def _estimate_from(pairs: Sequence[GrayPair], h0: np.ndarray, initial: np.ndarra
         homography=h, model=cfg.model, thermal_size=tsize, rgb_size=rsize,
         score=_mean_score(used, h, cfg), score_before=_mean_score(used, initial, cfg),
         residual_px=residual, frames_used=len(used), frames_total=len(pairs),
-        frames=estimates, initial=initial)
+        frames=estimates, initial=initial, initial_given=cfg.initial is not None)
     result.warnings = _warnings(result)
     return result
 
