@@ -13,7 +13,7 @@ Reads up to ``--frames`` frame pairs spread over the input (a bag is paired exac
 * a ROS 2 parameter file with the registration parameters only (``homography``,
   ``resize_thermal_to_rgb``), loaded by the node after its main config
   (``ros2 launch temcoco_ros fusion.launch.py registration:=registration.yaml``) and by
-  ``temcoco replay/fuse --registration registration.yaml``;
+  ``temcoco replay/fuse/eval --params registration.yaml`` (after ``--params fusion.yaml``);
 * an overlay PNG: thermal edges (red) and the thermal image outline (yellow) on the RGB image,
   before (left) and after (right) the estimated registration;
 * the score, residual and any warnings on stdout (``--json``: one JSON document).
@@ -178,7 +178,8 @@ def write_parameter_file(path: str | Path, result: CalibrationResult, source: st
     ]
     head += [f"# WARNING: {w}" for w in result.warnings]
     head += ["# Load after the main config: ros2 launch temcoco_ros fusion.launch.py "
-             "registration:=<this file>", "# or: temcoco replay <bag> --registration <this file>"]
+             "registration:=<this file>",
+             "# or: temcoco replay|fuse|eval ... --params fusion.yaml --params <this file>"]
     params = result.parameters()
     body = {node: {"ros__parameters": params}}
     text = yaml.safe_dump(body, default_flow_style=None, sort_keys=False, width=200)
