@@ -141,6 +141,32 @@ def test_calibrate_recovers_known_homography(name: str, stairs, base) -> None:
     assert not res.warnings
 
 
+@pytest.fixture(scope="module")
+def val_frames(data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Clean M3SVD validation frames (PNG folders) of another scene: every other of 20."""
+    from temcoco_core.io.video import read_frame_folder
+
+    root = data_dir / "m3svd" / "val"
+    vis = read_frame_folder(root / "visible_Enhance" / "0111_1753")[::2]
+    ir = read_frame_folder(root / "infrared_Enhance" / "0111_1753", grey=True)[::2]
+    return vis, ir
+
+
+@pytest.mark.parametrize("name", ["scale3x", "perspective"])
+def test_calibrate_on_validation_frames(name: str, val_frames) -> None:
+    vis, ir = val_frames
+    base_res = estimate_registration([prepare_pair(i, v) for v, i in zip(vis, ir, strict=True)])
+    assert corner_error(base_res.homography, np.eye(3), (640, 480)) < 3.0
+    tsize, scale, angle, shift, persp = CASES[name]
+    h = rig_homography(tsize, scale, angle, shift, persp)
+    pairs = [prepare_pair(thermal_view(i, h, tsize), v) for v, i in zip(vis, ir, strict=True)]
+    res = estimate_registration(pairs)
+    err = corner_error(res.homography, base_res.homography @ h, tsize)
+    print(f"\n[val 0111_1753] {name}: mean corner error {err:.2f} px (vs H alone "
+          f"{corner_error(res.homography, h, tsize):.2f} px)")
+    assert err <= 1.5 and not res.warnings
+
+
 @pytest.mark.parametrize("model", ["affine", "similarity", "translation"])
 def test_fewer_degrees_of_freedom(model: str, stairs, base) -> None:
     angle = 0.0 if model == "translation" else 3.0
