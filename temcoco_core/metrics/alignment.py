@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import threading
 from collections import deque
 from dataclasses import dataclass
 
@@ -161,7 +162,8 @@ class AlignmentMonitor:
     """Smoothed live alignment status of a registered stream.
 
     Feed every frame pair to :meth:`update`; it measures every ``cfg.every``-th pair and keeps
-    the last ``cfg.window`` readings. Not thread-safe (one per pipeline).
+    the last ``cfg.window`` readings. Thread-safe: the node's worker thread updates it while
+    its diagnostics timer reads the status.
     """
 
     def __init__(self, cfg: AlignmentConfig | None = None) -> None:
@@ -172,12 +174,15 @@ class AlignmentMonitor:
         self.skipped = 0
         self.warn_readings = 0
         self.last: AlignmentReading | None = None
-        self._all_scores: list[float] = []
+        self._score_sum = 0.0
+        self._scored = 0
+        self._lock = threading.Lock()
 
     def reset(self) -> None:
         """Forget the recent readings (a new stream, or the registration changed)."""
-        self._readings.clear()
-        self.last = None
+        with self._lock:
+            self._readings.clear()
+            self.last = None
 
     def update(self, visible: np.ndarray, infrared: np.ndarray,
                valid: np.ndarray | None = None) -> AlignmentReading | None:
@@ -186,31 +191,38 @@ class AlignmentMonitor:
         if (self.frames - 1) % self.cfg.every:
             return None
         reading = measure_alignment(visible, infrared, self.cfg, valid)
-        self.evaluated += 1
-        self.last = reading
-        if not reading.valid:
-            self.skipped += 1
-            return reading
-        self._readings.append(reading)
-        self._all_scores.append(reading.score)
-        if reading.score < self.cfg.warn_score:
-            self.warn_readings += 1
+        with self._lock:
+            self.evaluated += 1
+            self.last = reading
+            if not reading.valid:
+                self.skipped += 1
+                return reading
+            self._readings.append(reading)
+            self._score_sum += reading.score
+            self._scored += 1
+            if reading.score < self.cfg.warn_score:
+                self.warn_readings += 1
         return reading
+
+    def _recent(self) -> list[AlignmentReading]:
+        with self._lock:
+            return list(self._readings)
 
     # ------------------------------------------------------------------ smoothed state
     @property
     def score(self) -> float:
         """Median score of the recent valid readings (``nan`` before the first)."""
-        vals = [r.score for r in self._readings]
+        vals = [r.score for r in self._recent()]
         return float(statistics.median(vals)) if vals else float("nan")
 
     @property
     def offset_px(self) -> tuple[float, float]:
         """Median offset of the recent valid readings, RGB pixels."""
-        if not self._readings:
+        recent = self._recent()
+        if not recent:
             return (float("nan"), float("nan"))
-        return (float(statistics.median(r.offset_px[0] for r in self._readings)),
-                float(statistics.median(r.offset_px[1] for r in self._readings)))
+        return (float(statistics.median(r.offset_px[0] for r in recent)),
+                float(statistics.median(r.offset_px[1] for r in recent)))
 
     @property
     def level(self) -> DiagnosticLevel:
@@ -234,8 +246,8 @@ class AlignmentMonitor:
     def summary(self) -> dict[str, float]:
         """Over the whole run: mean score, share of readings below ``warn_score``, last
         smoothed state."""
-        n = len(self._all_scores)
-        return {"alignment_score_mean": float(np.mean(self._all_scores)) if n else float("nan"),
+        n = self._scored
+        return {"alignment_score_mean": self._score_sum / n if n else float("nan"),
                 "alignment_warn_share": self.warn_readings / n if n else float("nan"),
                 "alignment_score_last": self.score,
                 "alignment_readings": float(self.evaluated),
