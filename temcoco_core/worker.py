@@ -525,6 +525,8 @@ class FusionWorker:
         out.append(self._worker_status(name, hw))
         if self.monitor is not None:
             out.append(self.monitor.status(f"{name}: temporal consistency", hw))
+        if self.pipeline.alignment is not None:
+            out.append(self.pipeline.alignment.status(name, hw))
         return out
 
     def _pairing_note(self) -> str:

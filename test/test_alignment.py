@@ -98,3 +98,29 @@ def test_reading_at_another_resolution_and_config_checks(video) -> None:
         AlignmentConfig(every=0)
     with pytest.raises(ValueError):
         AlignmentConfig(search=0.5)
+
+
+def test_eval_reports_the_input_alignment(video, tmp_path: Path) -> None:
+    import json
+
+    from temcoco_core.evaluate import EvalConfig, evaluate, write_reports
+    from temcoco_core.io.datasets import FusionSequence
+
+    seq, vis, ir = video
+    vis, ir = vis[:24:2], ir[:24:2]
+    shifted = np.stack([knock(i)[0] for i in ir])
+    seqs = [FusionSequence("aligned", vis, ir), FusionSequence("knocked", vis, shifted)]
+    cfg = EvalConfig(fusion_metrics=("EN",), flow=None, tof=False, feacd=False, plots=False,
+                     progress=False)
+    result, art = evaluate(seqs, {"average": lambda s: ((s.visible.astype(np.uint16)
+                                                         + s.infrared[..., None]) // 2
+                                                        ).astype(np.uint8)}, cfg)
+    assert result.alignment["aligned"]["alignment_score_mean"] > 0.9
+    assert result.alignment["knocked"]["alignment_warn_share"] > 0.5
+    assert any(n.startswith("knocked: the thermal and visible inputs look misregistered")
+               for n in result.notes)
+    assert not any(n.startswith("aligned:") for n in result.notes)
+    write_reports(result, art, tmp_path, cfg)
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert set(data["input_alignment"]) == {"aligned", "knocked"}
+    assert "Input alignment score" in (tmp_path / "table.md").read_text()

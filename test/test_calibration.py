@@ -289,3 +289,40 @@ def test_calibrate_command_on_frame_folders_json(tmp_path: Path, stairs, base, c
     # a missing input is one clear line, not a traceback
     assert main([str(vdir), str(tmp_path / "nope"), "-o", str(out)]) == 1
     assert "nope" in capsys.readouterr().err
+
+
+def test_calibrated_file_drives_replay_and_the_live_score(tmp_path: Path, stairs, capsys
+                                                          ) -> None:
+    """calibrate → registration.yaml → `temcoco replay --params fusion.yaml --params
+    registration.yaml`: the replay registers the 240x192 thermal camera into the 640x480 RGB
+    frame at the model size and its live alignment score says so; the same bag with the
+    thermal image merely stretched onto the RGB frame scores as misregistered."""
+    import json
+
+    from temcoco_core.cli import main as cli
+    from temcoco_core.io.bag import BagWriter
+
+    _, _, vis, thermal = _rig(stairs, 8)
+    bag = tmp_path / "rig"
+    with BagWriter(bag) as w:
+        for k, (v, t) in enumerate(zip(vis, thermal, strict=True)):
+            stamp = 10**9 + k * 100_000_000
+            w.write_image("/rgb/image_raw", v, "rgb8", stamp)
+            w.write_image("/thermal/image_raw", t, "mono16", stamp)
+    reg = tmp_path / "registration.yaml"
+    assert cli(["calibrate", str(bag), "-o", str(reg), "--no-preview", "--json"]) == 0
+    capsys.readouterr()
+    fusion_yaml = Path(__file__).resolve().parents[1] / "config" / "fusion.yaml"
+    common = ["--engine", "average", "--model-size", "320x240", "-p", "alignment_every=1",
+              "--json"]
+    assert cli(["replay", str(bag), "-o", str(tmp_path / "out1"), "--params", str(fusion_yaml),
+                "--params", str(reg), *common]) == 0
+    registered = json.loads(capsys.readouterr().out)["alignment"]
+    assert cli(["replay", str(bag), "-o", str(tmp_path / "out2"), "--params", str(fusion_yaml),
+                "--resize-thermal", *common]) == 0
+    stretched = json.loads(capsys.readouterr().out)["alignment"]
+    print(f"\nreplay alignment score: registered {registered['alignment_score_mean']:.2f}, "
+          f"stretched {stretched['alignment_score_mean']:.2f}")
+    assert registered["alignment_readings"] == 8 and registered["alignment_warn_share"] == 0.0
+    assert registered["alignment_score_mean"] > 0.9
+    assert stretched["alignment_warn_share"] >= 0.5 and stretched["alignment_score_mean"] < 0.6

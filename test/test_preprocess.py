@@ -228,3 +228,27 @@ def test_registration_at_model_size_matches_full_size_then_resize() -> None:
     np.testing.assert_allclose(ir_t[0, :240].numpy(), ir, atol=1e-6)
     with pytest.raises(FrameError, match="content size"):
         to_model_tensor(vis, ir[:100], cfg, infrared_at_content_size=True)
+
+
+def test_pipeline_normalises_thermal_on_its_own_pixels_and_registers_at_model_size() -> None:
+    """A 40x30 16-bit thermal camera seeing the middle of a 160x120 RGB frame: the gain uses
+    only thermal pixels (the black area outside the thermal view must not stretch the range),
+    and the warp goes straight to the 80x60 model size."""
+    from temcoco_core.pipeline import AverageEngine, FrameInput, FusionPipeline, PipelineConfig
+
+    yy, xx = np.mgrid[:30, :40]
+    thermal = (27000 + 100 * xx + 50 * yy).astype(np.uint16)  # raw 27000..32350
+    hmat = [2.0, 0.0, 40.5, 0.0, 2.0, 30.5, 0.0, 0.0, 1.0]  # into x 40..119, y 30..89
+    cfg = PipelineConfig(preprocess=PreprocessConfig(model_size=(80, 60)),
+                         registration=RegistrationConfig(homography=hmat),
+                         output_size="model", metrics=False)
+    pipe = FusionPipeline(AverageEngine(), cfg)
+    (out,) = pipe.fuse_frames(FrameInput(0, np.zeros((120, 160, 3), np.uint8), thermal))
+    ir = out.infrared_unit
+    assert ir.shape == (60, 80)
+    inside = ir[17:43, 22:58]
+    assert inside.min() < 0.1 and inside.max() > 0.9  # full range over the thermal pixels
+    assert ir[:10].max() == 0.0  # outside the thermal view: black
+    assert pipe.summary()["alignment"]["alignment_readings"] == 1
+    names = [s.name for s in pipe.statuses()]
+    assert "temcoco_fusion: registration" in names

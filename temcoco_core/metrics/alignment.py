@@ -31,6 +31,7 @@ import math
 import statistics
 import threading
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -39,7 +40,8 @@ import numpy as np
 from temcoco_core.diagnostics import DiagnosticLevel, StatusValue
 from temcoco_core.frames.calibration import structure_map, to_grey_unit
 
-__all__ = ["AlignmentConfig", "AlignmentMonitor", "AlignmentReading"]
+__all__ = ["AlignmentConfig", "AlignmentMonitor", "AlignmentReading", "measure_alignment",
+           "stream_alignment"]
 
 
 @dataclass
@@ -268,3 +270,13 @@ class AlignmentMonitor:
         else:
             msg = f"registered (score {s:.2f})"
         return StatusValue(self.level, f"{name}: registration", msg, hardware_id, vals)
+
+
+def stream_alignment(visible: Iterable[np.ndarray], infrared: Iterable[np.ndarray],
+                     cfg: AlignmentConfig | None = None) -> dict[str, float]:
+    """:meth:`AlignmentMonitor.summary` of a whole registered sequence (``temcoco eval``'s
+    input check): ``(T, H, W, 3)`` visible and ``(T, H, W)`` infrared frames, pairwise."""
+    mon = AlignmentMonitor(cfg)
+    for v, i in zip(visible, infrared, strict=False):
+        mon.update(v, i)
+    return mon.summary()
