@@ -384,19 +384,3 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="node name key of the parameter file (default: /**)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_cmd_calibrate)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m temcoco_core.calibrate_cmd ARGS`` (the same as ``temcoco calibrate ARGS``)."""
-    parser = argparse.ArgumentParser(prog="temcoco")
-    add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["calibrate", *(argv if argv is not None else sys.argv[1:])])
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"temcoco calibrate: error: {exc}", file=sys.stderr)
-        return 1
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -238,7 +238,7 @@ def _rig(stairs, n: int = 6):
 
 
 def test_calibrate_command_on_a_bag(tmp_path: Path, stairs, base) -> None:
-    from temcoco_core.calibrate_cmd import main
+    from temcoco_core.cli import main as cli
     from temcoco_core.io.bag import BagWriter
     from temcoco_core.node_config import NodeConfig
 
@@ -251,7 +251,7 @@ def test_calibrate_command_on_a_bag(tmp_path: Path, stairs, base) -> None:
             w.write_image("/lwir/image_raw", t, "mono16", stamp + 3_000_000)
             w.write_image("/camera/depth/image_raw", v[:, :, 0], "mono8", stamp)
     out = tmp_path / "cfg" / "registration.yaml"
-    assert main([str(bag), "-o", str(out), "--frames", "6"]) == 0
+    assert cli(["calibrate", str(bag), "-o", str(out), "--frames", "6"]) == 0
     assert out.is_file() and (tmp_path / "cfg" / "registration_overlay.png").is_file()
     text = out.read_text()
     assert "/lwir/image_raw" in text and "thermal 240x192 -> RGB 640x480" in text
@@ -267,7 +267,7 @@ def test_calibrate_command_on_a_bag(tmp_path: Path, stairs, base) -> None:
 def test_calibrate_command_on_frame_folders_json(tmp_path: Path, stairs, base, capsys) -> None:
     import json
 
-    from temcoco_core.calibrate_cmd import main
+    from temcoco_core.cli import main as cli
 
     h, tsize, vis, thermal = _rig(stairs, 5)
     vdir, tdir = tmp_path / "visible", tmp_path / "thermal"
@@ -277,7 +277,7 @@ def test_calibrate_command_on_frame_folders_json(tmp_path: Path, stairs, base, c
         cv2.imwrite(str(vdir / f"{k:04d}.png"), cv2.cvtColor(v, cv2.COLOR_RGB2BGR))
         cv2.imwrite(str(tdir / f"{k:04d}.png"), t)  # 16-bit PNG, read unchanged
     out = tmp_path / "reg.yaml"
-    code = main([str(vdir), str(tdir), "-o", str(out), "--model", "similarity",
+    code = cli(["calibrate", str(vdir), str(tdir), "-o", str(out), "--model", "similarity",
                  "--preview", str(tmp_path / "o.png"), "--json"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
@@ -287,7 +287,7 @@ def test_calibrate_command_on_frame_folders_json(tmp_path: Path, stairs, base, c
     ref = fit_model(_corners(tsize), _apply(base @ h, _corners(tsize)), "similarity")
     assert corner_error(est, ref, tsize) <= 1.5
     # a missing input is one clear line, not a traceback
-    assert main([str(vdir), str(tmp_path / "nope"), "-o", str(out)]) == 1
+    assert cli(["calibrate", str(vdir), str(tmp_path / "nope"), "-o", str(out)]) == 1
     assert "nope" in capsys.readouterr().err
 
 
