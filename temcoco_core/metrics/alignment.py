@@ -98,12 +98,17 @@ class AlignmentReading:
         return not math.isnan(self.score)
 
 
-def _small(img: np.ndarray, max_side: int) -> np.ndarray:
-    h, w = img.shape[:2]
+def _small_size(shape: tuple[int, ...], max_side: int) -> tuple[int, int]:
+    """``(w, h)`` of an image of ``shape`` scaled so that its longer side is ``max_side``."""
+    h, w = shape[:2]
     f = min(1.0, max_side / max(h, w))
-    if f < 1.0:
-        img = cv2.resize(img, (max(8, round(w * f)), max(8, round(h * f))),
-                         interpolation=cv2.INTER_AREA)
+    return (max(8, round(w * f)), max(8, round(h * f))) if f < 1.0 else (w, h)
+
+
+def _small(img: np.ndarray, max_side: int) -> np.ndarray:
+    size = _small_size(img.shape, max_side)
+    if size != (img.shape[1], img.shape[0]):
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
     return img
 
 
@@ -116,6 +121,13 @@ def _parabola_peak(line: np.ndarray, i: int) -> float:
     return float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den < 0 else 0.0
 
 
+def small_valid_mask(valid: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``valid`` (where the registered thermal image has content) at ``size`` ``(w, h)``,
+    eroded so that the edge of the thermal field of view does not count as structure."""
+    m = cv2.resize(valid.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    return cv2.erode(m, np.ones((5, 5), np.uint8)) > 0
+
+
 def measure_alignment(visible: np.ndarray, infrared: np.ndarray,
                       cfg: AlignmentConfig | None = None,
                       valid: np.ndarray | None = None) -> AlignmentReading:
@@ -126,8 +138,8 @@ def measure_alignment(visible: np.ndarray, infrared: np.ndarray,
         infrared: the thermal image registered into the visible frame (any size with the
             visible image's aspect ratio: it is compared at ``max_side``).
         cfg: settings.
-        valid: ``(H', W')`` bool, where ``infrared`` has content (outside the thermal field
-            of view); ``None``: everywhere.
+        valid: ``(H', W')`` bool, where ``infrared`` has content (inside the thermal field
+            of view; already at the downscaled size: used as is); ``None``: everywhere.
     """
     cfg = cfg or AlignmentConfig()
     vis = _small(np.asarray(visible), cfg.max_side)
@@ -137,10 +149,10 @@ def measure_alignment(visible: np.ndarray, infrared: np.ndarray,
     sv = structure_map(to_grey_unit(vis), sigma=0.8, local_sigma=6.0)
     st = structure_map(to_grey_unit(ir), sigma=0.8, local_sigma=6.0)
     if valid is not None:
-        m = cv2.resize(valid.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
-        m = cv2.erode(m, np.ones((5, 5), np.uint8)) > 0
-        sv = np.where(m, sv, 0.0).astype(np.float32)
-        st = np.where(m, st, 0.0).astype(np.float32)
+        m = valid if valid.shape == (h, w) and valid.dtype == np.bool_ else small_valid_mask(
+            valid, (w, h))
+        sv[~m] = 0.0
+        st[~m] = 0.0
     mx, my = max(1, round(cfg.search * w)), max(1, round(cfg.search * h))
     tmpl = np.ascontiguousarray(st[my:h - my, mx:w - mx])
     nan = float("nan")
@@ -179,6 +191,8 @@ class AlignmentMonitor:
         self._score_sum = 0.0
         self._scored = 0
         self._lock = threading.Lock()
+        self._valid_src: np.ndarray | None = None
+        self._valid_small: np.ndarray | None = None
 
     def reset(self) -> None:
         """Forget the recent readings (a new stream, or the registration changed)."""
@@ -192,6 +206,11 @@ class AlignmentMonitor:
         self.frames += 1
         if (self.frames - 1) % self.cfg.every:
             return None
+        if valid is not None:
+            if valid is not self._valid_src:
+                size = _small_size(np.asarray(visible).shape, self.cfg.max_side)
+                self._valid_src, self._valid_small = valid, small_valid_mask(valid, size)
+            valid = self._valid_small
         reading = measure_alignment(visible, infrared, self.cfg, valid)
         with self._lock:
             self.evaluated += 1
