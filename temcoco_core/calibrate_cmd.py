@@ -10,8 +10,8 @@ Reads up to ``--frames`` frame pairs spread over the input (a bag is paired exac
 ``temcoco replay`` pairs it), estimates the map with
 :func:`temcoco_core.frames.calibration.estimate_registration`, and writes
 
-* a ROS 2 parameter file with the registration parameters only (``homography``,
-  ``resize_thermal_to_rgb``), loaded by the node after its main config
+* a ROS 2 parameter file with the registration parameter only (``homography``), loaded by
+  the node after its main config
   (``ros2 launch temcoco_ros fusion.launch.py registration:=registration.yaml``) and by
   ``temcoco replay/fuse/eval --params registration.yaml`` (after ``--params fusion.yaml``);
 * an overlay PNG: thermal edges (red) and the thermal image outline (yellow) on the RGB image,
@@ -160,7 +160,7 @@ def read_video_pairs(visible: str | Path, infrared: str | Path, frames: int
 # ---------------------------------------------------------------------------------- outputs
 def write_parameter_file(path: str | Path, result: CalibrationResult, source: str,
                          node: str = "/**") -> Path:
-    """The ``ros__parameters`` file with the registration parameters (see module doc)."""
+    """The ``ros__parameters`` file with the registration parameter (see module doc)."""
     import yaml
 
     path = Path(path)

@@ -636,9 +636,9 @@ class CalibrationResult:
         return _apply(self.homography, _corners(self.thermal_size))
 
     def parameters(self) -> dict[str, object]:
-        """The node's registration parameters (``config/fusion.yaml`` names)."""
-        return {"homography": [float(f"{v:.10g}") for v in self.homography.ravel()],
-                "resize_thermal_to_rgb": False}
+        """The node's registration parameter (``config/fusion.yaml`` name): ``homography``,
+        9 values row-major (``resize_thermal_to_rgb`` no longer matters once it is set)."""
+        return {"homography": [float(f"{v:.10g}") for v in self.homography.ravel()]}
 
     def summary(self) -> dict[str, object]:
         """Plain data for JSON."""
