@@ -39,8 +39,15 @@ import numpy as np
 
 from temcoco_core.baselines import MethodError, SequenceMethod, method_label, resolve_method
 from temcoco_core.cli_args import add_settings_args, apply_threads, settings_from_args
+from temcoco_core.engine.backends import release_freed_memory
 from temcoco_core.engine.factory import EngineBuildError, resolve_device
-from temcoco_core.io.datasets import DatasetError, FusionSequence, load_dataset, load_sequence
+from temcoco_core.io.datasets import (
+    DatasetError,
+    FusionSequence,
+    SequenceLoader,
+    dataset_loaders,
+    load_sequence,
+)
 from temcoco_core.io.video import (
     IMAGE_EXTENSIONS,
     VideoError,
@@ -176,6 +183,28 @@ def _read_fused_one(p: Path, topic: str | None) -> np.ndarray:
     return read_video(p)
 
 
+def _fused_entries(path: str | Path, names: Sequence[str]) -> dict[str, Path]:
+    """Sequence name -> the video, frame folder or bag holding its fused output under
+    ``path`` (checked to exist; nothing is read)."""
+    p = Path(path)
+    if not p.exists():
+        raise EvalError(f"fused output not found: {p}")
+    single = (p.is_file() or _is_bag(p)
+              or (p.is_dir() and any(c.suffix.lower() in IMAGE_EXTENSIONS for c in p.iterdir())))
+    if single:
+        if len(names) != 1:
+            raise EvalError(f"fused output {p} is one sequence but {len(names)} sequences "
+                            f"are evaluated; give a folder with one output per sequence")
+        return {names[0]: p}
+    entries = {c.stem if c.is_file() else c.name: c for c in sorted(p.iterdir(),
+               key=lambda c: natural_key(c.name))}
+    for name in names:
+        if name not in entries:
+            raise EvalError(f"sequence {name}: no fused output in {p} (expected "
+                            f"{name}.mp4 or {name}/)")
+    return {name: entries[name] for name in names}
+
+
 def load_fused_outputs(path: str | Path, sequences: Sequence[FusionSequence],
                        topic: str | None = None) -> dict[str, np.ndarray]:
     """Read fused outputs for ``sequences``: (T, H, W, 3) uint8 RGB per sequence name.
@@ -187,27 +216,10 @@ def load_fused_outputs(path: str | Path, sequences: Sequence[FusionSequence],
         EvalError: missing outputs; frame count or size different from the sources (names the
             sequence).
     """
-    p = Path(path)
-    if not p.exists():
-        raise EvalError(f"fused output not found: {p}")
-    single = (p.is_file() or _is_bag(p)
-              or (p.is_dir() and any(c.suffix.lower() in IMAGE_EXTENSIONS for c in p.iterdir())))
-    out: dict[str, np.ndarray] = {}
-    if single:
-        if len(sequences) != 1:
-            raise EvalError(f"fused output {p} is one sequence but {len(sequences)} sequences "
-                            f"are evaluated; give a folder with one output per sequence")
-        out[sequences[0].name] = _read_fused_one(p, topic)
-    else:
-        entries = {c.stem if c.is_file() else c.name: c for c in sorted(p.iterdir(),
-                   key=lambda c: natural_key(c.name))}
-        for seq in sequences:
-            if seq.name not in entries:
-                raise EvalError(f"sequence {seq.name}: no fused output in {p} (expected "
-                                f"{seq.name}.mp4 or {seq.name}/)")
-            out[seq.name] = _read_fused_one(entries[seq.name], topic)
+    entries = _fused_entries(path, [seq.name for seq in sequences])
+    out = {name: _read_fused_one(entry, topic) for name, entry in entries.items()}
     for seq in sequences:
-        check_fused(seq, out[seq.name], str(p))
+        check_fused(seq, out[seq.name], str(path))
     return out
 
 
@@ -248,13 +260,18 @@ def _load_resnet(cfg: EvalConfig, notes: list[str]):
     return model.to(cfg.device)
 
 
-def evaluate(sequences: Sequence[FusionSequence],
+def evaluate(sequences: Sequence[FusionSequence | SequenceLoader],
              methods: dict[str, SequenceMethod],
              config: EvalConfig | None = None) -> tuple[EvalResult, dict]:
     """Run every method on every sequence and compute all metrics.
 
+    Sequences are evaluated one at a time: a :class:`~temcoco_core.io.datasets.SequenceLoader`
+    is read when its turn comes and dropped (with the methods' outputs) before the next one,
+    so memory holds one sequence whatever the dataset's length.
+
     Args:
-        sequences: the data (inputs fed to methods; references used by the metrics).
+        sequences: the data (inputs fed to methods; references used by the metrics), read or
+            to be read (:func:`~temcoco_core.io.datasets.dataset_loaders`).
         methods: label -> ``FusionSequence -> (T, H, W, 3) uint8`` callables.
         config: settings.
 
@@ -288,9 +305,7 @@ def evaluate(sequences: Sequence[FusionSequence],
     else:
         notes.append("flowD and tOF skipped: no flow estimator (--flow none).")
     resnet = _load_resnet(cfg, notes)
-    if any(s.visible_ref is not None and s.visible_ref is not s.visible for s in sequences):
-        notes.append("Methods get the degraded inputs; MI/SSIM/Qabf/VIF and the temporal "
-                     "metrics use the clean references.")
+    degraded_note_at, degraded = len(notes), False
 
     bar = None
     if cfg.progress:
@@ -301,14 +316,16 @@ def evaluate(sequences: Sequence[FusionSequence],
     artefacts: dict[str, dict] = {}
     alignment: dict[str, dict[str, float]] = {}
     try:
-        for seq in sequences:
+        for item in sequences:
+            seq = item.load() if isinstance(item, SequenceLoader) else item
+            degraded |= seq.visible_ref is not None and seq.visible_ref is not seq.visible
             alignment[seq.name] = stream_alignment(seq.visible, seq.infrared)
             ref: TemporalReference = prepare_reference(seq.vis_ref, seq.ir_ref, estimator,
                                                        resnet)
             art: dict = {"_visible": _artefact(seq.vis_ref, cfg.slice_row),
                          "_infrared": _artefact(seq.ir_ref, cfg.slice_row),
-                         "_visible_in": seq.visible[seq.num_frames // 2],
-                         "_infrared_in": seq.infrared[seq.num_frames // 2]}
+                         "_visible_in": seq.visible[seq.num_frames // 2].copy(),
+                         "_infrared_in": seq.infrared[seq.num_frames // 2].copy()}
             for label, method in methods.items():
                 if bar is not None:
                     bar.set_postfix_str(f"{seq.name} {label}")
@@ -327,9 +344,14 @@ def evaluate(sequences: Sequence[FusionSequence],
                 if bar is not None:
                     bar.update(1)
             artefacts[seq.name] = art
+            del seq, ref, fused  # one sequence in memory: free this one before the next
+            release_freed_memory()
     finally:
         if bar is not None:
             bar.close()
+    if degraded:
+        notes.insert(degraded_note_at, "Methods get the degraded inputs; MI/SSIM/Qabf/VIF and "
+                     "the temporal metrics use the clean references.")
 
     order = list(cfg.fusion_metrics) + list(TEMPORAL_METRICS)
     present = [m for m in order if any(m in r for r in rows)]
@@ -359,9 +381,11 @@ def evaluate(sequences: Sequence[FusionSequence],
 
 
 def _artefact(frames: np.ndarray, row: int | None) -> dict:
+    """What the plots need of a (T, H, W[, 3]) video; copies, never views that would keep the
+    whole video in memory after its sequence is done."""
     return {"brightness": brightness_curve(frames),
-            "slice": temporal_slice(frames, row),
-            "frame": frames[len(frames) // 2]}
+            "slice": np.array(temporal_slice(frames, row)),
+            "frame": frames[len(frames) // 2].copy()}
 
 
 # ---------------------------------------------------------------------------------- reports
@@ -614,7 +638,7 @@ def _split(text: str | None) -> list[str]:
     return [t.strip() for t in (text or "").split(",") if t.strip()]
 
 
-def _load_sequences(args: argparse.Namespace) -> list[FusionSequence]:
+def _load_sequences(args: argparse.Namespace) -> list[FusionSequence | SequenceLoader]:
     if args.visible or args.infrared:
         if not (args.visible and args.infrared):
             raise EvalError("--visible and --infrared go together")
@@ -625,11 +649,13 @@ def _load_sequences(args: argparse.Namespace) -> list[FusionSequence]:
                               max_frames=args.max_frames)]
     if not args.input:
         raise EvalError("no input: give a dataset folder or --visible/--infrared")
-    return load_dataset(args.input, sequences=_split(args.sequences) or None,
-                        max_frames=args.max_frames, progress=not args.quiet)
+    # read one sequence at a time while evaluating (names and layout are checked now)
+    return list(dataset_loaders(args.input, sequences=_split(args.sequences) or None,
+                                max_frames=args.max_frames))
 
 
-def build_methods(args: argparse.Namespace, sequences: Sequence[FusionSequence]
+def build_methods(args: argparse.Namespace,
+                  sequences: Sequence[FusionSequence | SequenceLoader]
                   ) -> dict[str, SequenceMethod]:
     """Resolve ``--methods`` and ``--fused`` into label -> callable (in the given order).
 
@@ -653,16 +679,21 @@ def build_methods(args: argparse.Namespace, sequences: Sequence[FusionSequence]
             label, path = ("fused" if len(args.fused) == 1 else f"fused{i + 1}"), spec
         if label in methods:
             raise EvalError(f"method {label} given twice")
-        outputs = load_fused_outputs(path, sequences, args.fused_topic)
-        methods[label] = _stored(outputs)
+        entries = _fused_entries(path, [seq.name for seq in sequences])
+        methods[label] = _stored(entries, args.fused_topic)
     if not methods:
         raise EvalError("no methods: give --methods and/or --fused")
     return methods
 
 
-def _stored(outputs: dict[str, np.ndarray]) -> Callable[[FusionSequence], np.ndarray]:
+def _stored(entries: dict[str, Path], topic: str | None
+            ) -> Callable[[FusionSequence], np.ndarray]:
+    """A method that reads the fused output of a sequence when it is evaluated (checked
+    against the sequence by :func:`evaluate`)."""
     def get(seq: FusionSequence) -> np.ndarray:
-        return outputs[seq.name]
+        fused = _read_fused_one(entries[seq.name], topic)
+        check_fused(seq, fused, str(entries[seq.name]))
+        return fused
 
     return get
 

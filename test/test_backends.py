@@ -304,6 +304,35 @@ def test_inductor_wiring_and_parity_check(toy, monkeypatch):
     assert any("differs from eager" in note for note in prepared.fallback_log)
 
 
+def test_parity_reference_runs_first_and_checks_every_warmup_step(toy, monkeypatch):
+    """The eager reference outputs are computed (and their memory freed) before the backend
+    is built, and every warm-up step is compared, not only the first: a backend that goes
+    wrong on the second streamed frame (its state) is fallen back from."""
+    order = []
+    reference = backends._reference_outputs
+
+    def logged_reference(*args, **kwargs):
+        order.append("reference")
+        return reference(*args, **kwargs)
+
+    def second_step_wrong(module, **kwargs):
+        order.append("build")
+        seen = []
+
+        def call(*args):
+            seen.append(1)
+            out = module(*args)
+            return out if len(seen) < 2 else (out[0] + 0.5, *out[1:])
+        return call
+
+    monkeypatch.setattr(backends, "_reference_outputs", logged_reference)
+    monkeypatch.setattr(torch, "compile", second_step_wrong)
+    prepared = prepare_model(toy, BackendConfig("inductor", warmup=2), example_shape=(H, W))
+    assert order == ["reference", "build"]
+    assert prepared.backend == "eager"
+    assert any("warm-up frame 1 differs from eager" in note for note in prepared.fallback_log)
+
+
 def test_non_finite_warmup_output_falls_back(toy, monkeypatch):
     monkeypatch.setattr(torch, "compile", lambda module, **kw: (
         lambda *args: tuple(t * float("inf") if t.is_floating_point() else t

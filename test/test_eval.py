@@ -4,6 +4,7 @@ import argparse
 import csv
 import json
 import math
+import weakref
 from pathlib import Path
 
 import cv2
@@ -21,7 +22,12 @@ from temcoco_core.evaluate import (
     markdown_table,
     run,
 )
-from temcoco_core.io.datasets import FusionSequence
+from temcoco_core.io.datasets import (
+    FusionSequence,
+    SequenceLoader,
+    dataset_loaders,
+    load_dataset,
+)
 from temcoco_core.io.video import VideoWriter, write_frame_folder
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "m3svd" / "val"
@@ -190,3 +196,36 @@ def test_real_m3svd_val_two_sequences(tmp_path):
     # max keeps more of each source than the plain average (more MI, higher contrast)
     assert res["mean"]["max"]["MI"] > res["mean"]["average"]["MI"]
     assert (out / "plots" / "slices_0114_1551.png").is_file()
+
+
+def test_evaluate_holds_one_sequence_at_a_time(tmp_path):
+    """Sequences given as loaders are read when their turn comes, and each is freed (with the
+    methods' outputs) before the next is read; the numbers are those of loaded sequences."""
+    root = _make_dataset(tmp_path / "ds", seqs=("s1", "s2", "s3"))
+    loaders = dataset_loaders(root)
+    assert [loader.name for loader in loaders] == ["s1", "s2", "s3"]
+    events, alive = [], []
+
+    def watched(loader):
+        def load():
+            assert all(ref() is None for ref in alive), "previous sequence still in memory"
+            seq = loader.load()
+            alive.append(weakref.ref(seq))
+            events.append(f"load {seq.name}")
+            return seq
+        return SequenceLoader(loader.name, load)
+
+    def average(seq):
+        events.append(f"fuse {seq.name}")
+        return ((seq.visible.astype(np.uint16) + seq.infrared[..., None] + 1) // 2
+                ).astype(np.uint8)
+
+    cfg = EvalConfig(flow="dis", feacd=False, plots=False, progress=False)
+    lazy, art = evaluate([watched(loader) for loader in loaders], {"average": average}, cfg)
+    assert events == ["load s1", "fuse s1", "load s2", "fuse s2", "load s3", "fuse s3"]
+    eager, _ = evaluate(load_dataset(root), {"average": average}, cfg)
+    strip = [{k: v for k, v in r.items() if k != "fuse_s"} for r in lazy.rows]
+    assert strip == [{k: v for k, v in r.items() if k != "fuse_s"} for r in eager.rows]
+    assert lazy.sequences == ["s1", "s2", "s3"] and lazy.notes == eager.notes
+    # the plots' frames are copies, not views that would keep a whole video alive
+    assert all(art[s]["average"]["frame"].base is None for s in lazy.sequences)

@@ -364,3 +364,23 @@ def test_engine_error_keeps_outputs_aligned() -> None:
     assert [o.stamp_ns for o in outs] == [0, 2, 3]
     assert [int(o.image[0, 0, 0]) for o in outs] == [10, 20, 30]
     assert p.frames_failed == 1 and p.frames_in == 3
+
+
+@pytest.mark.slow
+def test_demo_command_default_engine(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``temcoco demo`` as a new user runs it: no ``--engine``, so the default engine (the
+    edge network on the default backend, built for the frames' real size), at a tiny size and
+    frame count."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--out-dir", str(out), "--frames", "3", "--size", "64x48"]) == 0
+    text = capsys.readouterr().out
+    for name in ("input_bag", "fused_bag", "preview.mp4", "preview.png", "summary.json"):
+        assert (out / name).exists() and str(out / name) in text
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["engine"].startswith("edge ") and "64x48" in summary["engine"]
+    assert summary["frames_written"] == 3 and summary["frames_failed"] == 0
+    fused = _read(out / "fused_bag", "/fused/image")
+    assert len(fused) == 3
+    frames = [decode_image(m)[0] for m in fused]
+    assert all(f.shape[:2] == (48, 64) for f in frames)
+    assert all(np.isfinite(f.astype(np.float64)).all() and f.std() > 0 for f in frames)

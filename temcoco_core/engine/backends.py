@@ -44,10 +44,14 @@ Heavy optional packages (``torch_tensorrt``, ``tensorrt``, ``onnxruntime``) are 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
+import gc
 import importlib
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -881,51 +885,111 @@ def _build_runner(backend: str, model: nn.Module, config: BackendConfig, spec: I
     return onnxruntime(model, config, spec, precision, weights())
 
 
-def _warm_up(runner: _Runner, reference: _Runner | None, model: nn.Module, spec: InputSpec,
-             device: torch.device, calls: int, check: bool) -> None:
-    """Run ``calls`` steps/clips on random frames; compare with ``reference`` (the eager runner)
-    if given. Raises :class:`BackendError` on non-finite output or disagreement."""
-    tolerance = PARITY_TOLERANCE[runner.precision]
+def _warm_up_calls(backend: str, config: BackendConfig) -> int:
+    """Warm-up calls of ``backend``: ``config.warmup`` (compiled backends at least one; Inductor
+    with CUDA graphs at least three, as the graphs are recorded on the first calls)."""
+    calls = config.warmup if backend == "eager" else max(1, config.warmup)
+    if backend == "inductor" and config.torch_device.type == "cuda" and config.cuda_graphs:
+        calls = max(3, calls)
+    return calls
+
+
+def _warm_up_frames(spec: InputSpec, calls: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """The ``(visible, infrared)`` random frames of the warm-up, CPU float32, always the same
+    (the first ``n`` of any longer run are those of a run of ``n``)."""
     generator = torch.Generator().manual_seed(1234)
-    state = ref_state = None
+    for _ in range(calls):
+        visible = torch.rand(spec.frame_shape, generator=generator)
+        infrared = torch.rand(spec.frame_shape, generator=generator)
+        yield visible, infrared
+
+
+def _run_steps(runner: _Runner, model: nn.Module, spec: InputSpec, device: torch.device,
+               calls: int) -> Iterator[Tensor]:
+    """The fused outputs of ``runner`` on the ``calls`` warm-up frames, one at a time (stream
+    mode carries the state from step to step; only the current one is held)."""
+    state = None
     if spec.mode == "stream":
-        keys = _state_keys(model, spec)
         init = model.init_state(spec.batch, spec.height, spec.width, device=device,
                                 dtype=runner.input_dtype)
-        state = [init[k] for k in keys]
-        if reference is not None:
-            init = model.init_state(spec.batch, spec.height, spec.width, device=device,
-                                    dtype=reference.input_dtype)
-            ref_state = [init[k] for k in keys]
+        state = [init[k] for k in _state_keys(model, spec)]
+        del init
+    for visible, infrared in _warm_up_frames(spec, calls):
+        out = runner.call(visible.to(device, runner.input_dtype),
+                          infrared.to(device, runner.input_dtype), *(state or []))
+        if state is not None:
+            state = list(out[1:])
+        fused = out[0]
+        del out
+        yield fused
+
+
+def _reference_outputs(reference: _Runner, model: nn.Module, spec: InputSpec,
+                       device: torch.device, calls: int) -> list[Tensor]:
+    """The eager model's fused outputs on the warm-up frames, float32 on the CPU.
+
+    Computed before the backend under test is built, and nothing but these outputs (a frame
+    each) is kept: the eager activations and streaming state are freed (and handed back to the
+    OS) before the backend allocates its own, so the parity check does not add the two peaks.
+    """
     with _plain_mode():
-        for index in range(calls):
-            visible = torch.rand(spec.frame_shape, generator=generator).to(device)
-            infrared = torch.rand(spec.frame_shape, generator=generator).to(device)
-            args = [visible.to(runner.input_dtype), infrared.to(runner.input_dtype)]
-            out = runner.call(*args, *(state or []))
-            fused = out[0]
-            if state is not None:
-                state = list(out[1:])
+        outputs = [fused.float().cpu().clone()
+                   for fused in _run_steps(reference, model, spec, device, calls)]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    release_freed_memory()
+    return outputs
+
+
+def _warm_up(runner: _Runner, expected: Sequence[Tensor] | None, model: nn.Module,
+             spec: InputSpec, device: torch.device, calls: int) -> None:
+    """Run ``calls`` steps/clips on the warm-up frames; compare each output with ``expected``
+    (the eager model's, :func:`_reference_outputs`) if given. Raises :class:`BackendError` on
+    a wrong shape, non-finite output or disagreement beyond :data:`PARITY_TOLERANCE`."""
+    tolerance = PARITY_TOLERANCE[runner.precision]
+    if expected is not None and len(expected) < calls:
+        raise ValueError(f"parity check needs {calls} reference outputs, got {len(expected)}")
+    with _plain_mode():
+        for index, fused in enumerate(_run_steps(runner, model, spec, device, calls)):
             if tuple(fused.shape) != spec.frame_shape:
                 raise BackendError(f"{runner.backend}: warm-up output has shape "
                                    f"{tuple(fused.shape)}, expected {spec.frame_shape}")
             if not torch.isfinite(fused.float()).all():
                 raise BackendError(f"{runner.backend}: warm-up output is not finite "
                                    f"({runner.precision} overflow?)")
-            if check and reference is not None:
-                dtype = reference.input_dtype
-                ref_out = reference.call(visible.to(dtype), infrared.to(dtype),
-                                         *(ref_state or []))
-                if ref_state is not None:
-                    ref_state = list(ref_out[1:])
-                ref = ref_out[0].float()
-                error = (fused.float() - ref).abs().max().item()
+            if expected is not None:
+                ref = expected[index]
+                error = (fused.float().cpu() - ref).abs().max().item()
                 bound = tolerance * max(1.0, ref.abs().max().item())
                 if not error <= bound:
                     raise BackendError(f"{runner.backend}: warm-up frame {index} differs from "
                                        f"eager by {error:.3g} (> {bound:.3g})")
         if device.type == "cuda":
             torch.cuda.synchronize(device)
+
+
+def release_freed_memory() -> None:
+    """Hand memory that Python, torch and onnxruntime have freed back to the OS.
+
+    glibc's malloc keeps freed blocks in its heaps (after the first large block is freed it
+    also stops using ``mmap`` for blocks of that size), so the resident size stays at its
+    highest point; ``malloc_trim`` returns the free pages. A no-op where there is no glibc.
+    """
+    gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        return libc.malloc_trim
+    except (OSError, AttributeError):  # musl or another libc: nothing to trim
+        return None
 
 
 def prepare_model(model: nn.Module, config: BackendConfig | None = None,
@@ -981,20 +1045,22 @@ def prepare_model(model: nn.Module, config: BackendConfig | None = None,
                                                                        eager_notes))
     chain = config.chain()
     errors: list[str] = []
+    expected: list[Tensor] = []  # the eager model's warm-up outputs (parity reference)
     for position, backend in enumerate(chain):
         backend_notes: list[str] = []
         start = time.perf_counter()
         try:
+            calls = _warm_up_calls(backend, config)
+            if config.check_parity and backend != "eager" and len(expected) < calls:
+                # the eager outputs first: its memory is freed before the backend is built
+                expected = _reference_outputs(eager, model, spec, device, calls)
             if backend == "eager":
                 runner = eager
                 backend_notes.extend(eager_notes)
             else:
                 runner = _build_runner(backend, model, config, spec, weights, backend_notes)
-            calls = config.warmup if backend == "eager" else max(1, config.warmup)
-            if backend == "inductor" and device.type == "cuda" and config.cuda_graphs:
-                calls = max(3, calls)  # CUDA graphs are recorded on the first calls
-            reference = eager if (config.check_parity and backend != "eager") else None
-            _warm_up(runner, reference, model, spec, device, calls, config.check_parity)
+            parity = config.check_parity and backend != "eager"
+            _warm_up(runner, expected if parity else None, model, spec, device, calls)
         except EngineFileError as exc:
             if config.engine_path is not None:
                 raise  # an engine file the user named: say what is wrong with it
@@ -1007,6 +1073,8 @@ def prepare_model(model: nn.Module, config: BackendConfig | None = None,
                      device, spec.tag, time.perf_counter() - start)
             cls = PreparedStreamingModel if streaming else PreparedModel
             assert eager.module is not None
+            expected.clear()
+            release_freed_memory()  # what the warm-up freed, before the first real frame
             return cls(eager.module, runner, spec, device, chain[0], notes,
                        eager.input_dtype)
         following = chain[position + 1] if position + 1 < len(chain) else None

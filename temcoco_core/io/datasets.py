@@ -28,7 +28,7 @@ folders.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,12 +49,16 @@ __all__ = [
     "DatasetError",
     "FolderLayout",
     "FusionSequence",
+    "SequenceLoader",
+    "dataset_loaders",
     "detect_folder_layout",
+    "folder_loaders",
     "load_dataset",
     "load_folder_dataset",
     "load_m3svd_val",
     "load_sequence",
     "load_video_pairs",
+    "video_pair_loaders",
     "rgb_to_grey",
 ]
 
@@ -164,6 +168,26 @@ class FusionSequence:
         )
 
 
+@dataclass(frozen=True)
+class SequenceLoader:
+    """A sequence of a dataset that is not read yet: its ``name`` and ``load()``, which reads
+    it (a :class:`FusionSequence`, or :class:`DatasetError`). Lets a consumer hold one
+    sequence in memory at a time (``temcoco eval``)."""
+
+    name: str
+    load: Callable[[], FusionSequence] = field(repr=False, compare=False)
+
+
+def _load_all(loaders: Sequence[SequenceLoader], progress: bool, desc: str
+              ) -> list[FusionSequence]:
+    it: Iterable[SequenceLoader] = loaders
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(loaders, desc=desc, unit="seq")
+    return [loader.load() for loader in it]
+
+
 # ---------------------------------------------------------------------------- folder layouts
 
 
@@ -216,31 +240,14 @@ def _read_stream(seq: str, folder: Path, grey: bool, max_frames: int | None) -> 
         raise DatasetError(f"sequence {seq}: {e}") from e
 
 
-def load_folder_dataset(
+def folder_loaders(
     root: str | Path,
     layout: FolderLayout | str | None = None,
     sequences: Iterable[str] | None = None,
     max_frames: int | None = None,
-    progress: bool = False,
-) -> list[FusionSequence]:
-    """Load every sequence of a frame-folder dataset.
-
-    Args:
-        root: dataset root holding the layout's stream folders.
-        layout: a :class:`FolderLayout`, the ``name`` of one of :data:`FOLDER_LAYOUTS`, or
-            ``None`` to detect it.
-        sequences: sequence names to load (default: all sequence folders of the visible stream,
-            naturally sorted).
-        max_frames: keep only the first ``max_frames`` frames of each sequence.
-        progress: show a tqdm bar.
-
-    Returns:
-        One :class:`FusionSequence` per sequence; visible frames RGB, infrared grey.
-
-    Raises:
-        DatasetError: unknown layout, missing stream folder or sequence, empty folders, unequal
-            frame counts, size mismatches, unreadable files.
-    """
+) -> list[SequenceLoader]:
+    """:func:`load_folder_dataset` one sequence at a time: the layout and the sequence names
+    are checked now, each sequence is read by its loader."""
     r = Path(root)
     if not r.is_dir():
         raise DatasetError(f"dataset root not found or not a folder: {r}")
@@ -274,13 +281,7 @@ def load_folder_dataset(
         if not names:
             raise DatasetError(f"dataset {r}: empty sequence list")
 
-    it: Iterable[str] = names
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(names, desc="loading sequences", unit="seq")
-    out = []
-    for seq in it:
+    def load(seq: str) -> FusionSequence:
         arrays: dict[str, np.ndarray | None] = {}
         counts: dict[str, int] = {}
         for key, sub in streams.items():
@@ -296,10 +297,40 @@ def load_folder_dataset(
         if len(set(counts.values())) != 1:
             detail = ", ".join(f"{k}: {v}" for k, v in counts.items())
             raise DatasetError(f"sequence {seq}: unequal frame counts ({detail})")
-        out.append(FusionSequence(seq, arrays["visible"], arrays["infrared"],
-                                  arrays["visible_ref"], arrays["infrared_ref"],
-                                  {"root": str(r), "layout": lay.name}))
-    return out
+        return FusionSequence(seq, arrays["visible"], arrays["infrared"],
+                              arrays["visible_ref"], arrays["infrared_ref"],
+                              {"root": str(r), "layout": lay.name})
+
+    return [SequenceLoader(seq, lambda seq=seq: load(seq)) for seq in names]
+
+
+def load_folder_dataset(
+    root: str | Path,
+    layout: FolderLayout | str | None = None,
+    sequences: Iterable[str] | None = None,
+    max_frames: int | None = None,
+    progress: bool = False,
+) -> list[FusionSequence]:
+    """Load every sequence of a frame-folder dataset.
+
+    Args:
+        root: dataset root holding the layout's stream folders.
+        layout: a :class:`FolderLayout`, the ``name`` of one of :data:`FOLDER_LAYOUTS`, or
+            ``None`` to detect it.
+        sequences: sequence names to load (default: all sequence folders of the visible stream,
+            naturally sorted).
+        max_frames: keep only the first ``max_frames`` frames of each sequence.
+        progress: show a tqdm bar.
+
+    Returns:
+        One :class:`FusionSequence` per sequence; visible frames RGB, infrared grey.
+
+    Raises:
+        DatasetError: unknown layout, missing stream folder or sequence, empty folders, unequal
+            frame counts, size mismatches, unreadable files.
+    """
+    return _load_all(folder_loaders(root, layout, sequences, max_frames), progress,
+                     "loading sequences")
 
 
 def load_m3svd_val(
@@ -359,22 +390,13 @@ def _pair(seq: str, vis: np.ndarray, ir: np.ndarray, vis_src: Path, ir_src: Path
     return vis, ir
 
 
-def load_video_pairs(
+def video_pair_loaders(
     root: str | Path,
     max_frames: int | None = None,
     sequences: Iterable[str] | None = None,
-    progress: bool = False,
-) -> list[FusionSequence]:
-    """Load ``root/visible/<seq>.mp4`` + ``root/infrared/<seq>.mp4`` pairs (M3SVD test layout).
-
-    The infrared video (grey in three channels) becomes (T, H, W) uint8; references are the
-    inputs themselves (``visible_ref is visible``). With ``max_frames`` both videos are cut to
-    that many frames, so a length difference beyond it is not an error.
-
-    Raises:
-        DatasetError: missing folders, a sequence without its partner video, unequal frame
-            counts, different sizes, unreadable video.
-    """
+) -> list[SequenceLoader]:
+    """:func:`load_video_pairs` one sequence at a time: folders, names and partners are
+    checked now, each pair is read by its loader."""
     r = Path(root)
     vd, idir = r / "visible", r / "infrared"
     for d in (vd, idir):
@@ -400,19 +422,35 @@ def load_video_pairs(
             raise DatasetError(f"sequence {seq}: no visible video in {vd}")
         if seq not in ir_files:
             raise DatasetError(f"sequence {seq}: no infrared video in {idir}")
-    it: Iterable[str] = names
-    if progress:
-        from tqdm import tqdm
 
-        it = tqdm(names, desc="loading videos", unit="seq")
-    out = []
-    for seq in it:
+    def load(seq: str) -> FusionSequence:
         vis = _read_vis_video(seq, vis_files[seq], max_frames)
         ir = _read_ir_video(seq, ir_files[seq], max_frames)
         vis, ir = _pair(seq, vis, ir, vis_files[seq], ir_files[seq], truncate=False)
-        out.append(FusionSequence(seq, vis, ir, vis, ir,
-                                  {"visible": str(vis_files[seq]), "infrared": str(ir_files[seq])}))
-    return out
+        return FusionSequence(seq, vis, ir, vis, ir,
+                              {"visible": str(vis_files[seq]), "infrared": str(ir_files[seq])})
+
+    return [SequenceLoader(seq, lambda seq=seq: load(seq)) for seq in names]
+
+
+def load_video_pairs(
+    root: str | Path,
+    max_frames: int | None = None,
+    sequences: Iterable[str] | None = None,
+    progress: bool = False,
+) -> list[FusionSequence]:
+    """Load ``root/visible/<seq>.mp4`` + ``root/infrared/<seq>.mp4`` pairs (M3SVD test layout).
+
+    The infrared video (grey in three channels) becomes (T, H, W) uint8; references are the
+    inputs themselves (``visible_ref is visible``). With ``max_frames`` both videos are cut to
+    that many frames, so a length difference beyond it is not an error.
+
+    Raises:
+        DatasetError: missing folders, a sequence without its partner video, unequal frame
+            counts, different sizes, unreadable video.
+    """
+    return _load_all(video_pair_loaders(root, max_frames, sequences), progress,
+                     "loading videos")
 
 
 # ------------------------------------------------------------------------- generic entry points
@@ -458,6 +496,27 @@ def load_sequence(
                           {"visible": str(visible), "infrared": str(infrared)})
 
 
+def dataset_loaders(
+    root: str | Path,
+    sequences: Sequence[str] | None = None,
+    max_frames: int | None = None,
+) -> list[SequenceLoader]:
+    """:func:`load_dataset` one sequence at a time: the layout and the sequence names are
+    checked now; each :class:`SequenceLoader` reads its sequence when called."""
+    r = Path(root)
+    if not r.is_dir():
+        raise DatasetError(f"dataset root not found or not a folder: {r}")
+    lay = detect_folder_layout(r)
+    if lay is not None:
+        return folder_loaders(r, lay, sequences=sequences, max_frames=max_frames)
+    if (r / "visible").is_dir() and (r / "infrared").is_dir() and _video_files(r / "visible"):
+        return video_pair_loaders(r, max_frames=max_frames, sequences=sequences)
+    raise DatasetError(
+        f"{r}: not a recognised dataset (need visible/ + infrared/ video pairs, or one of the "
+        f"frame-folder layouts: {', '.join(x.name for x in FOLDER_LAYOUTS)})"
+    )
+
+
 def load_dataset(
     root: str | Path,
     sequences: Sequence[str] | None = None,
@@ -465,16 +524,5 @@ def load_dataset(
     progress: bool = False,
 ) -> list[FusionSequence]:
     """Load a dataset root of any supported layout (frame folders first, then video pairs)."""
-    r = Path(root)
-    if not r.is_dir():
-        raise DatasetError(f"dataset root not found or not a folder: {r}")
-    lay = detect_folder_layout(r)
-    if lay is not None:
-        return load_folder_dataset(r, lay, sequences=sequences, max_frames=max_frames,
-                                   progress=progress)
-    if (r / "visible").is_dir() and (r / "infrared").is_dir() and _video_files(r / "visible"):
-        return load_video_pairs(r, max_frames=max_frames, sequences=sequences, progress=progress)
-    raise DatasetError(
-        f"{r}: not a recognised dataset (need visible/ + infrared/ video pairs, or one of the "
-        f"frame-folder layouts: {', '.join(x.name for x in FOLDER_LAYOUTS)})"
-    )
+    return _load_all(dataset_loaders(root, sequences, max_frames), progress,
+                     "loading sequences")
