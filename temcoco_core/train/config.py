@@ -47,7 +47,9 @@ class EvalConfig:
         root: M3SVD val root (``visible_Blur``/``infrared_noise``/``*_Enhance``); ``None`` or
             a missing folder disables evaluation (logged).
         every: evaluate every this many steps (0 = only at the end).
-        sequences: how many sequences (the first ones, naturally sorted; 0 = all).
+        sequences: how many sequences (the first ones, naturally sorted, after ``exclude``;
+            0 = all).
+        exclude: sequence names to leave out (e.g. a val sequence of a training scene).
         frames: frames per sequence (the first ones).
         crop: (H, W) centre crop to keep CPU evaluation light; ``None`` = full frames.
         framewise: also run the network one frame at a time (T = 1) for comparison.
@@ -56,6 +58,7 @@ class EvalConfig:
     root: str | None = "../shared/data/m3svd/val"
     every: int = 500
     sequences: int = 2
+    exclude: list[str] = field(default_factory=list)
     frames: int = 8
     crop: tuple[int, int] | None = (192, 256)
     framewise: bool = True

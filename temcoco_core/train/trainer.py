@@ -55,7 +55,7 @@ from temcoco_core.train.config import (
 )
 from temcoco_core.train.data import ClipDataset, DataSource, load_sources
 from temcoco_core.train.degrade import minmax_per_frame
-from temcoco_core.train.losses import FusionLoss
+from temcoco_core.train.losses import COMPOSITIONS, FusionLoss
 from temcoco_core.train.teachers import build_distillation
 
 __all__ = [
@@ -256,7 +256,8 @@ class Trainer:
         if not root.is_dir():
             log.warning("evaluation disabled: %s not found", root)
             return []
-        seqs = load_m3svd_val(root, max_frames=ev.frames)
+        seqs = [s for s in load_m3svd_val(root, max_frames=ev.frames)
+                if s.name not in set(ev.exclude)]
         if ev.sequences:
             seqs = seqs[:ev.sequences]
         if ev.crop is not None:
@@ -629,7 +630,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--clip-len", type=int, dest="clip_len", help="frames per clip T")
     p.add_argument("--crop", type=int, help="square crop side in pixels")
     p.add_argument("--lr", type=float, help="initial learning rate")
-    p.add_argument("--loss", choices=("paper", "released"), help="loss composition")
+    p.add_argument("--loss", choices=COMPOSITIONS, help="loss composition")
     p.add_argument("--vgg19", help="VGG19 teacher weights ('auto': torch hub cache; 'none')")
     p.add_argument("--dinov2", help="local Hugging Face DINOv2 directory")
     p.add_argument("--eval-every", type=int, dest="eval_every",
