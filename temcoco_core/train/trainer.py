@@ -414,10 +414,16 @@ class Trainer:
                  self.amp_dtype if self.use_amp else "off", "on" if self.distill else "off")
         try:
             with _StopFlag() as flag:
-                t_last = time.perf_counter()
+                t_last = t_begin = time.perf_counter()
                 for batch in self._batches():
                     terms = self.train_step(batch)
                     now = time.perf_counter()
+                    if cfg.time_limit_s and now - t_begin >= cfg.time_limit_s \
+                            and not flag.stop and self.step < cfg.steps:
+                        log.warning("time limit of %.0f s reached at step %d: writing a "
+                                    "checkpoint (continue with --resume)", cfg.time_limit_s,
+                                    self.step)
+                        flag.stop = True
                     times.append(now - t_last)
                     all_times.append(now - t_last)
                     t_last = now
@@ -638,6 +644,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--no-eval", action="store_true", help="no evaluation")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--time-limit", type=float, dest="time_limit_s", metavar="SECONDS",
+                   help="stop with a checkpoint after this many seconds of training "
+                        "(0: no limit)")
     p.add_argument("--seed", type=int)
     p.add_argument("--no-amp", action="store_true", help="full precision on CUDA")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -657,7 +666,7 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
               "batch_size": "batch_size", "clip_len": "data.clip_len", "crop": "data.crop",
               "lr": "lr", "loss": "loss.composition", "eval_every": "eval.every",
               "device": "device", "threads": "threads", "seed": "seed", "dinov2":
-              "teachers.dinov2"}
+              "teachers.dinov2", "time_limit_s": "time_limit_s"}
     for attr, key in simple.items():
         v = getattr(args, attr, None)
         if v is not None:
