@@ -174,3 +174,24 @@ def test_minmax_scope_frame_uses_given_range_crop_ignores_it():
     assert torch.allclose(ref_c, minmax_per_frame(ir))
     with pytest.raises(ValueError, match="infrared_minmax_scope"):
         DegradeConfig(infrared_minmax_scope="tile")
+
+
+def test_infrared_gamma_lifts_the_input_only_and_is_off_by_default():
+    vis, ir = _clip(4)
+    quiet = dict(visible_blur=False, infrared_minmax=False, infrared_noise=(0, 0),
+                 infrared_stripes=(0, 0))
+    lq, ir_lq, ref, p = Degrader(DegradeConfig(infrared_gamma=(0.5, 0.5), **quiet))(
+        vis, ir, np.random.default_rng(0))
+    assert p.gamma == 0.5
+    assert torch.allclose(ir_lq, ir.sqrt(), atol=1e-6)  # dark values lifted
+    assert torch.equal(ref, ir)                          # the target stays clean
+    # default: no draw, no change, the earlier random sequence untouched
+    _, ir0, _, p0 = Degrader(DegradeConfig(**quiet))(vis, ir, np.random.default_rng(0))
+    assert p0.gamma == 1.0 and torch.equal(ir0, ir)
+    a = Degrader(DegradeConfig()).sample(np.random.default_rng(3), 3, 8, 8)
+    b = Degrader(DegradeConfig(infrared_gamma=(0.6, 1.0))).sample(np.random.default_rng(3),
+                                                                  3, 8, 8)
+    assert a.noise_sigma == b.noise_sigma and np.array_equal(a.stripes, b.stripes)
+    assert 0.6 <= b.gamma <= 1.0
+    with pytest.raises(ValueError, match="infrared_gamma"):
+        DegradeConfig(infrared_gamma=(0.0, 1.0))

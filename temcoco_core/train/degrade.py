@@ -23,6 +23,11 @@ Options modelling real thermal cameras (off by default):
   agc_offset), drawn per frame (brightness flicker the network has to remove).
 * ``dead_pixels``/``hot_pixels``: fractions of pixels stuck at 0 / 1, at positions fixed for
   the clip (a sensor defect does not move).
+* ``infrared_gamma``: a tone curve ``x ** γ``, γ ~ U(low, high) per clip, on the infrared
+  input only (after the min–max, before noise): cameras and drivers map temperature to grey
+  differently. The degraded M3SVD val infrared is such a curve of its clean reference
+  (γ ≈ 0.67 fitted on 0114_1551 and 0115_1834: dark background lifted ~2×, hot targets kept),
+  so a network trained without it meets brighter infrared than it ever saw.
 
 Everything random comes from one ``numpy.random.Generator`` so a seed reproduces a clip
 exactly.
@@ -84,6 +89,7 @@ class DegradeConfig:
     agc_offset: float = 0.0
     dead_pixels: float = 0.0
     hot_pixels: float = 0.0
+    infrared_gamma: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
         self.blur_sigma = _pair("blur_sigma", self.blur_sigma, float)
@@ -100,6 +106,9 @@ class DegradeConfig:
             v = getattr(self, name)
             if not 0.0 <= v < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {v}")
+        self.infrared_gamma = _pair("infrared_gamma", self.infrared_gamma, float)
+        if self.infrared_gamma[0] <= 0:
+            raise ValueError(f"infrared_gamma must be > 0, got {self.infrared_gamma}")
         if self.dead_pixels + self.hot_pixels >= 1.0:
             raise ValueError("dead_pixels + hot_pixels must be < 1")
 
@@ -126,6 +135,7 @@ class DegradeParams:
     offsets: np.ndarray          # (T,) float32
     dead: np.ndarray | None      # (H, W) bool
     hot: np.ndarray | None       # (H, W) bool
+    gamma: float = 1.0           # infrared tone curve exponent
 
 
 def gaussian_kernel_1d(size: int, sigma: float) -> tuple[Tensor, int]:
@@ -221,7 +231,10 @@ class Degrader:
             dead = u < c.dead_pixels if c.dead_pixels else None
             hot = (u >= c.dead_pixels) & (u < c.dead_pixels + c.hot_pixels) \
                 if c.hot_pixels else None
-        return DegradeParams(sigma, noise, stripe, stripes, gains, offsets, dead, hot)
+        # drawn last and only when enabled: configs without it reproduce earlier clips exactly
+        gamma = float(rng.uniform(*c.infrared_gamma)) if c.infrared_gamma != (1.0, 1.0) \
+            else 1.0
+        return DegradeParams(sigma, noise, stripe, stripes, gains, offsets, dead, hot, gamma)
 
     def __call__(self, visible: Tensor, infrared: Tensor, rng: np.random.Generator,
                  ir_range: tuple[Tensor, Tensor] | None = None,
@@ -244,7 +257,7 @@ class Degrader:
             ir_ref = minmax_per_frame(infrared, value_range=scope_range)
         else:
             ir_ref = infrared
-        ir = ir_ref
+        ir = ir_ref if p.gamma == 1.0 else ir_ref.clamp(0.0, 1.0) ** p.gamma
         if c.agc_gain or c.agc_offset:
             ir = ir * torch.from_numpy(p.gains).view(t, 1, 1, 1) \
                 + torch.from_numpy(p.offsets).view(t, 1, 1, 1)
