@@ -35,7 +35,8 @@ Compositions (:data:`COMPOSITIONS`):
 * ``"edge"`` -- for the small causal network trained on CPUs (config/train_edge.yaml): the
   released content terms with the infrared SSIM halved and the max-intensity and max-gradient
   weights doubled (20 each: warm targets and sharp edges over an average-like blend),
-  ``salience`` 5, both Eq. 16 terms (2 each) and ``brightness_temporal`` 100, no distillation.
+  ``salience`` 20, both Eq. 16 terms (2 each) and ``brightness_temporal`` 400 (its values
+  are ~1e-3: a global brightness step of a quarter grey level), no distillation.
 * ``"released"`` -- what ``loss.py``/``train.py`` of the release optimise: 1·ssim (IR weight 1)
   + 10·intensity_max + 1·intensity + 20·color + 10·gradient_max + 2·temporal_infrared
   + 1·(VGG on visible + DINOv2 on visible and infrared). The infrared VGG term is absent
@@ -333,8 +334,8 @@ _PRESET_WEIGHTS: dict[str, LossWeights] = {
     ),
     "edge": LossWeights(
         ssim=1.0, ssim_infrared=0.5, intensity_max=20.0, gradient_max=20.0, intensity=1.0,
-        color=20.0, temporal_infrared=2.0, temporal_visible=2.0, salience=5.0,
-        brightness_temporal=100.0,
+        color=20.0, temporal_infrared=2.0, temporal_visible=2.0, salience=20.0,
+        brightness_temporal=400.0,
     ),
 }
 
