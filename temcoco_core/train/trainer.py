@@ -480,7 +480,7 @@ class Trainer:
         """Fuse the evaluation sequences with clips and frame by frame; compare.
 
         Returns mean values over sequences: ``val_loss`` (the training loss against the clean
-        references), ``MI`` and ``SD`` against the clean references
+        references), ``MI``, ``SD`` and ``salience`` against the clean references
         (:mod:`temcoco_core.metrics.fusion`), ``flicker`` and ``flowD`` (with the clean visible
         video's DIS flow; :mod:`temcoco_core.metrics.temporal`), each also with a
         ``framewise_`` prefix (the same network fed one frame at a time) when
@@ -559,14 +559,14 @@ def _to_uint8(fused: Tensor) -> np.ndarray:
 
 def _metrics(fused: np.ndarray, seq: FusionSequence,
              flows: list[np.ndarray] | None) -> dict[str, float]:
-    """MI, SD against the clean references; flicker and flowD (clean visible flows) of the
+    """MI, SD, salience against the clean references; flicker and flowD (clean visible flows) of the
     fused video -- whatever of :mod:`temcoco_core.metrics` is installed."""
     out: dict[str, float] = {}
     try:
         from temcoco_core.metrics.fusion import fusion_metrics
     except ImportError:
         return out
-    out.update(fusion_metrics(fused, seq.vis_ref, seq.ir_ref, metrics=("MI", "SD")))
+    out.update(fusion_metrics(fused, seq.vis_ref, seq.ir_ref, metrics=("MI", "SD", "salience")))
     if fused.shape[0] < 2:
         return out
     try:
