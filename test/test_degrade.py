@@ -147,3 +147,51 @@ def test_bad_shapes_rejected():
         Degrader()(torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8), np.random.default_rng(0))
     with pytest.raises(ValueError, match="differ"):
         Degrader()(torch.rand(2, 3, 8, 8), torch.rand(3, 1, 8, 8), np.random.default_rng(0))
+
+
+def test_minmax_with_full_frame_range():
+    crop = torch.tensor([[0.2, 0.3], [0.3, 0.4]]).view(1, 1, 2, 2).repeat(2, 1, 1, 1)
+    lo, hi = torch.tensor([0.0, 0.2]), torch.tensor([0.8, 0.4])
+    y = minmax_per_frame(crop, value_range=(lo, hi))
+    assert torch.allclose(y[0].flatten(), torch.tensor([0.25, 0.375, 0.375, 0.5]))
+    assert torch.allclose(y[1].flatten(), torch.tensor([0.0, 0.5, 0.5, 1.0]))
+    # the crop's own range stretches a dull crop to [0, 1]; the frame's range keeps it dull
+    assert float(minmax_per_frame(crop)[0].max()) == 1.0
+    with pytest.raises(ValueError, match="per frame"):
+        minmax_per_frame(crop, value_range=(lo[:1], hi[:1]))
+
+
+def test_minmax_scope_frame_uses_given_range_crop_ignores_it():
+    rng_vals = (torch.zeros(3), torch.ones(3) * 2.0)     # a frame range twice the crop's
+    vis = torch.rand(3, 3, 8, 8)
+    ir = torch.rand(3, 1, 8, 8) * 0.5 + 0.25
+    quiet = dict(visible_blur=False, infrared_noise=(0, 0), infrared_stripes=(0, 0))
+    _, _, ref_f, _ = Degrader(DegradeConfig(**quiet))(vis, ir, np.random.default_rng(0),
+                                                     ir_range=rng_vals)
+    assert torch.allclose(ref_f, ir / 2.0)
+    _, _, ref_c, _ = Degrader(DegradeConfig(infrared_minmax_scope="crop", **quiet))(
+        vis, ir, np.random.default_rng(0), ir_range=rng_vals)
+    assert torch.allclose(ref_c, minmax_per_frame(ir))
+    with pytest.raises(ValueError, match="infrared_minmax_scope"):
+        DegradeConfig(infrared_minmax_scope="tile")
+
+
+def test_infrared_gamma_lifts_the_input_only_and_is_off_by_default():
+    vis, ir = _clip(4)
+    quiet = dict(visible_blur=False, infrared_minmax=False, infrared_noise=(0, 0),
+                 infrared_stripes=(0, 0))
+    lq, ir_lq, ref, p = Degrader(DegradeConfig(infrared_gamma=(0.5, 0.5), **quiet))(
+        vis, ir, np.random.default_rng(0))
+    assert p.gamma == 0.5
+    assert torch.allclose(ir_lq, ir.sqrt(), atol=1e-6)  # dark values lifted
+    assert torch.equal(ref, ir)                          # the target stays clean
+    # default: no draw, no change, the earlier random sequence untouched
+    _, ir0, _, p0 = Degrader(DegradeConfig(**quiet))(vis, ir, np.random.default_rng(0))
+    assert p0.gamma == 1.0 and torch.equal(ir0, ir)
+    a = Degrader(DegradeConfig()).sample(np.random.default_rng(3), 3, 8, 8)
+    b = Degrader(DegradeConfig(infrared_gamma=(0.6, 1.0))).sample(np.random.default_rng(3),
+                                                                  3, 8, 8)
+    assert a.noise_sigma == b.noise_sigma and np.array_equal(a.stripes, b.stripes)
+    assert 0.6 <= b.gamma <= 1.0
+    with pytest.raises(ValueError, match="infrared_gamma"):
+        DegradeConfig(infrared_gamma=(0.0, 1.0))

@@ -14,12 +14,14 @@ from temcoco_core.train.losses import (
     DistillationLoss,
     FusionLoss,
     LossConfig,
+    brightness_temporal_loss,
     color_loss,
     gaussian_window,
     gradient_max_loss,
     intensity_max_loss,
     loss_weights,
     rgb_to_ycbcr,
+    salience_loss,
     sobel_gradients,
     ssim,
     ssim_loss,
@@ -239,3 +241,94 @@ def test_distillation_resizes_student_to_teacher_grid():
     bad = {"visual": {"visible": torch.randn(2, 5, 8, 8), "infrared": student_i}}
     with pytest.raises(DistillationError, match="4 channels"):
         dist(bad, vis, ir, w)
+
+
+# ------------------------------------------------------------------ edge recipe (issue 13)
+
+
+def _warm_scene(size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Visible luma 0.4 everywhere; infrared 0.1 background with a 4x4 warm target at 0.9."""
+    y_v = torch.full((1, 1, size, size), 0.4)
+    y_i = torch.full((1, 1, size, size), 0.1)
+    y_i[..., 10:14, 10:14] = 0.9
+    return y_v, y_i
+
+
+def test_salience_zero_when_warm_target_kept_and_grows_when_pale():
+    y_v, y_i = _warm_scene()
+    kept = torch.maximum(y_v, y_i)                       # the target as bright as in the IR
+    assert float(salience_loss(kept, y_v, y_i)) == pytest.approx(0.0, abs=1e-6)
+    pale = kept.clone()
+    pale[..., 10:14, 10:14] = 0.65                       # semi-transparent: halfway
+    washed = kept.clone()
+    washed[..., 10:14, 10:14] = 0.4                      # gone
+    assert float(salience_loss(pale, y_v, y_i)) == pytest.approx(0.25, abs=1e-5)
+    assert float(salience_loss(washed, y_v, y_i)) == pytest.approx(0.5, abs=1e-5)
+    # area-normalised: the 16-pixel target weighs fully, where the plain L1 hardly sees it
+    assert float(intensity_max_loss(washed, y_v, y_i)) < 0.01
+
+
+def test_salience_ignores_background_and_frames_without_warm_pixels():
+    y_v, y_i = _warm_scene()
+    kept = torch.maximum(y_v, y_i)
+    changed_bg = kept.clone()
+    changed_bg[..., :5, :] = 0.0                         # far from the warm target
+    assert float(salience_loss(changed_bg, y_v, y_i)) == pytest.approx(0.0, abs=1e-6)
+    cold = torch.full_like(y_i, 0.1)                     # no warm pixel: term is 0, no NaN
+    out = salience_loss(torch.rand_like(y_v), y_v, cold)
+    assert float(out) == 0.0
+    # a batch of a warm and a cold frame averages over the warm one only
+    both = salience_loss(torch.cat([torch.full_like(y_v, 0.4)] * 2),
+                         torch.cat([y_v, y_v]), torch.cat([y_i, cold]))
+    assert float(both) == pytest.approx(0.5, abs=1e-5)
+    with pytest.raises(ValueError, match="shape"):
+        salience_loss(y_v, y_v, y_i[..., :8])
+
+
+def test_salience_gradient_brightens_the_target():
+    y_v, y_i = _warm_scene()
+    f = torch.full_like(y_v, 0.4, requires_grad=True)
+    salience_loss(f, y_v, y_i).backward()
+    assert float(f.grad[..., 11, 11]) < 0                # descent raises the warm pixels
+    assert float(f.grad[..., 0, 0]) == 0.0               # and leaves the background alone
+
+
+def test_brightness_temporal_tracks_visible_brightness_changes():
+    g = torch.Generator().manual_seed(0)
+    vis = torch.rand(2, 5, 1, 16, 16, generator=g)
+    # fused = visible + a fixed offset + any zero-mean texture change: no global flicker
+    tex = torch.randn(2, 5, 1, 16, 16, generator=g)
+    tex = tex - tex.mean(dim=(2, 3, 4), keepdim=True)
+    assert float(brightness_temporal_loss(vis + 0.2 + 0.1 * tex, vis)) == pytest.approx(
+        0.0, abs=1e-6)
+    # a per-frame brightness jump of +-0.05 alternating: |d| = 0.1 per step
+    flick = torch.tensor([0.0, 0.05, 0.0, 0.05, 0.0]).view(1, 5, 1, 1, 1)
+    assert float(brightness_temporal_loss(vis + flick, vis)) == pytest.approx(0.05, abs=1e-6)
+    assert float(brightness_temporal_loss(vis[:, :1], vis[:, :1])) == 0.0
+    with pytest.raises(ValueError, match="shape"):
+        brightness_temporal_loss(vis, vis[:, :3])
+
+
+def test_fused_ycbcr_not_clamped_so_overshoot_has_gradient():
+    vis = _clip(7)
+    ir = rgb_to_ycbcr(vis.flatten(0, 1))[0].view(1, 3, 1, 24, 24)
+    fused = (vis + 0.8).requires_grad_(True)             # far above 1 everywhere
+    out = FusionLoss(LossConfig("edge"))(fused, vis, ir)
+    out["total"].backward()
+    assert float(out["intensity_max"].detach()) > 0.5
+    assert float(fused.grad.mean()) > 0                  # descent pulls it down
+
+
+def test_edge_composition_weights_and_terms():
+    w = loss_weights(LossConfig("edge"))
+    assert (w.intensity_max, w.gradient_max) == (20.0, 20.0)
+    assert w.ssim_infrared == 0.5 and w.salience > 0 and w.brightness_temporal > 0
+    assert w.temporal_infrared > 0 and w.temporal_visible > 0
+    assert all(getattr(w, k) == 0.0 for k in ("distill_visual_visible",
+                                              "distill_semantic_visible"))
+    fused, vis, ir = _clip(0, t=4), _clip(1, t=4), _clip(2, t=4)[:, :, :1]
+    out = FusionLoss(LossConfig("edge"))(fused, vis, ir)
+    assert {"salience", "brightness_temporal", "temporal_visible"} <= set(out)
+    vals = {k: float(v) for k, v in out.items()}
+    total = sum(getattr(w, k) * v for k, v in vals.items() if k not in ("total", "ssim"))
+    assert vals["total"] == pytest.approx(total + w.ssim * vals["ssim"], rel=1e-5)

@@ -164,7 +164,7 @@ def test_frame_metrics_grey_conversion_and_errors():
     rgb = np.stack([_texture(seed=i) for i in range(3)], axis=-1)
     ir = _texture(seed=9)
     out = fm.frame_metrics(rgb, rgb, ir)
-    assert set(out) == set(fm.FUSION_METRICS)
+    assert set(out) == set(fm.FRAME_METRICS)
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     assert out["SD"] == pytest.approx(float(np.std(grey.astype(float))))
     assert out["SSIM"] == pytest.approx(1.0 + fm.ssim_pair(grey.astype(float), ir.astype(float)))

@@ -198,3 +198,24 @@ def test_bag_source(tmp_path):
     assert seqs[0].visible.shape == (5, 48, 64, 3) and seqs[0].infrared.dtype == np.uint8
     ds = ClipDataset(seqs, DataConfig(clip_len=3, crop=32), seed=0)
     assert ds[0]["infrared"].shape == (3, 3, 32, 32)
+
+
+def test_infrared_minmax_over_the_full_frame_not_the_crop():
+    """A crop of dull background keeps its place in the full frame's range (issue 13)."""
+    t, h, w = 5, 40, 48
+    ir = np.full((t, h, w), 60, np.uint8)
+    ir[:, :8, :8] = 250                                  # one hot corner, outside most crops
+    ir[:, 20:, 20:] = 80
+    vis = np.full((t, h, w, 3), 100, np.uint8)
+    seq = FusionSequence("a", vis, ir)
+    quiet = dict(visible_blur=False, infrared_noise=(0, 0), infrared_stripes=(0, 0))
+    cfg = DataConfig(clip_len=3, crop=16, hflip=False, degrade=DegradeConfig(**quiet))
+    for i in range(6):
+        it = ClipDataset([seq], cfg, seed=1)[i]
+        top, left = it["top"], it["left"]
+        want = (ir[0, top:top + 16, left:left + 16].astype(np.float32) - 60) / 190
+        assert np.allclose(it["infrared_ref"][0, 0].numpy(), want, atol=1e-6)
+    crop_cfg = DataConfig(clip_len=3, crop=16, hflip=False,
+                          degrade=DegradeConfig(infrared_minmax_scope="crop", **quiet))
+    it = ClipDataset([seq], crop_cfg, seed=1)[0]
+    assert float(it["infrared_ref"].max()) in (0.0, 1.0)  # stretched to the crop's own range

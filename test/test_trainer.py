@@ -286,3 +286,30 @@ def test_resume_with_a_bad_optimizer_file_is_a_clean_error(tmp_path, monkeypatch
     with pytest.raises(ResumeError, match="optimizer") as err:
         resumed.fit(resume=True)
     assert "\n" not in str(err.value) and not pwned.exists()
+
+
+def test_time_limit_stops_with_resumable_checkpoint(tmp_path):
+    cfg = _cfg(tmp_path, steps=50, time_limit_s=1e-9)   # expires after the first step
+    result = Trainer(cfg, model=TinyFuser(), sequences=_seqs(), progress=False).fit()
+    assert result.step == 1 and result.interrupted
+    info = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    assert info["step"] == 1 and info["complete"] is False
+    cont = Trainer(_cfg(tmp_path, steps=3), model=TinyFuser(), sequences=_seqs(),
+                   progress=False).fit(resume=True)
+    assert cont.step == 3 and not cont.interrupted
+    with pytest.raises(ConfigError, match="time_limit_s"):
+        _cfg(tmp_path, time_limit_s=-1)
+
+
+@pytest.mark.parametrize("name", ["finetune_edge.yaml", "train_edge_gpu.yaml"])
+def test_edge_recipe_configs_load(name):
+    cfg = load_config(REPO / "config" / name)
+    assert cfg.preset == "edge" and cfg.loss.composition == "edge"
+    assert cfg.data.degrade.infrared_minmax_scope == "frame"
+    assert cfg.eval.exclude == ["0111_1716"]             # a string, not YAML's base-60 int
+    assert cfg.init_weights == "temcoco_core/weights/edge.safetensors"
+    assert (REPO / cfg.init_weights).is_file()
+    if name == "train_edge_gpu.yaml":
+        assert cfg.device == "cuda" and cfg.amp and cfg.amp_dtype == "bfloat16"
+        assert 0 < cfg.time_limit_s <= 540 and cfg.batch_size >= 8
+        assert cfg.data.crop % 32 == 0

@@ -1,6 +1,7 @@
 """Fusion-quality and temporal-consistency metrics of fused videos.
 
 * :mod:`.fusion` -- per-frame image metrics (EN, SD, MI, SSIM, Qabf, VIF), CDDFuse conventions.
+* :mod:`.salience` -- target salience: thermal contrast of warm objects kept by the fusion.
 * :mod:`.temporal` -- flowD, feaCD, tOF, frame-difference direction consistency (Eq. 16),
   brightness variation / flicker (Fig. 1a), and :class:`OnlineTemporalMetrics` for live use.
 * :mod:`.flow` -- pluggable optical flow (OpenCV DIS by default) and backward warping.
@@ -37,6 +38,8 @@ METRIC_INFO: dict[str, MetricInfo] = {m.name: m for m in (
     MetricInfo("SSIM", True, "SSIM(F, vis) + SSIM(F, ir)"),
     MetricInfo("Qabf", True, "edge preservation (Xydeas-Petrovic)"),
     MetricInfo("VIF", True, "VIF_p(vis -> F) + VIF_p(ir -> F)"),
+    MetricInfo("salience", True, "thermal contrast of the hottest infrared regions against "
+               "their surroundings kept by F, C_F / C_IR (1 = as in the infrared)"),
     MetricInfo("flowD", False, "flow-warp error against the visible video's motion (0-255)"),
     MetricInfo("feaCD", False, "ResNet-18 change-direction disagreement, released form (0-4)"),
     MetricInfo("feaCD_cos", False, "ResNet-18 change-direction 1 - cos, Eq. 19 as written"),

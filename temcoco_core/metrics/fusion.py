@@ -16,6 +16,9 @@ MI      MI(F, A) + MI(F, B), 256 x 256 joint histogram, nats        higher  >= 0
 SSIM    SSIM(F, A) + SSIM(F, B), 7x7 uniform window, K=(.01, .03)   higher  <= 2
 Qabf    Xydeas-Petrović edge-preservation (Sobel)                   higher  0..1
 VIF     VIF_p(A -> F) + VIF_p(B -> F) (Sheikh-Bovik, pixel domain)  higher  >= 0
+salience  thermal contrast of the hottest infrared regions kept by F  higher  ~0..1+
+          (C_F / C_IR, :mod:`.salience`; a sequence value over the
+          frames that have a warm target, not a per-frame mean)
 ======  ==========================================================  ======  =====
 
 References: Qu et al., "Information measure for performance of image fusion", Electron. Lett.
@@ -39,7 +42,9 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "FRAME_METRICS",
     "FUSION_METRICS",
+    "SEQUENCE_METRICS",
     "entropy",
     "fusion_metrics",
     "frame_metrics",
@@ -55,7 +60,11 @@ __all__ = [
 ]
 
 #: Metric names computed by :func:`frame_metrics`, in report order.
-FUSION_METRICS: tuple[str, ...] = ("EN", "SD", "MI", "SSIM", "Qabf", "VIF")
+FRAME_METRICS: tuple[str, ...] = ("EN", "SD", "MI", "SSIM", "Qabf", "VIF")
+#: Metrics defined over a whole sequence (frames without a value are skipped, not NaN).
+SEQUENCE_METRICS: tuple[str, ...] = ("salience",)
+#: Everything :func:`fusion_metrics` reports, in report order.
+FUSION_METRICS: tuple[str, ...] = FRAME_METRICS + SEQUENCE_METRICS
 
 
 def luma(img: np.ndarray) -> np.ndarray:
@@ -286,21 +295,22 @@ _FUNCS = {
 
 
 def frame_metrics(fused: np.ndarray, a: np.ndarray, b: np.ndarray,
-                  metrics: Iterable[str] = FUSION_METRICS) -> dict[str, float]:
+                  metrics: Iterable[str] = FRAME_METRICS) -> dict[str, float]:
     """Metrics of one frame.
 
     Args:
         fused: (H, W, 3) uint8 RGB or (H, W) grey fused frame.
         a: visible source/reference, (H, W, 3) uint8 RGB or (H, W) grey.
         b: infrared source/reference, (H, W) grey.
-        metrics: names from :data:`FUSION_METRICS`.
+        metrics: names from :data:`FRAME_METRICS`.
     """
     f, ga, gb = luma(fused), luma(a), luma(b)
     _check_same(f, ga, gb)
     out = {}
     for name in metrics:
         if name not in _FUNCS:
-            raise ValueError(f"unknown fusion metric {name!r}; known: {list(FUSION_METRICS)}")
+            raise ValueError(f"unknown fusion metric {name!r} (per frame); known: "
+                             f"{list(FRAME_METRICS)}")
         out[name] = float(_FUNCS[name](f, ga, gb))
     return out
 
@@ -319,7 +329,8 @@ def fusion_metrics(fused: np.ndarray, visible: np.ndarray, infrared: np.ndarray,
 
     Returns:
         ``{name: mean over frames}``; a metric that is NaN on any frame is NaN for the sequence
-        (never averaged over the remaining frames).
+        (never averaged over the remaining frames). ``salience`` is the sequence value of
+        :func:`temcoco_core.metrics.salience.target_salience` (NaN without a warm target).
     """
     if not (len(fused) == len(visible) == len(infrared)):
         raise ValueError(f"frame counts differ: fused {len(fused)}, visible {len(visible)}, "
@@ -331,5 +342,14 @@ def fusion_metrics(fused: np.ndarray, visible: np.ndarray, infrared: np.ndarray,
         from tqdm import tqdm
 
         it = tqdm(it, desc="fusion metrics", unit="frame", leave=False)
-    rows = [frame_metrics(fused[t], visible[t], infrared[t], metrics) for t in it]
-    return {m: float(np.mean([r[m] for r in rows])) for m in metrics}
+    unknown = [m for m in metrics if m not in FUSION_METRICS]
+    if unknown:
+        raise ValueError(f"unknown fusion metric(s) {unknown}; known: {list(FUSION_METRICS)}")
+    per_frame = [m for m in metrics if m in _FUNCS]
+    rows = [frame_metrics(fused[t], visible[t], infrared[t], per_frame) for t in it]
+    out = {m: float(np.mean([r[m] for r in rows])) for m in per_frame}
+    if "salience" in metrics:
+        from .salience import target_salience
+
+        out["salience"] = target_salience(fused, infrared)
+    return {m: out[m] for m in metrics}

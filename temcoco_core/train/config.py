@@ -47,7 +47,9 @@ class ValidationConfig:
         root: M3SVD val root (``visible_Blur``/``infrared_noise``/``*_Enhance``); ``None`` or
             a missing folder disables evaluation (logged).
         every: evaluate every this many steps (0 = only at the end).
-        sequences: how many sequences (the first ones, naturally sorted; 0 = all).
+        sequences: how many sequences (the first ones, naturally sorted, after ``exclude``;
+            0 = all).
+        exclude: sequence names to leave out (e.g. a val sequence of a training scene).
         frames: frames per sequence (the first ones).
         crop: (H, W) centre crop to keep CPU evaluation light; ``None`` = full frames.
         framewise: also run the network one frame at a time (T = 1) for comparison.
@@ -56,6 +58,7 @@ class ValidationConfig:
     root: str | None = "../shared/data/m3svd/val"
     every: int = 500
     sequences: int = 2
+    exclude: list[str] = field(default_factory=list)
     frames: int = 8
     crop: tuple[int, int] | None = (192, 256)
     framewise: bool = True
@@ -91,6 +94,9 @@ class TrainConfig:
         out_dir: run folder (checkpoints, CSV logs).
         checkpoint_every: write a checkpoint every this many steps (and always at the end).
         log_every: CSV row every this many steps (mean over the window).
+        time_limit_s: stop after this many seconds of training (checked after every step;
+            a checkpoint is written and ``--resume`` continues); 0 = no limit. For fixed-time
+            GPU sessions.
     """
 
     preset: str = "edge"
@@ -115,6 +121,7 @@ class TrainConfig:
     out_dir: str = "runs/edge"
     checkpoint_every: int = 200
     log_every: int = 10
+    time_limit_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.steps < 0:
@@ -125,6 +132,8 @@ class TrainConfig:
             raise ValueError(f"amp_dtype must be 'bfloat16' or 'float16', got {self.amp_dtype!r}")
         if self.checkpoint_every < 1 or self.log_every < 1:
             raise ValueError("checkpoint_every and log_every must be >= 1")
+        if self.time_limit_s < 0:
+            raise ValueError(f"time_limit_s must be >= 0, got {self.time_limit_s}")
         if self.threads is not None and self.threads < 1:
             raise ValueError("threads must be >= 1")
 

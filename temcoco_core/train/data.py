@@ -243,6 +243,12 @@ class ClipDataset(Dataset):
             raise DatasetError(f"no sequence has clip_len={t} frames "
                                f"({', '.join(f'{s.name}: {s.num_frames}' for s in sequences)})")
         self.sequences = usable
+        # full-frame infrared range per frame, in [0, 1] (infrared_minmax_scope == "frame")
+        self._ir_ranges: list[tuple[np.ndarray, np.ndarray]] = []
+        for s in usable:
+            flat = s.ir_ref.reshape(s.num_frames, -1)
+            self._ir_ranges.append((flat.min(axis=1).astype(np.float32) / 255.0,
+                                    flat.max(axis=1).astype(np.float32) / 255.0))
         starts = np.array([s.num_frames - t + 1 for s in usable], dtype=np.int64)
         self._cum = np.cumsum(starts)
 
@@ -281,7 +287,12 @@ class ClipDataset(Dataset):
             vis, ir = vis[::-1], ir[::-1]
         vis_t = torch.from_numpy(np.ascontiguousarray(vis)).permute(0, 3, 1, 2).float() / 255.0
         ir_t = torch.from_numpy(np.ascontiguousarray(ir)).unsqueeze(1).float() / 255.0
-        vis_lq, ir_lq, ir_ref, _ = self.degrader(vis_t, ir_t, rng)
+        lo, hi = self._ir_ranges[si]
+        ir_range = (torch.from_numpy(lo[start:start + t].copy()),
+                    torch.from_numpy(hi[start:start + t].copy()))
+        if rev:
+            ir_range = (ir_range[0].flip(0), ir_range[1].flip(0))
+        vis_lq, ir_lq, ir_ref, _ = self.degrader(vis_t, ir_t, rng, ir_range=ir_range)
         return {
             "visible": vis_lq,
             "infrared": ir_lq.expand(-1, 3, -1, -1).contiguous(),

@@ -10,6 +10,11 @@ As released (``../shared/notes/official-implementation.md``, "Training as releas
   offset per column ~ N(0, (s/255)²), s ~ randint[5, 16], the same pattern on every frame of
   the clip; clamp to [0, 1]. The min–max normalisation is a normalisation, not a degradation:
   it is applied to the clean infrared reference too, so input and target share a range.
+  ``infrared_minmax_scope`` says over what: ``"frame"`` (default) uses each *full* frame's
+  minimum and maximum (the caller passes them as ``ir_range``; the degraded M3SVD val inputs
+  are normalised that way), ``"crop"`` the training crop's own (a 96 px crop of plain
+  background is then stretched to [0, 1]: bright, noisy infrared targets everywhere, which
+  taught the first edge weights a brightness bias and pale warm targets).
 
 Options modelling real thermal cameras (off by default):
 
@@ -18,6 +23,11 @@ Options modelling real thermal cameras (off by default):
   agc_offset), drawn per frame (brightness flicker the network has to remove).
 * ``dead_pixels``/``hot_pixels``: fractions of pixels stuck at 0 / 1, at positions fixed for
   the clip (a sensor defect does not move).
+* ``infrared_gamma``: a tone curve ``x ** γ``, γ ~ U(low, high) per clip, on the infrared
+  input only (after the min–max, before noise): cameras and drivers map temperature to grey
+  differently. The degraded M3SVD val infrared is such a curve of its clean reference
+  (γ ≈ 0.67 fitted on 0114_1551 and 0115_1834: dark background lifted ~2×, hot targets kept),
+  so a network trained without it meets brighter infrared than it ever saw.
 
 Everything random comes from one ``numpy.random.Generator`` so a seed reproduces a clip
 exactly.
@@ -33,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "MINMAX_SCOPES",
     "DegradeConfig",
     "DegradeParams",
     "Degrader",
@@ -40,6 +51,10 @@ __all__ = [
     "gaussian_kernel_1d",
     "minmax_per_frame",
 ]
+
+
+#: Where the infrared min–max normalisation takes its range (see the module docstring).
+MINMAX_SCOPES: tuple[str, ...] = ("frame", "crop")
 
 
 @dataclass
@@ -51,6 +66,8 @@ class DegradeConfig:
         blur_kernel: Gaussian kernel side (12 as released).
         blur_sigma: (low, high) of the uniform σ draw, in pixels.
         infrared_minmax: per-frame min–max normalisation of infrared input and reference.
+        infrared_minmax_scope: ``"frame"``: over the full frame (``ir_range`` given by the
+            dataset; the crop's own range when absent), ``"crop"``: over the crop.
         infrared_noise: (low, high) inclusive integer range of 255·σ of the Gaussian noise;
             (0, 0) disables it.
         infrared_stripes: (low, high) inclusive integer range of 255·σ of the column stripes;
@@ -65,17 +82,22 @@ class DegradeConfig:
     blur_kernel: int = 12
     blur_sigma: tuple[float, float] = (0.5, 3.5)
     infrared_minmax: bool = True
+    infrared_minmax_scope: str = "frame"
     infrared_noise: tuple[int, int] = (9, 15)
     infrared_stripes: tuple[int, int] = (5, 16)
     agc_gain: float = 0.0
     agc_offset: float = 0.0
     dead_pixels: float = 0.0
     hot_pixels: float = 0.0
+    infrared_gamma: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
         self.blur_sigma = _pair("blur_sigma", self.blur_sigma, float)
         self.infrared_noise = _pair("infrared_noise", self.infrared_noise, int)
         self.infrared_stripes = _pair("infrared_stripes", self.infrared_stripes, int)
+        if self.infrared_minmax_scope not in MINMAX_SCOPES:
+            raise ValueError(f"infrared_minmax_scope must be one of {MINMAX_SCOPES}, got "
+                             f"{self.infrared_minmax_scope!r}")
         if self.blur_kernel < 1:
             raise ValueError(f"blur_kernel must be >= 1, got {self.blur_kernel}")
         if self.blur_sigma[0] <= 0:
@@ -84,6 +106,9 @@ class DegradeConfig:
             v = getattr(self, name)
             if not 0.0 <= v < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {v}")
+        self.infrared_gamma = _pair("infrared_gamma", self.infrared_gamma, float)
+        if self.infrared_gamma[0] <= 0:
+            raise ValueError(f"infrared_gamma must be > 0, got {self.infrared_gamma}")
         if self.dead_pixels + self.hot_pixels >= 1.0:
             raise ValueError("dead_pixels + hot_pixels must be < 1")
 
@@ -110,6 +135,7 @@ class DegradeParams:
     offsets: np.ndarray          # (T,) float32
     dead: np.ndarray | None      # (H, W) bool
     hot: np.ndarray | None       # (H, W) bool
+    gamma: float = 1.0           # infrared tone curve exponent
 
 
 def gaussian_kernel_1d(size: int, sigma: float) -> tuple[Tensor, int]:
@@ -147,12 +173,24 @@ def gaussian_blur(frames: Tensor, sigma: float, size: int = 12) -> Tensor:
     return x.reshape(n, c, h, w)
 
 
-def minmax_per_frame(frames: Tensor, eps: float = 1e-6) -> Tensor:
-    """(T, C, H, W) -> each frame stretched to [0, 1] (a constant frame becomes 0)."""
-    flat = frames.flatten(1)
-    lo = flat.min(dim=1).values.view(-1, 1, 1, 1)
-    hi = flat.max(dim=1).values.view(-1, 1, 1, 1)
-    return (frames - lo) / (hi - lo).clamp_min(eps)
+def minmax_per_frame(frames: Tensor, eps: float = 1e-6,
+                     value_range: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """(T, C, H, W) -> each frame stretched to [0, 1] (a constant frame becomes 0).
+
+    ``value_range``: per-frame ``(lo, hi)``, each (T,), to stretch with instead of the frames'
+    own minimum and maximum (e.g. those of the full frames a crop was cut from); the result is
+    clamped to [0, 1].
+    """
+    if value_range is None:
+        flat = frames.flatten(1)
+        lo = flat.min(dim=1).values.view(-1, 1, 1, 1)
+        hi = flat.max(dim=1).values.view(-1, 1, 1, 1)
+        return (frames - lo) / (hi - lo).clamp_min(eps)
+    lo, hi = (torch.as_tensor(v, dtype=frames.dtype).reshape(-1, 1, 1, 1) for v in value_range)
+    if lo.shape[0] != frames.shape[0] or hi.shape[0] != frames.shape[0]:
+        raise ValueError(f"value_range needs one (lo, hi) per frame: {frames.shape[0]} frames, "
+                         f"got {lo.shape[0]} and {hi.shape[0]}")
+    return ((frames - lo) / (hi - lo).clamp_min(eps)).clamp(0.0, 1.0)
 
 
 class Degrader:
@@ -162,6 +200,10 @@ class Degrader:
         visible: (T, 3, H, W) float in [0, 1], clean.
         infrared: (T, 1, H, W) float in [0, 1], clean.
         rng: ``numpy.random.Generator`` (all draws come from it).
+
+        ir_range: optional per-frame ``(lo, hi)`` (each (T,)) of the full frames the clip was
+            cropped from, used by the min–max normalisation when
+            ``infrared_minmax_scope == "frame"`` (ignored for ``"crop"``).
 
     Returns ``(visible_lq, infrared_lq, infrared_ref, params)``: degraded inputs of the same
     shapes, the clean infrared reference after the (optional) min–max normalisation, and the
@@ -189,9 +231,13 @@ class Degrader:
             dead = u < c.dead_pixels if c.dead_pixels else None
             hot = (u >= c.dead_pixels) & (u < c.dead_pixels + c.hot_pixels) \
                 if c.hot_pixels else None
-        return DegradeParams(sigma, noise, stripe, stripes, gains, offsets, dead, hot)
+        # drawn last and only when enabled: configs without it reproduce earlier clips exactly
+        gamma = float(rng.uniform(*c.infrared_gamma)) if c.infrared_gamma != (1.0, 1.0) \
+            else 1.0
+        return DegradeParams(sigma, noise, stripe, stripes, gains, offsets, dead, hot, gamma)
 
     def __call__(self, visible: Tensor, infrared: Tensor, rng: np.random.Generator,
+                 ir_range: tuple[Tensor, Tensor] | None = None,
                  ) -> tuple[Tensor, Tensor, Tensor, DegradeParams]:
         if visible.ndim != 4 or visible.shape[1] != 3:
             raise ValueError(f"visible must be (T, 3, H, W), got {tuple(visible.shape)}")
@@ -206,8 +252,12 @@ class Degrader:
 
         vis_lq = visible if p.blur_sigma is None else gaussian_blur(visible, p.blur_sigma,
                                                                      c.blur_kernel)
-        ir_ref = minmax_per_frame(infrared) if c.infrared_minmax else infrared
-        ir = ir_ref
+        if c.infrared_minmax:
+            scope_range = ir_range if c.infrared_minmax_scope == "frame" else None
+            ir_ref = minmax_per_frame(infrared, value_range=scope_range)
+        else:
+            ir_ref = infrared
+        ir = ir_ref if p.gamma == 1.0 else ir_ref.clamp(0.0, 1.0) ** p.gamma
         if c.agc_gain or c.agc_offset:
             ir = ir * torch.from_numpy(p.gains).view(t, 1, 1, 1) \
                 + torch.from_numpy(p.offsets).view(t, 1, 1, 1)

@@ -17,6 +17,12 @@ Terms (names are the keys of the dict :class:`FusionLoss` returns, before weight
 ``temporal_infrared``  mean over t of 1 − cos(Y_fᵗ − Y_fᵗ⁻¹, Y_irᵗ − Y_irᵗ⁻¹), the cosine
                        taken over all pixels of a frame difference (Eq. 16, x = ir)
 ``temporal_visible``   the same against the visible differences (Eq. 16, x = vis)
+``salience``           ‖Y_f − Y_ir‖₁ averaged over the *warm* pixels only (soft mask where
+                       Y_ir exceeds Y_vis by a margin), so a small hot target weighs as much
+                       as the background; 0 for frames without warm pixels
+``brightness_temporal``  mean over t of |ΔB_f − ΔB_vis| with B the mean luma of a frame:
+                       the fused video's brightness must change as the visible one does
+                       (the ``flicker`` metric, in [0, 1] units)
 ``distill_*``          MSE between student feature maps and frozen teachers (Eq. 15), see
                        :class:`DistillationLoss`
 =====================  =====================================================================
@@ -26,6 +32,11 @@ Compositions (:data:`COMPOSITIONS`):
 * ``"paper"`` -- Eq. 17: L = L_con + 2·L_cor + 0.1·L_d + 0.25·L_t with L_con the two Eq. 13
   terms (weight 1 each), L_t summed over both modalities and L_d over both modalities and both
   teachers.
+* ``"edge"`` -- for the small causal network trained on CPUs (config/train_edge.yaml): the
+  released content terms with the infrared SSIM halved and the max-intensity and max-gradient
+  weights doubled (20 each: warm targets and sharp edges over an average-like blend),
+  ``salience`` 20, both Eq. 16 terms (2 each) and ``brightness_temporal`` 400 (its values
+  are ~1e-3: a global brightness step of a quarter grey level), no distillation.
 * ``"released"`` -- what ``loss.py``/``train.py`` of the release optimise: 1·ssim (IR weight 1)
   + 10·intensity_max + 1·intensity + 20·color + 10·gradient_max + 2·temporal_infrared
   + 1·(VGG on visible + DINOv2 on visible and infrared). The infrared VGG term is absent
@@ -34,6 +45,10 @@ Compositions (:data:`COMPOSITIONS`):
 
 The paper's ‖·‖₂ in Eq. 15 is implemented, as released, as a mean squared error; the paper's L1
 norms as mean absolute errors.
+
+The fused frame's Y, Cb, Cr are taken **without** the [0, 1] clamp of :func:`rgb_to_ycbcr`
+(the references are clamped as released): a clamp would give an overshooting output no
+gradient, so the network could drift out of range unpenalised.
 """
 
 from __future__ import annotations
@@ -55,6 +70,7 @@ __all__ = [
     "LossConfig",
     "LossWeights",
     "Teacher",
+    "brightness_temporal_loss",
     "color_loss",
     "gaussian_window",
     "gradient_max_loss",
@@ -62,6 +78,7 @@ __all__ = [
     "intensity_max_loss",
     "loss_weights",
     "rgb_to_ycbcr",
+    "salience_loss",
     "sobel_gradients",
     "ssim",
     "ssim_loss",
@@ -70,7 +87,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-COMPOSITIONS: tuple[str, ...] = ("paper", "released")
+COMPOSITIONS: tuple[str, ...] = ("paper", "released", "edge")
 
 
 class DistillationError(ValueError):
@@ -80,8 +97,9 @@ class DistillationError(ValueError):
 # ------------------------------------------------------------------------------- colour space
 
 
-def rgb_to_ycbcr(rgb: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """RGB in [0, 1] to Y, Cb, Cr with the released coefficients, each clamped to [0, 1].
+def rgb_to_ycbcr(rgb: Tensor, clamp: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+    """RGB in [0, 1] to Y, Cb, Cr with the released coefficients, each clamped to [0, 1]
+    (``clamp=False``: not clamped, for network outputs that need gradients everywhere).
 
     Y = 0.299 R + 0.587 G + 0.114 B; Cb = −0.169 R − 0.331 G + 0.5 B + 128/255;
     Cr = 0.5 R − 0.419 G − 0.081 B + 128/255.
@@ -98,6 +116,8 @@ def rgb_to_ycbcr(rgb: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     y = 0.299 * r + 0.587 * g + 0.114 * b
     cb = -0.169 * r - 0.331 * g + 0.5 * b + 128.0 / 255.0
     cr = 0.5 * r - 0.419 * g - 0.081 * b + 128.0 / 255.0
+    if not clamp:
+        return y, cb, cr
     return y.clamp(0.0, 1.0), cb.clamp(0.0, 1.0), cr.clamp(0.0, 1.0)
 
 
@@ -225,6 +245,57 @@ def temporal_consistency_loss(y_f: Tensor, y_src: Tensor, eps: float = 1e-8) -> 
     return (1.0 - cos).clamp_min(0.0).mean()
 
 
+def salience_loss(y_f: Tensor, y_vis: Tensor, y_ir: Tensor, margin: float = 0.05,
+                  softness: float = 0.1) -> Tensor:
+    """L1 to the infrared on warm pixels only, normalised by their (soft) area.
+
+    The mask ``m = clamp((Y_ir − Y_vis − margin) / softness, 0, 1)`` marks where the infrared
+    is brighter than the visible (where the max-intensity target is the infrared); per frame
+    ``Σ m·|Y_f − Y_ir| / Σ m``, averaged over the frames with at least one pixel of mask.
+    Area-normalised, a warm person covering 1 % of a frame weighs as much as a large one,
+    where the plain max-intensity L1 barely notices a pale small target.
+
+    Args:
+        y_f, y_vis, y_ir: (N, 1, H, W) lumas in [0, 1] (``y_f`` may overshoot).
+        margin, softness: the mask ramps from 0 at ``Y_ir − Y_vis = margin`` to 1 at
+            ``margin + softness``.
+
+    Returns:
+        Scalar ≥ 0; 0 when no frame has warm pixels.
+    """
+    if not (y_f.shape == y_vis.shape == y_ir.shape) or y_f.ndim != 4:
+        raise ValueError(f"salience loss needs three (N, 1, H, W) tensors of one shape, got "
+                         f"{tuple(y_f.shape)}, {tuple(y_vis.shape)}, {tuple(y_ir.shape)}")
+    if softness <= 0:
+        raise ValueError(f"softness must be > 0, got {softness}")
+    m = ((y_ir - y_vis - margin) / softness).clamp(0.0, 1.0).detach()
+    area = m.flatten(1).sum(1)
+    err = (m * (y_f - y_ir).abs()).flatten(1).sum(1)
+    has = area >= 1.0
+    if not bool(has.any()):
+        return y_f.new_zeros(()) + 0.0 * y_f.sum()
+    return (err[has] / area[has]).mean()
+
+
+def brightness_temporal_loss(y_f: Tensor, y_src: Tensor) -> Tensor:
+    """mean over t ≥ 1 of |ΔB_f,t − ΔB_src,t|, B the per-frame mean: global flicker.
+
+    Args:
+        y_f, y_src: (B, T, C, H, W).
+
+    Returns:
+        Scalar ≥ 0 (in the inputs' units); 0 when T == 1.
+    """
+    if y_f.shape != y_src.shape or y_f.ndim != 5:
+        raise ValueError(f"brightness loss needs two (B, T, C, H, W) tensors of one shape, got "
+                         f"{tuple(y_f.shape)} and {tuple(y_src.shape)}")
+    if y_f.shape[1] < 2:
+        return y_f.new_zeros(()) + 0.0 * y_f.sum()
+    bf = y_f.flatten(2).mean(-1)
+    bs = y_src.flatten(2).mean(-1)
+    return ((bf[:, 1:] - bf[:, :-1]) - (bs[:, 1:] - bs[:, :-1])).abs().mean()
+
+
 # ---------------------------------------------------------------------------------- weights
 
 
@@ -240,6 +311,8 @@ class LossWeights:
     color: float = 0.0
     temporal_infrared: float = 0.0
     temporal_visible: float = 0.0
+    salience: float = 0.0
+    brightness_temporal: float = 0.0
     distill_visual_visible: float = 0.0
     distill_visual_infrared: float = 0.0
     distill_semantic_visible: float = 0.0
@@ -259,6 +332,11 @@ _PRESET_WEIGHTS: dict[str, LossWeights] = {
         distill_visual_visible=1.0, distill_visual_infrared=0.0,
         distill_semantic_visible=1.0, distill_semantic_infrared=1.0,
     ),
+    "edge": LossWeights(
+        ssim=1.0, ssim_infrared=0.5, intensity_max=20.0, gradient_max=20.0, intensity=1.0,
+        color=20.0, temporal_infrared=2.0, temporal_visible=2.0, salience=20.0,
+        brightness_temporal=400.0,
+    ),
 }
 
 
@@ -267,7 +345,8 @@ class LossConfig:
     """Which loss composition to train with.
 
     Attributes:
-        composition: ``"paper"`` (Eq. 17) or ``"released"`` (the official training code).
+        composition: ``"paper"`` (Eq. 17), ``"released"`` (the official training code) or
+            ``"edge"`` (the CPU edge recipe, see the module docstring).
         weights: overrides of single :class:`LossWeights` fields, e.g. ``{"temporal_visible":
             0.5}``; unknown names are rejected.
         ssim_window: SSIM Gaussian window side (13 as released).
@@ -467,7 +546,7 @@ class FusionLoss(nn.Module):
         infrared_ref = infrared_ref.float()
         b, t, _, h, wd = fused.shape
         frames = fused.flatten(0, 1)                        # (B·T, 3, H, W)
-        y_f, cb_f, cr_f = rgb_to_ycbcr(frames)              # (B·T, 1, H, W)
+        y_f, cb_f, cr_f = rgb_to_ycbcr(frames, clamp=False)  # (B·T, 1, H, W)
         y_v, cb_v, cr_v = rgb_to_ycbcr(visible_ref.flatten(0, 1))
         y_i = _luma(infrared_ref.flatten(0, 1))
 
@@ -483,8 +562,13 @@ class FusionLoss(nn.Module):
             terms["intensity"] = intensity_consistency_loss(y_f, y_v, y_i)
         if w.color:
             terms["color"] = color_loss(cb_f, cr_f, cb_v, cr_v)
-        if w.temporal_infrared or w.temporal_visible:
+        if w.salience:
+            terms["salience"] = salience_loss(y_f, y_v, y_i)
+        if w.temporal_infrared or w.temporal_visible or w.brightness_temporal:
             yf5 = y_f.view(b, t, 1, h, wd)
+            if w.brightness_temporal:
+                terms["brightness_temporal"] = brightness_temporal_loss(
+                    yf5, y_v.view(b, t, 1, h, wd))
             if w.temporal_infrared:
                 terms["temporal_infrared"] = temporal_consistency_loss(
                     yf5, y_i.view(b, t, 1, h, wd))

@@ -55,7 +55,7 @@ from temcoco_core.train.config import (
 )
 from temcoco_core.train.data import ClipDataset, DataSource, load_sources
 from temcoco_core.train.degrade import minmax_per_frame
-from temcoco_core.train.losses import FusionLoss
+from temcoco_core.train.losses import COMPOSITIONS, FusionLoss
 from temcoco_core.train.teachers import build_distillation
 
 __all__ = [
@@ -278,7 +278,8 @@ class Trainer:
         if not root.is_dir():
             log.warning("evaluation disabled: %s not found", root)
             return []
-        seqs = load_m3svd_val(root, max_frames=ev.frames)
+        seqs = [s for s in load_m3svd_val(root, max_frames=ev.frames)
+                if s.name not in set(ev.exclude)]
         if ev.sequences:
             seqs = seqs[:ev.sequences]
         if ev.crop is not None:
@@ -443,10 +444,16 @@ class Trainer:
                  self.amp_dtype if self.use_amp else "off", "on" if self.distill else "off")
         try:
             with _StopFlag() as flag:
-                t_last = time.perf_counter()
+                t_last = t_begin = time.perf_counter()
                 for batch in self._batches():
                     terms = self.train_step(batch)
                     now = time.perf_counter()
+                    if cfg.time_limit_s and now - t_begin >= cfg.time_limit_s \
+                            and not flag.stop and self.step < cfg.steps:
+                        log.warning("time limit of %.0f s reached at step %d: writing a "
+                                    "checkpoint (continue with --resume)", cfg.time_limit_s,
+                                    self.step)
+                        flag.stop = True
                     times.append(now - t_last)
                     all_times.append(now - t_last)
                     t_last = now
@@ -503,7 +510,7 @@ class Trainer:
         """Fuse the evaluation sequences with clips and frame by frame; compare.
 
         Returns mean values over sequences: ``val_loss`` (the training loss against the clean
-        references), ``MI`` and ``SD`` against the clean references
+        references), ``MI``, ``SD`` and ``salience`` against the clean references
         (:mod:`temcoco_core.metrics.fusion`), ``flicker`` and ``flowD`` (with the clean visible
         video's DIS flow; :mod:`temcoco_core.metrics.temporal`), each also with a
         ``framewise_`` prefix (the same network fed one frame at a time) when
@@ -582,14 +589,14 @@ def _to_uint8(fused: Tensor) -> np.ndarray:
 
 def _metrics(fused: np.ndarray, seq: FusionSequence,
              flows: list[np.ndarray] | None) -> dict[str, float]:
-    """MI, SD against the clean references; flicker and flowD (clean visible flows) of the
+    """MI, SD, salience against the clean references; flicker and flowD (clean visible flows) of the
     fused video -- whatever of :mod:`temcoco_core.metrics` is installed."""
     out: dict[str, float] = {}
     try:
         from temcoco_core.metrics.fusion import fusion_metrics
     except ImportError:
         return out
-    out.update(fusion_metrics(fused, seq.vis_ref, seq.ir_ref, metrics=("MI", "SD")))
+    out.update(fusion_metrics(fused, seq.vis_ref, seq.ir_ref, metrics=("MI", "SD", "salience")))
     if fused.shape[0] < 2:
         return out
     try:
@@ -659,7 +666,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--clip-len", type=int, dest="clip_len", help="frames per clip T")
     p.add_argument("--crop", type=int, help="square crop side in pixels")
     p.add_argument("--lr", type=float, help="initial learning rate")
-    p.add_argument("--loss", choices=("paper", "released"), help="loss composition")
+    p.add_argument("--loss", choices=COMPOSITIONS, help="loss composition")
     p.add_argument("--vgg19", help="VGG19 teacher weights ('auto': torch hub cache; 'none')")
     p.add_argument("--dinov2", help="local Hugging Face DINOv2 directory")
     p.add_argument("--eval-every", type=int, dest="eval_every",
@@ -667,6 +674,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--no-eval", action="store_true", help="no evaluation")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--time-limit", type=float, dest="time_limit_s", metavar="SECONDS",
+                   help="stop with a checkpoint after this many seconds of training "
+                        "(0: no limit)")
     p.add_argument("--seed", type=int)
     p.add_argument("--no-amp", action="store_true", help="full precision on CUDA")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -686,7 +696,7 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
               "batch_size": "batch_size", "clip_len": "data.clip_len", "crop": "data.crop",
               "lr": "lr", "loss": "loss.composition", "eval_every": "eval.every",
               "device": "device", "threads": "threads", "seed": "seed", "dinov2":
-              "teachers.dinov2"}
+              "teachers.dinov2", "time_limit_s": "time_limit_s"}
     for attr, key in simple.items():
         v = getattr(args, attr, None)
         if v is not None:
