@@ -40,6 +40,12 @@ setup(
         "train": ["matplotlib"],
         "eval": ["matplotlib"],
         "dinov2": ["transformers"],
+        # colcon's pytest step runs when pytest is a test dependency ("test" extra; setuptools
+        # >= 72 drops tests_require, and colcon then falls back to unittest and finds nothing)
+        "test": ["pytest"],
+        # what ament_flake8 / ament_pep257 bring on ROS, for test_flake8.py / test_pep257.py
+        "lint": ["flake8", "flake8-builtins", "flake8-comprehensions", "flake8-docstrings",
+                 "flake8-import-order", "flake8-quotes", "pydocstyle"],
         "dev": [
             "pytest",
             "ruff",
