@@ -14,7 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-FAKE_LAUNCH = '''
+FAKE_LAUNCH = """
 import logging
 
 class NonPropagatingLogger(logging.getLoggerClass()):  # what launch.logging installs
@@ -23,9 +23,9 @@ class NonPropagatingLogger(logging.getLoggerClass()):  # what launch.logging ins
         self.propagate = False
 
 logging.setLoggerClass(NonPropagatingLogger)
-'''
+"""
 
-CAPLOG_TEST = '''
+CAPLOG_TEST = """
 import logging
 
 
@@ -34,7 +34,7 @@ def test_sees_a_logger_created_after_launch(caplog):
     with caplog.at_level(logging.WARNING, logger="temcoco_core.created_during_the_test"):
         log.warning("visible")
     assert "visible" in caplog.text
-'''
+"""
 
 
 def test_caplog_works_with_launchs_logger_class(tmp_path: Path) -> None:

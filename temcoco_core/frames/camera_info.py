@@ -210,7 +210,8 @@ class CameraInfoData:
         """The camera of the image padded left/top by ``(dx, dy)`` pixels (negative: cropped).
 
         Args:
-            dx, dy: offset of the old image's origin in the new image, published pixels.
+            dx: x of the old image's origin in the new image, published pixels.
+            dy: y of the same.
             size: ``(W, H)`` of the new image; when given, the calibrated size (no ROI, no
                 binning) or the ROI size (otherwise) is set to it.
         """
