@@ -175,3 +175,35 @@ def test_calibration_yaml_and_urls(tmp_path, monkeypatch) -> None:
     with pytest.raises(CameraInfoError, match="not a camera calibration"):
         (tmp_path / "x.yaml").write_text("a: 1\n")
         load_calibration_yaml(tmp_path / "x.yaml")
+
+
+def test_fused_camera_info_tracks_the_source_and_caches() -> None:
+    from temcoco_core.frames.camera_info import FusedCameraInfo
+
+    roi = SimpleNamespace(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+
+    def msg(fx):
+        return SimpleNamespace(width=640, height=480, k=[fx, 0, 320, 0, fx, 240, 0, 0, 1],
+                               d=[], r=[1, 0, 0, 0, 1, 0, 0, 0, 1], p=[], distortion_model="",
+                               binning_x=0, binning_y=0, roi=roi)
+
+    fused = FusedCameraInfo("/cam/camera_info", required=True)
+    assert fused.for_output((320, 240)) is None
+    level, text, _ = fused.status()
+    assert level == 1 and "no camera_info received on /cam/camera_info" in text
+    assert fused.update_from_msg(msg(500.0))
+    a = fused.for_output((320, 240))
+    assert a.k[0] == 250.0 and fused.for_output((320, 240)) is a  # cached
+    assert fused.for_output((320, 240), input_size=(1280, 960)).k[0] == 125.0
+    assert fused.update_from_msg(msg(600.0))  # recalibrated: the cache is dropped
+    assert fused.for_output((320, 240)).k[0] == 300.0
+    assert not fused.update_from_msg(msg(0.0))  # uncalibrated
+    level, text, values = fused.status()
+    assert level == 1 and "uncalibrated" in text and values["received"] == "3"
+    assert fused.for_output((320, 240)) is None
+    assert fused.update_from_msg(msg(500.0)) and fused.status()[0] == 0  # recovers
+    optional = FusedCameraInfo("/cam/camera_info")
+    assert optional.status()[0] == 0
+    fixed = FusedCameraInfo("file.yaml", fixed=_info())
+    fixed.update_from_msg(msg(100.0))
+    assert fixed.for_output((640, 480)).k[0] == 500.0  # a calibration file wins over the topic

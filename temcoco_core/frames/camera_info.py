@@ -40,6 +40,7 @@ __all__ = [
     "DISTORTION_MODELS",
     "CameraInfoData",
     "CameraInfoError",
+    "FusedCameraInfo",
     "RegionOfInterest",
     "load_calibration_yaml",
     "resolve_camera_info_url",
@@ -342,3 +343,84 @@ def resolve_camera_info_url(url: str, package_share: Any = None) -> Path:
         raise CameraInfoError(f"camera_info_url {url!r}: unsupported scheme; use file://, "
                               "package:// or a path")
     return Path(os.path.expanduser(text))
+
+
+class FusedCameraInfo:
+    """The camera_info of the fused output, kept up to date from the RGB camera's.
+
+    Thread-safe: :meth:`update_from_msg` runs in the camera_info callback, :meth:`for_output` in
+    the publishing thread, :meth:`status` in the diagnostics timer. The transformed info is
+    cached per (source, input size, output size), so publishing costs a dict lookup.
+
+    Args:
+        source: where the RGB camera's info comes from, for messages: a topic name or a file.
+        fixed: a calibration loaded from a file (``camera_info_url``); then topic updates are
+            ignored.
+        required: WARN in :meth:`status` while no info is known (``camera_info_source: topic``);
+            otherwise its absence is reported at OK level.
+    """
+
+    def __init__(self, source: str, fixed: CameraInfoData | None = None,
+                 required: bool = False) -> None:
+        import threading
+
+        self.source = source
+        self.required = required
+        self._lock = threading.Lock()
+        self._info = fixed
+        self._fixed = fixed is not None
+        self._cache: dict[tuple[int, int, int, int], CameraInfoData] = {}
+        self.received = 0
+        self.published = 0
+        self.last_error = ""
+
+    def update_from_msg(self, msg: Any) -> bool:
+        """Take a received ``sensor_msgs/CameraInfo``; False (and :attr:`last_error` set) when
+        it cannot describe the image (e.g. an uncalibrated camera's K = 0)."""
+        with self._lock:
+            self.received += 1
+            if self._fixed:
+                return True
+            try:
+                info = CameraInfoData.from_msg(msg)
+            except CameraInfoError as exc:
+                self.last_error = str(exc)
+                self._info = None
+                self._cache.clear()
+                return False
+            if info != self._info:
+                self._info = info
+                self._cache.clear()
+            self.last_error = ""
+            return True
+
+    def for_output(self, output_size: tuple[int, int],
+                   input_size: tuple[int, int] | None = None) -> CameraInfoData | None:
+        """The fused image's camera for an output of ``output_size`` ``(W, H)`` made from an
+        RGB image of ``input_size`` (default: the size the info describes); ``None`` while no
+        usable info is known."""
+        with self._lock:
+            info = self._info
+            if info is None:
+                return None
+            src = tuple(input_size) if input_size is not None else info.image_size
+            key = (src[0], src[1], int(output_size[0]), int(output_size[1]))
+            out = self._cache.get(key)
+            if out is None:
+                out = info.for_output(src, (key[2], key[3]))
+                self._cache[key] = out
+            self.published += 1
+            return out
+
+    def status(self) -> tuple[int, str, dict[str, str]]:
+        """``(level, message, values)`` for a DiagnosticStatus (level 0 OK, 1 WARN)."""
+        with self._lock:
+            values = {"source": self.source, "received": str(self.received),
+                      "published": str(self.published)}
+            if self.last_error:
+                return 1, f"camera_info from {self.source} unusable: {self.last_error}", values
+            if self._info is None:
+                msg = f"no camera_info received on {self.source} yet; /camera_info not published"
+                return (1 if self.required else 0), msg, values
+            w, h = self._info.image_size
+            return 0, f"camera_info from {self.source} ({w}x{h})", values
