@@ -194,7 +194,8 @@ def test_fused_camera_info_tracks_the_source_and_caches() -> None:
     assert fused.update_from_msg(msg(500.0))
     a = fused.for_output((320, 240))
     assert a.k[0] == 250.0 and fused.for_output((320, 240)) is a  # cached
-    assert fused.for_output((320, 240), input_size=(1280, 960)).k[0] == 125.0
+    # a 640x480 calibration of a camera streaming 1280x960: same field of view, K doubles
+    assert fused.for_output((1280, 960), input_size=(1280, 960)).k[0] == 1000.0
     assert fused.update_from_msg(msg(600.0))  # recalibrated: the cache is dropped
     assert fused.for_output((320, 240)).k[0] == 300.0
     assert not fused.update_from_msg(msg(0.0))  # uncalibrated
