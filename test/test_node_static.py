@@ -211,39 +211,6 @@ def test_launch_starts_the_installed_executable_with_yaml_then_overrides():
     assert "fusion_node = temcoco_ros.fusion_node:main" in (REPO / "setup.py").read_text()
 
 
-def test_launch_drives_the_lifecycle_and_never_races_the_nodes_autostart():
-    """autostart:=true: configure on every process start, activate once inactive; the node's
-    own autostart parameter is always off under the launch file."""
-    src = LAUNCH.read_text()
-    tree = _tree(LAUNCH)
-    assert 'overrides["autostart"] = False' in src
-    changes = [ast.unparse(c) for c in _calls(tree, "change_state")]
-    assert "change_state(Transition.TRANSITION_CONFIGURE)" in changes
-    assert "change_state(Transition.TRANSITION_ACTIVATE)" in changes
-    (start,) = _calls(tree, "OnProcessStart")
-    assert "TRANSITION_CONFIGURE" in ast.unparse(start)
-    goals = {ast.literal_eval(k.value) for c in _calls(tree, "OnStateTransition")
-             for k in c.keywords if k.arg == "goal_state"}
-    assert {"inactive", "unconfigured"} <= goals
-
-
-def test_perception_example_remaps_fused_image_and_camera_info():
-    path = REPO / "launch" / "fusion_perception.launch.py"
-    tree = _tree(path)
-    (node,) = _calls(tree, "ComposableNode")
-    remaps = ast.unparse(next(k.value for k in node.keywords if k.arg == "remappings"))
-    assert "fused" in remaps and "_camera_info_topic(fused)" in remaps
-    (container,) = _calls(tree, "ComposableNodeContainer")
-    assert "rclcpp_components" in ast.unparse(container)
-    ns = {}
-    exec(compile(ast.Module(body=[n for n in tree.body if isinstance(n, ast.FunctionDef)
-                                  and n.name in ("_absolute", "_camera_info_topic")],
-                            type_ignores=[]), str(path), "exec"), ns)
-    assert ns["_absolute"]("cam", "fused/image") == "/cam/fused/image"
-    assert ns["_absolute"]("", "fused/image") == "/fused/image"
-    assert ns["_camera_info_topic"]("/cam/fused/image") == "/cam/fused/camera_info"
-
-
 # ---------------------------------------------------------------------------------- yaml
 
 
