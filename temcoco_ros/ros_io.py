@@ -47,7 +47,9 @@ from temcoco_core.shutdown import ShutdownRequest
 __all__ = [
     "FusedOutputs",
     "check_qos_overrides",
+    "incompatible_policies",
     "overriding_options",
+    "qos_entity",
     "spin_until_shutdown",
     "subscribe_image",
     "wall_timer",
@@ -96,6 +98,25 @@ def check_qos_overrides(node: Any, entities: Iterable[QosEntity]) -> None:
     overrides = getattr(node, "_parameter_overrides", {}) or {}
     values = {name: p.value for name, p in overrides.items()}
     validate_qos_overrides(values, list(entities), _enum_values())
+
+
+def incompatible_policies(node: Any, topic: str, qos: QoSProfile) -> list[str]:
+    """The policies (``RELIABILITY``, ``DURABILITY``, ...) in which a publisher now on
+    ``topic`` cannot serve a subscription with ``qos`` (ROS 2's request-vs-offered rules);
+    empty once the offending publisher has gone or changed."""
+    out = set()
+    for info in node.get_publishers_info_by_topic(node.resolve_topic_name(topic)):
+        offered = info.qos_profile
+        if qos.reliability == ReliabilityPolicy.RELIABLE \
+                and offered.reliability == ReliabilityPolicy.BEST_EFFORT:
+            out.add("RELIABILITY")
+        if qos.durability == DurabilityPolicy.TRANSIENT_LOCAL \
+                and offered.durability == DurabilityPolicy.VOLATILE:
+            out.add("DURABILITY")
+        if qos.liveliness == LivelinessPolicy.MANUAL_BY_TOPIC \
+                and offered.liveliness == LivelinessPolicy.AUTOMATIC:
+            out.add("LIVELINESS")
+    return sorted(out)
 
 
 def subscribe_image(node: Any, topic: str, transport: str, qos: QoSProfile, **kwargs: Any
