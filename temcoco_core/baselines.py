@@ -33,6 +33,7 @@ from temcoco_core.io.datasets import FusionSequence
 
 __all__ = [
     "BASELINES",
+    "EngineMethod",
     "FrameFusion",
     "MethodError",
     "ModelMethod",
@@ -198,6 +199,68 @@ class ModelMethod:
         return out
 
 
+class EngineMethod:
+    """Run the node's fusion engine over a sequence, one frame pair at a time.
+
+    The engine is :func:`temcoco_core.engine.factory.build_engine` of ``settings`` (the node's
+    parameters: preset, weights, backend, precision, device, buffer mode, CPU threads), built
+    once and reused for every sequence (its backend is prepared for the frames' size at the
+    first frame). A causal preset streams: memory holds one frame and the network's state,
+    whatever the sequence length. Frames go in as the pipeline hands them to the engine,
+    ``(3, H, W)`` float in ``[0, 1]`` (infrared grey repeated to 3 channels); a clip engine's
+    late outputs are collected at the end of each sequence.
+
+    Raises:
+        MethodError: the engine cannot be built (bad weights, backend, device).
+    """
+
+    def __init__(self, settings: object, name: str = "model") -> None:
+        self.settings = settings
+        self.name = name
+        self._engine = None
+        self.info = None
+
+    def engine(self) -> object:
+        if self._engine is None:
+            from temcoco_core.engine.factory import EngineBuildError, build_engine
+
+            try:
+                self._engine, self.info = build_engine(self.settings)  # type: ignore[arg-type]
+            except EngineBuildError as e:
+                raise MethodError(f"{self.name}: {e}") from e
+        return self._engine
+
+    def __call__(self, seq: FusionSequence) -> np.ndarray:
+        import torch
+
+        engine = self.engine()
+        engine.reset()  # type: ignore[attr-defined]
+        out = np.empty_like(seq.visible)
+        n = 0
+
+        def put(fused: torch.Tensor) -> None:
+            nonlocal n
+            if n < len(out):
+                out[n] = fused.clamp(0, 1).mul(255.0).round().byte().permute(1, 2, 0).cpu()
+                n += 1
+
+        with torch.inference_mode():
+            for t in range(seq.num_frames):
+                vis = torch.from_numpy(np.ascontiguousarray(seq.visible[t])).permute(2, 0, 1)
+                ir = torch.from_numpy(np.ascontiguousarray(seq.infrared[t]))[None].expand(3, -1,
+                                                                                         -1)
+                fused = engine.push(vis.float().div(255.0),  # type: ignore[attr-defined]
+                                    ir.float().div(255.0))
+                if fused is not None:
+                    put(fused)
+            for fused in getattr(engine, "drain", list)():
+                put(fused)
+        if n != seq.num_frames:
+            raise MethodError(f"{self.name}: the engine returned {n} frames for the "
+                              f"{seq.num_frames} of sequence {seq.name}")
+        return out
+
+
 def _build_model(preset: str, weights: str | None):
     try:
         from temcoco_core.model import build_model
@@ -220,7 +283,8 @@ def _model_presets() -> list[str]:
     return list(available_presets())
 
 
-def _model_method(spec: str, clip_len: int | None, overlap: int, device: str) -> ModelMethod:
+def _model_method(spec: str, clip_len: int | None, overlap: int, device: str,
+                  settings: object | None = None) -> SequenceMethod:
     presets = _model_presets()
     preset, weights = spec, None
     if ":" in spec and spec.split(":", 1)[0] in presets:
@@ -242,6 +306,15 @@ def _model_method(spec: str, clip_len: int | None, overlap: int, device: str) ->
             return ModelMethod(model, clip_len or 30, overlap, device, name=f"{cand}:{p.name}")
         raise MethodError(f"checkpoint {p} fits no preset: " + "; ".join(errors))
     model = _build_model(preset, weights)
+    if clip_len is None and settings is not None and callable(getattr(model, "step", None)):
+        # a causal network without an explicit clip schedule: stream it through the node's
+        # engine (one frame in memory, the backend/device/threads of the settings)
+        from dataclasses import replace
+
+        method = EngineMethod(replace(settings, fusion_engine="model",  # type: ignore[type-var]
+                                      preset=preset, weights=weights or ""), name=spec)
+        method.engine()  # bad backend / device: fail now, naming the method
+        return method
     if clip_len is None:
         clip_len = 1 if preset.endswith("framewise") else 30
     return ModelMethod(model, clip_len, overlap, device, name=spec)
@@ -255,7 +328,7 @@ def framewise_method(method: SequenceMethod) -> SequenceMethod:
 
 
 def resolve_method(name: str, clip_len: int | None = None, overlap: int = 5,
-                   device: str = "cpu") -> SequenceMethod:
+                   device: str = "cpu", settings: object | None = None) -> SequenceMethod:
     """Turn a method name into a ``FusionSequence -> (T, H, W, 3) uint8`` callable.
 
     Args:
@@ -264,6 +337,9 @@ def resolve_method(name: str, clip_len: int | None = None, overlap: int = 5,
         clip_len: frames per model forward pass (default 30; 1 for ``*-framewise`` presets).
         overlap: overlap of consecutive clips (overwritten by the later clip).
         device: torch device for model methods.
+        settings: the node's parameters (:class:`~temcoco_core.node_config.NodeConfig`); with
+            them and no ``clip_len``, a causal preset runs as :class:`EngineMethod` (streamed
+            through the node's engine, its backend, device and threads).
 
     Raises:
         MethodError: unknown name, or a model that cannot be built (e.g. missing weights).
@@ -278,7 +354,7 @@ def resolve_method(name: str, clip_len: int | None = None, overlap: int = 5,
         if inner in BASELINES:
             return _framewise(BASELINES[inner])
         return framewise_method(_model_method(inner, clip_len, overlap, device))
-    return _model_method(name, clip_len, overlap, device)
+    return _model_method(name, clip_len, overlap, device, settings)
 
 
 def available_methods() -> list[str]:

@@ -2,7 +2,9 @@
 
 Subcommands: ``info`` (parameters and GFLOPs of a preset) and, as they are registered below,
 ``demo``, ``replay``, ``fuse``, ``eval``, ``train``, ``export`` and ``bench``.
-Each subcommand module exposes ``add_parser(subparsers)`` and sets ``func`` on its parser.
+Each subcommand module exposes ``add_parser(subparsers)`` and sets ``func`` on its parser; the
+helpers they share (sizes, ``--threads``, the node's settings) are in :mod:`temcoco_core.cli_args`,
+so no module imports this one back.
 """
 
 from __future__ import annotations
@@ -13,20 +15,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main", "build_parser", "parse_size"]
+from .cli_args import parse_size
+
+__all__ = ["main", "build_parser"]
 
 log = logging.getLogger("temcoco")
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"640x480"`` → ``(640, 480)`` (width, height)."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 640x480, got '{text}'") from None
-    if width < 1 or height < 1:
-        raise argparse.ArgumentTypeError(f"size must be positive, got '{text}'")
-    return width, height
 
 
 def _run_info(args: argparse.Namespace) -> int:

@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from temcoco_core.baselines import MethodError, SequenceMethod, method_label, resolve_method
+from temcoco_core.cli_args import add_settings_args, apply_threads, settings_from_args
+from temcoco_core.engine.factory import EngineBuildError, resolve_device
 from temcoco_core.io.datasets import DatasetError, FusionSequence, load_dataset, load_sequence
 from temcoco_core.io.video import (
     IMAGE_EXTENSIONS,
@@ -58,6 +60,7 @@ from temcoco_core.metrics.temporal import (
     temporal_metrics,
     temporal_slice,
 )
+from temcoco_core.node_config import NodeConfigError
 
 __all__ = [
     "EvalConfig",
@@ -576,12 +579,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--clip-len", type=int, help="frames per model pass (default 30; 1 for "
                    "framewise presets)")
     p.add_argument("--overlap", type=int, default=5, help="clip overlap (default 5)")
-    p.add_argument("--device", default="cpu", help="torch device for model methods")
     p.add_argument("--slice-row", type=int, help="image row for the Fig. 7 slices "
                    "(default: middle)")
     p.add_argument("--no-plots", action="store_true", help="write no PNG plots")
     p.add_argument("--save-fused", action="store_true", help="write fused videos too")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_settings_args(p, pipeline=False)
     p.set_defaults(func=run)
     return p
 
@@ -607,7 +610,12 @@ def _load_sequences(args: argparse.Namespace) -> list[FusionSequence]:
 
 def build_methods(args: argparse.Namespace, sequences: Sequence[FusionSequence]
                   ) -> dict[str, SequenceMethod]:
-    """Resolve ``--methods`` and ``--fused`` into label -> callable (in the given order)."""
+    """Resolve ``--methods`` and ``--fused`` into label -> callable (in the given order).
+
+    Model methods take their engine settings (backend, device, precision, threads, weights)
+    from the node's schema: ``--params`` and the engine flags (:mod:`temcoco_core.cli_args`).
+    """
+    settings = settings_from_args(args)
     methods: dict[str, SequenceMethod] = {}
     names = _split(args.methods) if args.methods is not None else (
         [] if args.fused else _split(DEFAULT_METHODS))
@@ -616,7 +624,8 @@ def build_methods(args: argparse.Namespace, sequences: Sequence[FusionSequence]
         if label in methods:
             raise EvalError(f"method {label} given twice")
         methods[label] = resolve_method(name, clip_len=args.clip_len, overlap=args.overlap,
-                                        device=args.device)
+                                        device=settings.device if settings.device != "auto"
+                                        else resolve_device("auto"), settings=settings)
     for i, spec in enumerate(args.fused):
         label, sep, path = spec.partition("=")
         if not sep:
@@ -643,18 +652,21 @@ def run(args: argparse.Namespace) -> int:
         if args.max_frames is not None and args.max_frames < 1:
             raise EvalError(f"--max-frames must be >= 1, got {args.max_frames}")
         sequences = _load_sequences(args)
+        apply_threads(args)
         methods = build_methods(args, sequences)
         cfg = EvalConfig(
             fusion_metrics=tuple(_split(args.metrics)),
             flow=None if args.flow.lower() in ("none", "off", "") else args.flow,
             tof=not args.no_tof, feacd=not args.no_feacd, resnet_weights=args.resnet_weights,
-            clip_len=args.clip_len, overlap=args.overlap, device=args.device,
+            clip_len=args.clip_len, overlap=args.overlap,
+            device=resolve_device(args.device or "auto"),
             plots=not args.no_plots, save_fused=args.save_fused, slice_row=args.slice_row,
             progress=not args.quiet)
         result, artefacts = evaluate(sequences, methods, cfg)
         title = args.input or args.name or Path(args.visible).stem
         write_reports(result, artefacts, args.out, cfg, title=str(title))
-    except (EvalError, DatasetError, MethodError, VideoError, FlowError) as e:
+    except (EvalError, DatasetError, MethodError, VideoError, FlowError, NodeConfigError,
+            EngineBuildError, FileNotFoundError) as e:
         print(f"temcoco eval: error: {e}", file=sys.stderr)
         return 1
     print(markdown_table(result))

@@ -32,6 +32,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from temcoco_core.engine.backends import BACKENDS as ENGINE_BACKENDS
+from temcoco_core.engine.backends import PRECISIONS as ENGINE_PRECISIONS
 from temcoco_core.frames.pairing import PairingConfig
 from temcoco_core.frames.preprocess import PreprocessConfig
 from temcoco_core.frames.registration import RegistrationConfig, parse_homography
@@ -52,10 +54,10 @@ __all__ = [
     "parameter_specs",
 ]
 
-#: Inference backends the node accepts (``temcoco_core.engine.backends``); ``auto`` picks the
-#: fastest one that works on the device and logs the fallback chain.
-BACKENDS = ("auto", "eager", "inductor", "tensorrt", "onnxruntime")
-PRECISIONS = ("fp32", "fp16", "bf16")
+#: Inference backends the node accepts: ``auto`` (picks the fastest that works on the device and
+#: logs the fallback chain) and every backend of :data:`temcoco_core.engine.backends.BACKENDS`.
+BACKENDS = ("auto", *ENGINE_BACKENDS)
+PRECISIONS = tuple(ENGINE_PRECISIONS)
 #: Online temporal-consistency metrics (lower case, as written in the ``metrics`` parameter) →
 #: the key ``temcoco_core.metrics.OnlineTemporalMetrics.update`` reports them under.
 METRIC_NAMES: dict[str, str] = {"flicker": "flicker", "dirc": "dirC", "flowd": "flowD"}
@@ -218,15 +220,22 @@ class NodeConfig:
         "", "Checkpoint (.safetensors or .pth); empty: the preset's default weights "
         "($TEMCOCO_WEIGHTS_DIR, packaged weights or the torch hub cache).", "model")
     backend: str = _param(
-        "auto", "Inference backend (temcoco_core.engine.backends); auto tries tensorrt, then "
-        "inductor, then eager, and logs why each one was passed over. A named backend falls "
-        "back to the ones after it in that chain.", "model", choices=BACKENDS)
+        "auto", "Inference backend (temcoco_core.engine.backends), built for the real input "
+        "size (input_width x input_height, or the first frame's size when those are 0). auto "
+        "picks the fastest that works and logs why each one was passed over: onnxruntime, "
+        "then eager on a CPU; tensorrt, then inductor, then eager on CUDA. A named backend "
+        "is used as asked or the engine fails with the reason (no fallback).", "model",
+        choices=BACKENDS)
     precision: str = _param(
         "fp32", "Inference precision of the backend (fp16 and bf16 on a CPU run fp32, logged).",
         "model", choices=PRECISIONS)
     device: str = _param(
         "auto", "Torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N.",
         "model", constraints="auto | cpu | cuda | cuda:N")
+    cpu_threads: int = _param(
+        0, "CPU threads of torch and onnxruntime for inference; 0: half the usable cores, "
+        "1 to 4 (more threads spin-wait against each other on a small, busy CPU).", "model",
+        low=0, high=256)
     engine_cache_dir: str = _param(
         "", "Where built TensorRT/ONNX engines are cached, keyed by model, input size, "
         "precision, GPU and TensorRT version; empty: ~/.cache/temcoco/engines. Build ahead "
@@ -406,6 +415,31 @@ class NodeConfig:
         return cls.from_mapping(load_parameter_file(path, node_name), strict_types=strict_types,
                                 source=str(path))
 
+    @classmethod
+    def from_sources(cls, params_file: str | Path | None = None, *,
+                     node_name: str | None = None,
+                     overrides: Mapping[str, Any] | None = None) -> NodeConfig:
+        """Defaults, then a ROS 2 parameter file, then single values (e.g. command-line flags).
+
+        This is how ``temcoco replay|fuse|demo --params FILE`` rehearse the node: the file is
+        the node's own (``ros__parameters`` under the node name or ``/**``) and is read with
+        ROS's typing rules; ``overrides`` are applied on top with the lenient ones.
+
+        Raises:
+            FileNotFoundError: no such parameter file.
+            NodeConfigError: unknown names, wrong types or out-of-range values.
+        """
+        values: dict[str, Any] = {}
+        source = "defaults"
+        if params_file is not None:
+            source = str(params_file)
+            # validate the file alone first, so that its problems name the file
+            values = cls.from_yaml(params_file, node_name=node_name).as_dict()
+        if overrides:
+            values.update(overrides)
+            source = f"{source} + command line"
+        return cls.from_mapping(values, source=source)
+
     def as_dict(self) -> dict[str, Any]:
         """``{parameter: value}`` (arrays as lists), e.g. to write a parameter file."""
         return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
@@ -447,6 +481,7 @@ class NodeConfig:
             output_encoding=self.output_encoding,
             metrics=bool(self.metric_names),
             metrics_max_side=self.metrics_max_side or None,
+            metrics_flow="flowd" in self.metric_names,
         )
 
     def metric_thresholds(self) -> list[MetricThreshold]:

@@ -35,14 +35,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
 import torch
 
 from temcoco_core.diagnostics import FusionDiagnostics, StatusValue
-from temcoco_core.frames.image_msg import decode_image, to_grey, to_rgb
+from temcoco_core.engine.average import AverageEngine
+from temcoco_core.frames.decoder import FrameInput, pair_to_frame
 from temcoco_core.frames.pairing import (
     AddResult,
     ApproximatePairer,
@@ -63,21 +64,21 @@ from temcoco_core.frames.registration import RegistrationConfig, ThermalRegistra
 from temcoco_core.frames.thermal import ThermalConfig, ThermalNormalizer
 from temcoco_core.metrics import OnlineTemporalMetrics
 
+if TYPE_CHECKING:
+    from temcoco_core.node_config import NodeConfig
+
 __all__ = [
-    "ENGINE_KINDS",
     "AverageEngine",
     "Engine",
     "FrameInput",
     "FusedFrame",
     "FusionPipeline",
     "PipelineConfig",
-    "make_engine",
     "pair_to_frame",
 ]
 
 log = logging.getLogger(__name__)
 
-ENGINE_KINDS = ("auto", "model", "average")
 _OUTPUT_SIZES = ("rgb", "model")
 
 
@@ -92,65 +93,6 @@ class Engine(Protocol):
     def reset(self) -> None:
         """Forget all temporal state."""
         ...
-
-
-class AverageEngine:
-    """Model-free engine: ``F = (V + I) / 2`` per pixel and channel (the ``average`` baseline).
-
-    Stateless; used to test the pipeline and to measure its own overhead.
-    """
-
-    name = "average"
-
-    def push(self, visible: torch.Tensor, infrared: torch.Tensor) -> torch.Tensor:
-        if visible.device.type == "cpu" and infrared.device.type == "cpu":
-            # numpy: one pass, no torch intra-op threads (they thrash on a loaded CPU)
-            out = np.add(visible.numpy(), infrared.numpy())
-            out *= np.float32(0.5)
-            return torch.from_numpy(out)
-        return (visible + infrared).mul_(0.5)
-
-    def reset(self) -> None:
-        pass
-
-
-def make_engine(kind: str = "auto", preset: str = "edge", *, weights: str | None = None,
-                device: str = "cpu", backend: str = "auto", precision: str = "fp32",
-                example_shape: tuple[int, int] = (256, 320)) -> tuple[Engine, str]:
-    """Pick and build the fusion engine for replay, fuse and the demo.
-
-    Args:
-        kind: ``"model"`` (the network; errors if it cannot be built), ``"average"``
-            (model-free) or ``"auto"`` (the network, or ``"average"`` with a logged warning
-            when its weights cannot be loaded).
-        preset: network preset for ``build_model`` (e.g. ``"edge"``).
-        weights: checkpoint path; ``None`` loads the preset's default weights.
-        device, backend, precision: see :class:`temcoco_core.engine.backends.BackendConfig`.
-        example_shape: ``(H, W)`` a compiled backend is built for.
-
-    Returns:
-        ``(engine, description)``.
-    """
-    if kind not in ENGINE_KINDS:
-        raise ValueError(f"engine must be one of {ENGINE_KINDS}, got {kind!r}")
-    if kind == "average":
-        return AverageEngine(), "average (model-free)"
-    from temcoco_core.engine.factory import NetworkEngineSpec, build_network_engine
-    from temcoco_core.model.checkpoint import CheckpointError
-
-    spec = NetworkEngineSpec(preset=preset, weights=weights, device=device, backend=backend,
-                             precision=precision, example_shape=example_shape)
-    try:
-        built = build_network_engine(spec)
-    except CheckpointError as exc:  # missing/corrupt weights
-        if kind == "model":
-            raise
-        log.warning("cannot load the %r network (%s); falling back to the model-free "
-                    "'average' engine", preset, exc)
-        return AverageEngine(), "average (model-free fallback)"
-    for line in built.fallback_log:
-        log.info("backend: %s", line)
-    return built.engine, built.describe()
 
 
 @dataclass
@@ -169,6 +111,8 @@ class PipelineConfig:
         metrics_max_side: the metrics run on frames scaled down (area averaging) so that the
             longer side is at most this; ``None``: full output size. Values are only
             comparable between runs with equal settings.
+        metrics_flow: also compute ``flowD`` (optical flow between consecutive outputs, at
+            the metrics size).
     """
 
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
@@ -179,6 +123,7 @@ class PipelineConfig:
     output_encoding: str = "rgb8"
     metrics: bool = True
     metrics_max_side: int | None = 160
+    metrics_flow: bool = False
 
     def __post_init__(self) -> None:
         if self.output_size not in _OUTPUT_SIZES:
@@ -187,28 +132,6 @@ class PipelineConfig:
         if self.output_encoding not in ("rgb8", "bgr8", "mono8"):
             raise ValueError("PipelineConfig.output_encoding must be rgb8, bgr8 or mono8, got "
                              f"{self.output_encoding!r}")
-
-
-@dataclass
-class FrameInput:
-    """A decoded frame pair entering the pipeline.
-
-    Attributes:
-        stamp_ns: header stamp of the RGB frame (the output carries it).
-        visible: ``(H, W, 3)`` RGB, uint8/uint16/float.
-        infrared: ``(h, w)`` raw thermal (any of uint8/uint16/float32), before normalisation.
-        frame_id: header frame_id of the RGB frame.
-        infrared_stamp_ns: stamp of the thermal frame (``None``: same as ``stamp_ns``).
-        t_received: ``time.perf_counter()`` when the newest message of the pair arrived
-            (latency origin); ``None``: when processing starts.
-    """
-
-    stamp_ns: int
-    visible: np.ndarray
-    infrared: np.ndarray
-    frame_id: str = ""
-    infrared_stamp_ns: int | None = None
-    t_received: float | None = None
 
 
 @dataclass
@@ -261,26 +184,6 @@ def _to_u8(img: np.ndarray) -> np.ndarray:
     return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def pair_to_frame(pair: MatchedSet,
-                  decode: Callable[[Any], tuple[np.ndarray, str]] = decode_image) -> FrameInput:
-    """A matched (RGB, thermal) set with ``(msg, t_received)`` payloads → :class:`FrameInput`.
-
-    ``decode(msg) -> (array, encoding)`` is core's :func:`decode_image` by default (the node
-    passes its cv_bridge-or-core decoder). The output carries the RGB message's stamp and
-    ``frame_id``; the latency origin is the arrival of the later message.
-
-    Raises:
-        FrameError: a message does not decode.
-    """
-    (rgb_msg, t_rgb), (th_msg, t_th) = pair.payloads
-    rgb_arr, rgb_enc = decode(rgb_msg)
-    th_arr, th_enc = decode(th_msg)
-    header = getattr(rgb_msg, "header", None)
-    frame_id = str(getattr(header, "frame_id", "")) if header is not None else ""
-    return FrameInput(pair.stamps_ns[0], to_rgb(rgb_arr, rgb_enc), to_grey(th_arr, th_enc),
-                      frame_id, pair.stamps_ns[1], max(t_rgb, t_th))
-
-
 class FusionPipeline:
     """Pairing → decoding → thermal gain → registration → engine → output, with diagnostics.
 
@@ -289,13 +192,15 @@ class FusionPipeline:
         cfg: pipeline configuration.
         topic_names: names of the RGB and thermal inputs (counters, diagnostics).
         diagnostics: diagnostics accumulator (a new one by default).
-        engine_description: free text reported in diagnostics and summaries.
+        engine_description: reported in diagnostics and summaries: text, or an object whose
+            ``description`` is read each time (an :class:`~temcoco_core.engine.factory.
+            EngineInfo` whose backend is known after the first frame).
     """
 
     def __init__(self, engine: Engine, cfg: PipelineConfig | None = None,
                  topic_names: Sequence[str] = ("rgb", "thermal"),
                  diagnostics: FusionDiagnostics | None = None,
-                 engine_description: str = "") -> None:
+                 engine_description: Any = "") -> None:
         self.cfg = cfg or PipelineConfig()
         self.engine = engine
         self.engine_description = engine_description or type(engine).__name__
@@ -304,7 +209,8 @@ class FusionPipeline:
         self.thermal = ThermalNormalizer(self.cfg.thermal)
         self.registration = ThermalRegistration(self.cfg.registration)
         self.diagnostics = diagnostics or FusionDiagnostics()
-        self.metrics = OnlineTemporalMetrics() if self.cfg.metrics else None
+        self.metrics = (OnlineTemporalMetrics(flow_scale=1.0, compute_flow=self.cfg.metrics_flow)
+                        if self.cfg.metrics else None)
         self._pending: deque[_Pending] = deque()
         self._pool = ArrayPool()
         self._last_size: tuple[int, int] | None = None
@@ -314,6 +220,32 @@ class FusionPipeline:
         self.flushed = 0
         self.timings: dict[str, float] = {k: 0.0 for k in (
             "decode", "thermal", "preprocess", "engine", "postprocess", "metrics")}
+
+    @classmethod
+    def from_settings(cls, settings: NodeConfig, engine: Engine,
+                      topic_names: Sequence[str] | None = None,
+                      diagnostics: FusionDiagnostics | None = None,
+                      engine_description: Any = "") -> FusionPipeline:
+        """The pipeline the node's parameters describe: the one construction path of the node's
+        worker, ``temcoco replay``, ``fuse`` and ``demo``.
+
+        Args:
+            settings: the node's parameters (:class:`~temcoco_core.node_config.NodeConfig`).
+            topic_names: RGB and thermal input names (default: the configured topics).
+            diagnostics: accumulator (default: a new one with ``drop_warn_ratio``).
+        """
+        names = list(topic_names or (settings.rgb_topic, settings.thermal_topic))
+        diag = diagnostics or FusionDiagnostics(max_drop_ratio=settings.drop_warn_ratio)
+        return cls(engine, settings.pipeline_config(), names, diag, engine_description)
+
+    @property
+    def engine_description(self) -> str:
+        d = self._engine_description
+        return str(getattr(d, "description", d))
+
+    @engine_description.setter
+    def engine_description(self, value: Any) -> None:
+        self._engine_description = value
 
     # ------------------------------------------------------------------ resets
     def reset(self, reason: str) -> None:

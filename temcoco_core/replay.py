@@ -1,12 +1,18 @@
 """Offline front ends of the fusion pipeline: ``temcoco replay``, ``fuse`` and ``demo``.
 
-* :func:`replay_bag` -- a rosbag2 (sqlite3 or MCAP) through :class:`~temcoco_core.pipeline.
-  FusionPipeline` into a new bag with ``/fused/image`` and ``/diagnostics`` (and optionally the
-  source topics), exactly as the node would publish them.
+Each takes the node's own settings (:class:`~temcoco_core.node_config.NodeConfig`; on the
+command line ``--params config/fusion.yaml`` plus single-value flags), builds its engine with
+:func:`~temcoco_core.engine.factory.build_engine` and its pipeline with
+:meth:`~temcoco_core.pipeline.FusionPipeline.from_settings` -- the node's worker does the same --
+and runs :func:`~temcoco_core.driver.run_pipeline` from its source to its sinks.
+
+* :func:`replay_bag` -- a rosbag2 (sqlite3 or MCAP) into a new bag with ``/fused/image`` and
+  ``/diagnostics`` (and optionally the source topics): the frames and diagnostic values the node
+  publishes for the same messages when it keeps up (``test/test_parity.py``).
 * :func:`fuse_videos` -- two videos or frame folders into a fused mp4, a side-by-side preview
   and optionally PNG frames.
-* :func:`run_demo` -- a synthetic thermal+RGB scene written as a real bag, replayed through the
-  default engine; preview mp4/PNG and a JSON summary.
+* :func:`run_demo` -- a synthetic thermal+RGB scene written as a real bag, replayed with the
+  node's default settings; preview mp4/PNG and a JSON summary.
 * :func:`benchmark_pipeline` -- the pipeline's own per-frame cost (model-free engine) on
   in-memory messages, from message in to fused message fields out.
 
@@ -18,10 +24,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,23 +34,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from temcoco_core.cli import parse_size
+from temcoco_core.cli_args import add_settings_args, apply_threads, parse_size, settings_from_args
+from temcoco_core.driver import MessageItem, MetricMeans, RunStats, run_pipeline
+from temcoco_core.engine.factory import EngineInfo, build_engine
+from temcoco_core.frames.decoder import FrameInput
 from temcoco_core.frames.image_msg import numpy_to_image_fields, to_grey
-from temcoco_core.frames.pairing import PairingConfig
-from temcoco_core.frames.preprocess import FrameError, PreprocessConfig
-from temcoco_core.frames.registration import RegistrationConfig
-from temcoco_core.frames.thermal import THERMAL_POLICIES, ThermalConfig
 from temcoco_core.io.bag import BagError, BagReader, BagWriter, select_image_topics, stamp_to_ns
-from temcoco_core.pipeline import (
-    ENGINE_KINDS,
-    AverageEngine,
-    Engine,
-    FrameInput,
-    FusedFrame,
-    FusionPipeline,
-    PipelineConfig,
-    make_engine,
-)
+from temcoco_core.node_config import NodeConfig
+from temcoco_core.pipeline import AverageEngine, Engine, FusedFrame, FusionPipeline
 
 __all__ = [
     "PreviewWriter",
@@ -63,24 +59,7 @@ FUSED_TOPIC = "/fused/image"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 
 
-# ---------------------------------------------------------------------------------- helpers
-class _MetricMeans:
-    """Running means of the per-frame metric values (NaNs skipped)."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
-
-    def add(self, values: dict[str, float]) -> None:
-        for k, v in values.items():
-            if v is not None and not math.isnan(v):
-                self.sums[k] = self.sums.get(k, 0.0) + float(v)
-                self.counts[k] = self.counts.get(k, 0) + 1
-
-    def means(self) -> dict[str, float]:
-        return {k: self.sums[k] / self.counts[k] for k in sorted(self.sums)}
-
-
+# ---------------------------------------------------------------------------------- preview
 def _label(img: np.ndarray, text: str) -> np.ndarray:
     out = np.array(img, dtype=np.uint8, copy=True)
     scale = max(0.35, img.shape[0] / 600.0)
@@ -120,6 +99,10 @@ class PreviewWriter:
         self.n = 0
         self._last: np.ndarray | None = None
         self.png_written = False
+
+    def __call__(self, frame: FusedFrame, time_ns: int = 0) -> None:
+        """Sink interface of :func:`~temcoco_core.driver.run_pipeline`."""
+        self.write(frame)
 
     def write(self, frame: FusedFrame) -> None:
         img = side_by_side(frame)
@@ -190,24 +173,38 @@ def _estimate_fps(reader: BagReader, topic: str) -> float:
     return 15.0
 
 
-def replay_bag(in_bag: str | Path, out_bag: str | Path, engine: Engine | None = None,
-               cfg: PipelineConfig | None = None, opts: ReplayOptions | None = None,
-               engine_description: str = "") -> dict[str, Any]:
-    """Replay a bag through the fusion pipeline into a new bag.
+def _engine_for(settings: NodeConfig, engine: Engine | None
+                ) -> tuple[Engine, EngineInfo | str]:
+    """``engine`` as given (tests, custom engines), else the one ``settings`` ask for."""
+    if engine is not None:
+        return engine, type(engine).__name__
+    return build_engine(settings)
 
-    The output bag gets ``/fused/image`` (``sensor_msgs/Image``, header stamp and frame_id of
-    the RGB message, log time of the message that completed the frame) and ``/diagnostics``
-    (``diagnostic_msgs/DiagnosticArray``: pairing counters, rate, latency, resets and the
-    per-frame temporal-consistency values). It is closed -- hence valid and readable -- even
+
+def replay_bag(in_bag: str | Path, out_bag: str | Path, settings: NodeConfig | None = None,
+               opts: ReplayOptions | None = None, *, engine: Engine | None = None
+               ) -> dict[str, Any]:
+    """Replay a bag through the node's pipeline into a new bag.
+
+    The pipeline is built from ``settings`` -- the node's parameters, e.g.
+    ``NodeConfig.from_yaml("config/fusion.yaml")`` -- by the same
+    :meth:`FusionPipeline.from_settings` and :func:`~temcoco_core.engine.factory.build_engine`
+    the node's worker uses, so ``/fused/image`` holds the frames the node would publish for
+    the same messages when it keeps up with them (the node drops pairs it cannot keep up
+    with, latest wins; a replay fuses every pair). ``/fused/image`` carries the header stamp
+    and frame_id of the RGB message, written at the log time of the message that completed
+    the frame; ``/diagnostics`` (``diagnostic_msgs/DiagnosticArray``) the pipeline's
+    statuses: pairing counters, rates, latency, resets, engine and the per-frame
+    temporal-consistency values. The output bag is closed -- hence valid and readable -- even
     when the replay stops on an error or Ctrl-C; the summary then has ``"interrupted": True``
     and the exception is re-raised.
 
     Args:
         in_bag: input bag (directory, ``.db3`` or ``.mcap``).
         out_bag: output bag directory.
-        engine: fusion engine; default :class:`~temcoco_core.pipeline.AverageEngine`.
-        cfg: pipeline configuration.
+        settings: the node's parameters (default: the node's defaults).
         opts: topics, storage, preview and other options.
+        engine: use this engine instead of building the one ``settings`` ask for.
 
     Returns:
         Summary: topics, frames, pairing counters, resets, wall fps, per-stage ms per frame,
@@ -215,11 +212,12 @@ def replay_bag(in_bag: str | Path, out_bag: str | Path, engine: Engine | None = 
 
     Raises:
         BagError: missing/corrupt input bag, missing topic, existing output.
+        EngineBuildError: the engine ``settings`` ask for cannot be built.
     """
     from tqdm import tqdm
 
+    settings = settings or NodeConfig()
     opts = opts or ReplayOptions()
-    engine = engine or AverageEngine()
     in_bag, out_bag = Path(in_bag), Path(out_bag)
     if out_bag.resolve() == in_bag.resolve():
         raise BagError(f"{out_bag}: output bag must differ from the input bag")
@@ -228,14 +226,16 @@ def replay_bag(in_bag: str | Path, out_bag: str | Path, engine: Engine | None = 
     writer: BagWriter | None = None
     preview: PreviewWriter | None = None
     pipeline: FusionPipeline | None = None
-    frames = 0
-    means = _MetricMeans()
+    means = MetricMeans()
+    written = [0]
+    last_time = [0]
     t_start = time.perf_counter()
     try:
         rgb, thermal = select_image_topics(reader.topics, opts.rgb_topic, opts.thermal_topic,
                                            source=str(in_bag))
         summary.update(rgb_topic=rgb, thermal_topic=thermal)
         log.info("replaying %s: RGB %s, thermal %s", in_bag, rgb, thermal)
+        engine, info = _engine_for(settings, engine)
         storage = opts.storage or _storage_of(in_bag)
         writer = BagWriter(out_bag, storage, overwrite=opts.overwrite)
         writer.add_topic(opts.fused_topic, "sensor_msgs/msg/Image")
@@ -247,58 +247,46 @@ def replay_bag(in_bag: str | Path, out_bag: str | Path, engine: Engine | None = 
         if opts.preview is not None or opts.preview_png is not None:
             preview = PreviewWriter(opts.preview, _estimate_fps(reader, rgb), opts.preview_png,
                                     opts.preview_png_index)
-        pipeline = FusionPipeline(engine, cfg, topic_names=(rgb, thermal),
-                                  engine_description=engine_description)
+        pipeline = FusionPipeline.from_settings(settings, engine, (rgb, thermal),
+                                                engine_description=info)
         index = {rgb: 0, thermal: 1}
-        total = reader.topics[rgb].count
-        bar = tqdm(total=total, desc="replay", unit="frame", disable=not opts.progress,
-                   dynamic_ncols=True)
+        bar = tqdm(total=reader.topics[rgb].count, desc="replay", unit="frame",
+                   disable=not opts.progress, dynamic_ncols=True)
+        every = max(1, opts.diagnostics_every)
 
-        def sink(frame: FusedFrame, log_time_ns: int) -> None:
-            nonlocal frames
-            assert writer is not None
+        def write_frame(frame: FusedFrame, log_time_ns: int) -> None:
+            assert writer is not None and pipeline is not None
             writer.write_image(opts.fused_topic, frame.image, frame.encoding, frame.stamp_ns,
                                frame.frame_id, log_time_ns=log_time_ns)
-            frames += 1
-            means.add(frame.metrics)
-            if frames % max(1, opts.diagnostics_every) == 0:
+            written[0] += 1
+            if written[0] % every == 0:
                 writer.write_diagnostics(pipeline.statuses(), frame.stamp_ns,
                                          opts.diagnostics_topic, log_time_ns=log_time_ns)
-            if preview is not None:
-                preview.write(frame)
 
-        last_log_ns = 0
-        done = False
-        for m in reader.messages([rgb, thermal]):
-            last_log_ns = m.log_time_ns
-            if opts.copy_sources:
-                writer.write_raw(m.topic, m.log_time_ns, m.raw)
-            stamp = stamp_to_ns(m.msg.header.stamp)
-            try:
-                outs = pipeline.add_message(index[m.topic], stamp, m.msg)
-            except FrameError as exc:
-                if pipeline.frames_in == 0:
-                    raise FrameError(f"{in_bag}: {m.topic}: {exc}") from exc
-                log.warning("%s: skipping a frame of %s at %d ns: %s", in_bag, m.topic, stamp,
-                            exc)
-                outs = []
-            if m.topic == rgb:
+        def source() -> Iterator[MessageItem]:
+            for m in reader.messages([rgb, thermal]):
+                last_time[0] = m.log_time_ns
+                if opts.copy_sources:
+                    assert writer is not None
+                    writer.write_raw(m.topic, m.log_time_ns, m.raw)
+                yield MessageItem(index[m.topic], stamp_to_ns(m.msg.header.stamp), m.msg,
+                                  m.log_time_ns, m.topic)
+
+        def progress(item: MessageItem | FrameInput, stats: RunStats) -> None:
+            if isinstance(item, MessageItem) and item.topic_index == 0:
                 bar.update(1)
-            for frame in outs:
-                sink(frame, m.log_time_ns)
-            if outs:
                 elapsed = time.perf_counter() - t_start
-                bar.set_postfix(fps=f"{frames / max(elapsed, 1e-9):.1f}", refresh=False)
-            if opts.max_frames is not None and frames >= opts.max_frames:
-                done = True
-                break
-        if not done:
-            for frame in pipeline.finish():
-                sink(frame, last_log_ns)
+                bar.set_postfix(fps=f"{stats.frames / max(elapsed, 1e-9):.1f}", refresh=False)
+
+        sinks: list[Any] = [write_frame, means]
+        if preview is not None:
+            sinks.append(preview)
+        run_pipeline(pipeline, source(), sinks, max_frames=opts.max_frames, on_item=progress,
+                     where=str(in_bag))
         bar.close()
-        if frames and frames % max(1, opts.diagnostics_every) != 0:
-            writer.write_diagnostics(pipeline.statuses(), last_log_ns, opts.diagnostics_topic,
-                                     log_time_ns=last_log_ns)
+        if written[0] and written[0] % every != 0:
+            writer.write_diagnostics(pipeline.statuses(), last_time[0], opts.diagnostics_topic,
+                                     log_time_ns=last_time[0])
         summary["interrupted"] = False
     except BaseException:
         summary["interrupted"] = True
@@ -312,14 +300,14 @@ def replay_bag(in_bag: str | Path, out_bag: str | Path, engine: Engine | None = 
         reader.close()
         if pipeline is not None:
             summary.update(pipeline.summary())
-        summary.update(frames_written=frames, wall_s=elapsed,
-                       fps=frames / elapsed if elapsed > 0 else float("nan"),
+        summary.update(frames_written=written[0], wall_s=elapsed,
+                       fps=written[0] / elapsed if elapsed > 0 else float("nan"),
                        metrics=means.means())
         if writer is not None:
             summary["output_counts"] = dict(writer.counts)
         if summary.get("interrupted"):
             log.warning("replay stopped early; %s holds the %d fused frames written so far",
-                        out_bag, frames)
+                        out_bag, written[0])
     return summary
 
 
@@ -337,23 +325,41 @@ def _frame_source(path: Path, max_frames: int | None) -> Iterator[np.ndarray]:
         yield from iter_video(path, max_frames=max_frames)
 
 
+class _FramesDir:
+    """Sink: fused frames as numbered PNGs."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.n = 0
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, frame: FusedFrame, time_ns: int = 0) -> None:
+        img = frame.image
+        bgr = img if img.ndim == 2 else np.ascontiguousarray(
+            img if frame.encoding == "bgr8" else img[:, :, ::-1])
+        cv2.imwrite(str(self.folder / f"{self.n:05d}.png"), bgr)
+        self.n += 1
+
+
 def fuse_videos(visible: str | Path, infrared: str | Path, out: str | Path | None,
-                engine: Engine | None = None, cfg: PipelineConfig | None = None, *,
+                settings: NodeConfig | None = None, *, engine: Engine | None = None,
                 fps: float | None = None, frames_dir: str | Path | None = None,
                 preview: str | Path | None = None, max_frames: int | None = None,
-                progress: bool = True, engine_description: str = "") -> dict[str, Any]:
-    """Fuse a visible and an infrared video (or frame folders), frame i with frame i.
+                progress: bool = True) -> dict[str, Any]:
+    """Fuse a visible and an infrared video (or frame folders), frame i with frame i, through
+    the node's pipeline (``settings``: the node's parameters, default its defaults).
 
     Args:
         visible, infrared: video files or folders of numbered images.
         out: fused mp4 path (``None``: no video).
+        engine: use this engine instead of building the one ``settings`` ask for.
         fps: output frame rate; default the visible video's, or 30 for folders.
         frames_dir: also write the fused frames as PNGs here.
         preview: side-by-side (visible | thermal | fused) mp4 path.
         max_frames: stop after this many frames.
 
     Returns:
-        Summary with frames, fps and the mean per-frame metrics.
+        Summary with frames, fps, s/frame, the engine and the mean per-frame metrics.
     """
     from tqdm import tqdm
 
@@ -366,79 +372,65 @@ def fuse_videos(visible: str | Path, infrared: str | Path, out: str | Path | Non
     if fps is None:
         fps = video_info(visible).fps if visible.is_file() else 30.0
         fps = fps if fps and fps > 0 else 30.0
-    cfg = cfg or PipelineConfig(thermal=ThermalConfig(policy="fixed"))
-    pipeline = FusionPipeline(engine or AverageEngine(), cfg,
-                              engine_description=engine_description)
-    total = None
-    if visible.is_file():
-        total = video_info(visible).frame_count or None
+    settings = settings or NodeConfig()
+    engine, info = _engine_for(settings, engine)
+    pipeline = FusionPipeline.from_settings(settings, engine, ("visible", "infrared"),
+                                            engine_description=info)
+    total = video_info(visible).frame_count or None if visible.is_file() else None
     if max_frames is not None:
         total = min(total or max_frames, max_frames)
     writer = VideoWriter(out, fps=fps) if out is not None else None
     prev = PreviewWriter(Path(preview), fps) if preview is not None else None
-    frames_path = Path(frames_dir) if frames_dir is not None else None
-    if frames_path is not None:
-        frames_path.mkdir(parents=True, exist_ok=True)
-    means = _MetricMeans()
-    n_out = 0
-    t0 = time.perf_counter()
+    means = MetricMeans()
+    sinks: list[Any] = [means]
+    if writer is not None:
+        sinks.append(lambda f, _t: writer.write(f.image[:, :, ::-1] if f.encoding == "bgr8"
+                                                else f.image))
+    if prev is not None:
+        sinks.append(prev)
+    if frames_dir is not None:
+        sinks.append(_FramesDir(Path(frames_dir)))
     period = round(1e9 / fps)
+    vis_it = _frame_source(visible, max_frames)
+    ir_it = _frame_source(infrared, max_frames)
 
-    def sink(frame: FusedFrame) -> None:
-        nonlocal n_out
-        img = frame.image
-        if frame.encoding == "bgr8":
-            img = img[:, :, ::-1]
-        if writer is not None:
-            writer.write(img)
-        if prev is not None:
-            prev.write(frame)
-        if frames_path is not None:
-            bgr = img if img.ndim == 2 else np.ascontiguousarray(img[:, :, ::-1])
-            cv2.imwrite(str(frames_path / f"{n_out:05d}.png"), bgr)
-        means.add(frame.metrics)
-        n_out += 1
+    def source() -> Iterator[FrameInput]:
+        for n, (v, i) in enumerate(zip(vis_it, ir_it)):
+            yield FrameInput(n * period, v, i if i.ndim == 2 else to_grey(i, "rgb8"))
 
-    n_in = 0
+    bar = tqdm(total=total, desc="fuse", unit="frame", disable=not progress,
+               dynamic_ncols=True)
     try:
-        vis_it = _frame_source(visible, max_frames)
-        ir_it = _frame_source(infrared, max_frames)
-        bar = tqdm(total=total, desc="fuse", unit="frame", disable=not progress,
-                   dynamic_ncols=True)
-        for v, i in zip(vis_it, ir_it):
-            ir = i if i.ndim == 2 else to_grey(i, "rgb8")
-            for frame in pipeline.fuse_frames(FrameInput(n_in * period, v, ir)):
-                sink(frame)
-            n_in += 1
-            bar.update(1)
+        stats = run_pipeline(pipeline, source(), sinks, on_item=lambda _i, _s: bar.update(1),
+                             where=f"{visible} + {infrared}")
         leftover = next(vis_it, None) is not None or next(ir_it, None) is not None
         if leftover and max_frames is None:
             log.warning("%s and %s have different lengths; stopped after %d frames", visible,
-                        infrared, n_in)
-        for frame in pipeline.finish():
-            sink(frame)
-        bar.close()
+                        infrared, stats.items)
     finally:
+        bar.close()
         if writer is not None:
             writer.close()
         if prev is not None:
             prev.close()
-    elapsed = time.perf_counter() - t0
+    n_out = stats.frames
     return {"visible": str(visible), "infrared": str(infrared),
             "output": str(out) if out is not None else None,
             "preview": str(preview) if preview is not None else None,
-            "frames_in": n_in, "frames_written": n_out, "wall_s": elapsed,
-            "fps": n_out / elapsed if elapsed > 0 else float("nan"),
+            "frames_in": stats.items, "frames_written": n_out, "wall_s": stats.wall_s,
+            "fps": n_out / stats.wall_s if stats.wall_s > 0 else float("nan"),
+            "s_per_frame": stats.wall_s / n_out if n_out else float("nan"),
             "stage_ms_per_frame": pipeline.summary()["stage_ms_per_frame"],
             "engine": pipeline.engine_description, "metrics": means.means()}
 
 
 # ---------------------------------------------------------------------------------- demo
 def run_demo(out_dir: str | Path = "temcoco_demo", *, frames: int = 60,
-             size: tuple[int, int] = (320, 256), seed: int = 0, engine_kind: str = "auto",
-             preset: str = "edge", weights: str | None = None, storage: str = "sqlite3",
+             size: tuple[int, int] = (320, 256), seed: int = 0,
+             settings: NodeConfig | None = None, storage: str = "sqlite3",
              progress: bool = True) -> dict[str, Any]:
-    """The built-in demo: synthetic bag → replay → fused bag, preview mp4/PNG, summary JSON.
+    """The built-in demo: synthetic bag → replay through the node's pipeline (``settings``,
+    default the node's defaults) → fused bag, preview mp4/PNG, summary JSON.
 
     Everything is written under ``out_dir`` (replacing an earlier demo's files):
     ``input_bag/``, ``fused_bag/``, ``preview.mp4``, ``preview.png``, ``summary.json``.
@@ -455,15 +447,13 @@ def run_demo(out_dir: str | Path = "temcoco_demo", *, frames: int = 60,
     in_bag = write_synthetic_bag(out / "input_bag", scene, storage=storage, overwrite=True,
                                  progress=progress)
     t_scene = time.perf_counter() - t0
-    engine, desc = make_engine(engine_kind, preset, weights=weights)
-    cfg = PipelineConfig(preprocess=PreprocessConfig(resize_mode="pad"))
     paths = {"input_bag": out / "input_bag", "fused_bag": out / "fused_bag",
              "preview_mp4": out / "preview.mp4", "preview_png": out / "preview.png",
              "summary": out / "summary.json"}
     opts = ReplayOptions(storage=storage, overwrite=True, progress=progress,
                          preview=paths["preview_mp4"], preview_png=paths["preview_png"],
                          preview_png_index=frames // 2, copy_sources=True)
-    summary = replay_bag(in_bag, paths["fused_bag"], engine, cfg, opts, engine_description=desc)
+    summary = replay_bag(in_bag, paths["fused_bag"], settings, opts)
     summary["scene"] = {"width": size[0], "height": size[1], "frames": frames, "seed": seed,
                         "generate_s": t_scene}
     summary["paths"] = {k: str(v) for k, v in paths.items()}
@@ -479,9 +469,9 @@ def benchmark_pipeline(size: tuple[int, int] = (640, 480), frames: int = 200, *,
     """Per-frame cost of the pipeline itself with the model-free engine.
 
     In-memory rosbags messages (``rgb8`` RGB, ``thermal_encoding`` thermal, 5 ms apart) go
-    through pairing, decoding, thermal gain, tensors, the average engine, the output frame and
-    the output ``sensor_msgs/Image`` fields -- everything the node and replay do per frame
-    besides bag/DDS I/O and the network.
+    through the replay driver (pairing, decoding, thermal gain, tensors, the average engine,
+    the output frame) and a sink that builds the output ``sensor_msgs/Image`` fields --
+    everything the node and replay do per frame besides bag/DDS I/O and the network.
 
     Args:
         threads: torch intra-op threads during the run (restored after); ``None``: unchanged.
@@ -515,30 +505,37 @@ def benchmark_pipeline(size: tuple[int, int] = (640, 480), frames: int = 200, *,
     period = 33_333_333
     msgs = [(msg(vis, "rgb8", i * period), msg(th, thermal_encoding, i * period + 5_000_000))
             for i in range(2)]
-    pipeline = FusionPipeline(AverageEngine(), PipelineConfig(metrics=metrics),
-                              engine_description="average (model-free)")
+    settings = NodeConfig(fusion_engine="average", metrics="flicker,dirc" if metrics else "")
+    pipeline = FusionPipeline.from_settings(settings, AverageEngine(), ("rgb", "thermal"),
+                                            engine_description="average (model-free)")
     n_total = warmup + frames
-    t_start = 0.0
+    t_start = [0.0]
+
+    def source() -> Iterator[MessageItem]:
+        for i in range(n_total):
+            if i == warmup:
+                pipeline.timings = dict.fromkeys(pipeline.timings, 0.0)
+                pipeline.frames_in = 0
+                t_start[0] = time.perf_counter()
+            rgb_msg, th_msg = msgs[i % 2]
+            stamp = i * period
+            rgb_msg.header.stamp = make_header(stamp).stamp
+            th_msg.header.stamp = make_header(stamp + 5_000_000).stamp
+            yield MessageItem(0, stamp, rgb_msg)
+            yield MessageItem(1, stamp + 5_000_000, th_msg)
+
     old_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     bar = tqdm(total=n_total, desc="benchmark", unit="frame", disable=not progress)
-    for i in range(n_total):
-        if i == warmup:
-            pipeline.timings = dict.fromkeys(pipeline.timings, 0.0)
-            pipeline.frames_in = 0
-            t_start = time.perf_counter()
-        rgb_msg, th_msg = msgs[i % 2]
-        stamp = i * period
-        rgb_msg.header.stamp = make_header(stamp).stamp
-        th_msg.header.stamp = make_header(stamp + 5_000_000).stamp
-        pipeline.add_message(0, stamp, rgb_msg)
-        for frame in pipeline.add_message(1, stamp + 5_000_000, th_msg):
-            numpy_to_image_fields(frame.image, frame.encoding)
-        bar.update(1)
-    bar.close()
-    elapsed = time.perf_counter() - t_start
-    torch.set_num_threads(old_threads)
+    try:
+        run_pipeline(pipeline, source(),
+                     [lambda f, _t: numpy_to_image_fields(f.image, f.encoding),
+                      lambda _f, _t: bar.update(1)])
+        elapsed = time.perf_counter() - t_start[0]
+    finally:
+        bar.close()
+        torch.set_num_threads(old_threads)
     stages = pipeline.summary()["stage_ms_per_frame"]
     ms = elapsed * 1e3 / frames
     return {"size": f"{w}x{h}", "frames": frames, "thermal_encoding": thermal_encoding,
@@ -555,80 +552,6 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
     return str(o)
-
-
-def _parse_floats(n: int) -> Callable[[str], tuple[float, ...]]:
-    def parse(text: str) -> tuple[float, ...]:
-        try:
-            vals = tuple(float(v) for v in text.replace(" ", ",").split(",") if v)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {n} comma-separated numbers, got "
-                                             f"'{text}'") from None
-        if len(vals) != n:
-            raise argparse.ArgumentTypeError(f"expected {n} comma-separated numbers, got "
-                                             f"{len(vals)}")
-        return vals
-    return parse
-
-
-def _add_engine_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("engine")
-    g.add_argument("--engine", choices=ENGINE_KINDS, default="auto",
-                   help="'model' (streaming network), 'average' (model-free) or 'auto' (model "
-                        "when available, default)")
-    g.add_argument("--preset", default="edge", help="network preset (default: edge)")
-    g.add_argument("--weights", default=None, help="checkpoint (default: the preset's weights)")
-    g.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    g.add_argument("--backend", default="auto",
-                   choices=("auto", "eager", "inductor", "onnxruntime", "tensorrt"),
-                   help="inference backend, with fallback to the next usable one (default: "
-                        "auto: onnxruntime -> eager on CPU, tensorrt -> inductor -> eager on CUDA)")
-    g.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
-                   help="compute precision (default: fp32)")
-    g.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's choice; 1 is often faster on a "
-                        "busy machine)")
-
-
-def _apply_threads(args: argparse.Namespace) -> None:
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(max(1, args.threads))
-
-
-def _add_pipeline_args(p: argparse.ArgumentParser, thermal_default: str) -> None:
-    g = p.add_argument_group("pipeline")
-    g.add_argument("--model-size", type=parse_size, default=None, metavar="WxH",
-                   help="run the engine at this size (default: the input size)")
-    g.add_argument("--resize-mode", choices=("pad", "resize"), default="pad",
-                   help="fit to the model size keeping aspect and pad (default) or stretch")
-    g.add_argument("--output-size", choices=("rgb", "model"), default="rgb",
-                   help="publish at the RGB size (default) or at the model size")
-    g.add_argument("--output-encoding", choices=("rgb8", "bgr8", "mono8"), default="rgb8")
-    g.add_argument("--thermal-policy", choices=THERMAL_POLICIES, default=thermal_default,
-                   help=f"thermal normalisation (default: {thermal_default})")
-    g.add_argument("--thermal-range", type=_parse_floats(2), default=None, metavar="LO,HI",
-                   help="raw range for --thermal-policy fixed")
-    g.add_argument("--homography", type=_parse_floats(9), default=None, metavar="H11,...,H33",
-                   help="3x3 thermal-to-RGB homography, row-major")
-    g.add_argument("--resize-thermal", action="store_true",
-                   help="resize the thermal image to the RGB size when they differ")
-    g.add_argument("--no-metrics", action="store_true",
-                   help="skip the per-frame temporal-consistency values")
-
-
-def _pipeline_config(args: argparse.Namespace) -> PipelineConfig:
-    return PipelineConfig(
-        preprocess=PreprocessConfig(model_size=args.model_size, resize_mode=args.resize_mode,
-                                    resize_infrared_to_visible=args.resize_thermal),
-        thermal=ThermalConfig(policy=args.thermal_policy, fixed_range=args.thermal_range),
-        registration=RegistrationConfig(homography=args.homography),
-        pairing=PairingConfig(queue_size=getattr(args, "queue_size", 10),
-                              slop=getattr(args, "slop", 0.05),
-                              max_gap_s=getattr(args, "max_gap", 1.0)),
-        output_size=args.output_size, output_encoding=args.output_encoding,
-        metrics=not args.no_metrics)
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool, title: str) -> None:
@@ -661,10 +584,10 @@ def _print_summary(summary: dict[str, Any], as_json: bool, title: str) -> None:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    _apply_threads(args)
     if args.benchmark:
+        threads = apply_threads(args)
         res = benchmark_pipeline(args.size, args.frames, metrics=not args.no_metrics,
-                                 threads=args.threads, progress=not args.json)
+                                 threads=threads, progress=not args.json)
         if args.json:
             print(json.dumps(res, indent=2))
         else:
@@ -675,9 +598,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         return 0
     if args.in_bag is None or args.output is None:
         raise ValueError("replay needs IN_BAG and -o OUT_BAG (or --benchmark)")
-    engine, desc = make_engine(args.engine, args.preset, weights=args.weights,
-                               device=args.device, backend=args.backend,
-                               precision=args.precision)
+    settings = settings_from_args(args)
     opts = ReplayOptions(rgb_topic=args.rgb_topic, thermal_topic=args.thermal_topic,
                          storage=args.storage, copy_sources=args.copy_sources,
                          diagnostics_every=args.diagnostics_every, overwrite=args.overwrite,
@@ -685,8 +606,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
                          preview=args.preview)
     summary: dict[str, Any] = {}
     try:
-        summary = replay_bag(args.in_bag, args.output, engine, _pipeline_config(args), opts,
-                             engine_description=desc)
+        summary = replay_bag(args.in_bag, args.output, settings, opts)
     except KeyboardInterrupt:
         print(f"interrupted; {args.output} holds the frames fused so far", file=sys.stderr)
         return 130
@@ -695,17 +615,13 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_fuse(args: argparse.Namespace) -> int:
-    _apply_threads(args)
-    engine, desc = make_engine(args.engine, args.preset, weights=args.weights,
-                               device=args.device, backend=args.backend,
-                               precision=args.precision)
+    settings = settings_from_args(args)
     out = Path(args.output)
     preview = None if args.no_preview else (Path(args.preview) if args.preview else
                                             out.with_name(out.stem + "_preview.mp4"))
-    summary = fuse_videos(args.visible, args.infrared, out, engine, _pipeline_config(args),
-                          fps=args.fps, frames_dir=args.frames_dir, preview=preview,
-                          max_frames=args.max_frames, progress=not args.json,
-                          engine_description=desc)
+    summary = fuse_videos(args.visible, args.infrared, out, settings, fps=args.fps,
+                          frames_dir=args.frames_dir, preview=preview,
+                          max_frames=args.max_frames, progress=not args.json)
     _print_summary(summary, args.json, "fuse")
     if not args.json:
         print(f"  fused video: {out}" + (f"\n  preview: {preview}" if preview else ""))
@@ -713,11 +629,10 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    _apply_threads(args)
+    settings = settings_from_args(args)
     try:
         summary = run_demo(args.out_dir, frames=args.frames, size=args.size, seed=args.seed,
-                           engine_kind=args.engine, preset=args.preset, weights=args.weights,
-                           storage=args.storage, progress=not args.json)
+                           settings=settings, storage=args.storage, progress=not args.json)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -738,7 +653,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     # replay ------------------------------------------------------------------------------
     p = subparsers.add_parser(
         "replay", help="fuse a rosbag2 (sqlite3/mcap) into a new bag",
-        description="Replay a bag through the fusion pipeline the node uses and write a new bag "
+        description="Replay a bag through the fusion pipeline the node uses, with the node's "
+                    "settings (--params config/fusion.yaml, flags override single values), "
+                    "and write a new bag "
                     "with /fused/image and /diagnostics. Topics are detected by type, encoding "
                     "and name unless given. --benchmark measures the pipeline's own per-frame "
                     "cost instead (model-free, in memory).")
@@ -753,11 +670,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="also write the RGB and thermal topics to the output bag")
     p.add_argument("--diagnostics-every", type=int, default=1, metavar="N",
                    help="write /diagnostics every N fused frames (default: 1)")
-    p.add_argument("--slop", type=float, default=0.05,
-                   help="pairing slop, seconds (default: 0.05)")
-    p.add_argument("--queue-size", type=int, default=10, help="pairing queue size (default 10)")
-    p.add_argument("--max-gap", type=float, default=1.0,
-                   help="reset temporal state after a gap longer than this, s (default: 1)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N fused frames")
     p.add_argument("--preview", type=Path, default=None, help="side-by-side preview mp4")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output bag")
@@ -767,8 +679,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=parse_size, default=(640, 480), metavar="WxH",
                    help="--benchmark frame size (default: 640x480)")
     p.add_argument("--frames", type=int, default=200, help="--benchmark frames (default: 200)")
-    _add_engine_args(p)
-    _add_pipeline_args(p, "percentile")
+    add_settings_args(p)
     p.set_defaults(func=_cmd_replay)
 
     # fuse --------------------------------------------------------------------------------
@@ -787,8 +698,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, default=None, help="output fps (default: input's)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    _add_engine_args(p)
-    _add_pipeline_args(p, "fixed")
+    add_settings_args(p)
     p.set_defaults(func=_cmd_fuse)
 
     # demo --------------------------------------------------------------------------------
@@ -805,7 +715,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="scene seed (default: 0)")
     p.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    _add_engine_args(p)
+    add_settings_args(p)
     p.set_defaults(func=_cmd_demo)
 
 

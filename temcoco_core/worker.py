@@ -19,64 +19,48 @@ per topic, pairing counters, output rate and latency, queue drops, inference tim
 stamp → publish latency p50/p99 and the online temporal-consistency values with WARN/ERROR
 levels from thresholds.
 
-:class:`EngineHandle` builds the fusion engine from a :class:`~temcoco_core.node_config.
-NodeConfig` (model, backend with its fallback chain, streaming/clip engine) and frees its device
-memory on :meth:`EngineHandle.release` (the node's lifecycle ``deactivate``).
+Message decoding lives in :mod:`temcoco_core.frames.decoder`, the monitors in
+:mod:`temcoco_core.diagnostics.monitors` and engine building in
+:mod:`temcoco_core.engine.factory`.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import numpy as np
 import torch
 
 from temcoco_core.diagnostics import (
     DiagnosticLevel,
-    FusionDiagnostics,
     LatencyStats,
     RateMeter,
     StatusValue,
 )
-from temcoco_core.frames.image_msg import decode_image
+from temcoco_core.diagnostics.monitors import (
+    StampLatency,
+    TemporalMonitor,
+    ThreadSafeDiagnostics,
+    TopicWatchdog,
+)
+from temcoco_core.engine.factory import EngineInfo
+from temcoco_core.frames.decoder import FrameDecoder, FrameInput
 from temcoco_core.frames.pairing import MatchedSet
 from temcoco_core.frames.preprocess import FrameError
 from temcoco_core.node_config import MetricThreshold, NodeConfig
-from temcoco_core.pipeline import (
-    AverageEngine,
-    Engine,
-    FrameInput,
-    FusedFrame,
-    FusionPipeline,
-    pair_to_frame,
-)
+from temcoco_core.pipeline import Engine, FusedFrame, FusionPipeline
 
 __all__ = [
-    "BRIDGE_ENCODINGS",
-    "DelayEngine",
-    "EngineBuildError",
-    "EngineHandle",
-    "EngineInfo",
-    "FrameDecoder",
     "FusionWorker",
-    "ImageConversionError",
     "LatestQueue",
-    "StampLatency",
     "StepResult",
-    "TemporalMonitor",
-    "ThreadSafeDiagnostics",
-    "TopicWatchdog",
-    "build_engine",
-    "make_decoder",
-    "resolve_device",
+    "WorkItem",
 ]
 
 log = logging.getLogger(__name__)
@@ -163,140 +147,6 @@ class LatestQueue(Generic[T]):
             self._closed = False
 
 
-# ---------------------------------------------------------------------------------- decoding
-
-#: Encodings cv_bridge converts faithfully; everything else (``mono16``, ``16UC1``, ``32FC1``,
-#: Bayer, 16-bit colour, compressed) always goes through :func:`~temcoco_core.frames.image_msg.
-#: decode_image`, which keeps the bit depth.
-BRIDGE_ENCODINGS = frozenset({"rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC1", "8UC3", "8UC4"})
-
-
-class ImageConversionError(ValueError):
-    """``image_conversion=cv_bridge`` was asked for but cv_bridge does not work here."""
-
-
-class FrameDecoder:
-    """Image message → ``(array, encoding)``: cv_bridge where it is safe, core otherwise.
-
-    Args:
-        bridge: ``bridge(msg) -> ndarray`` in the message's own encoding (the node passes
-            ``lambda m: CvBridge().imgmsg_to_cv2(m, "passthrough")``), or ``None``: core only.
-        note: why there is no bridge (logged by :meth:`describe`).
-
-    A bridge that raises (cv_bridge built against NumPy 1 fails at the first conversion under
-    NumPy 2 with ``_ARRAY_API not found``) is disabled for good and the frame is decoded by
-    core instead: counted in ``bridge_failures``, reason in ``note``.
-    """
-
-    def __init__(self, bridge: Callable[[Any], np.ndarray] | None = None, note: str = "") -> None:
-        self.bridge = bridge
-        self.note = note
-        self.bridge_frames = 0
-        self.core_frames = 0
-        self.bridge_failures = 0
-
-    def decode(self, msg: Any) -> tuple[np.ndarray, str]:
-        """Decode a raw or compressed image message.
-
-        Raises:
-            FrameError: unsupported encoding, truncated data (from the core decoder).
-        """
-        encoding = getattr(msg, "encoding", None)
-        if self.bridge is not None and encoding in BRIDGE_ENCODINGS:
-            try:
-                arr = np.asarray(self.bridge(msg))
-            except Exception as exc:  # any bridge failure falls back to core
-                self.bridge_failures += 1
-                self.bridge = None
-                self.note = f"cv_bridge failed ({type(exc).__name__}: {exc}); using core"
-                log.warning("image conversion: %s", self.note)
-            else:
-                self.bridge_frames += 1
-                return arr, str(encoding)
-        self.core_frames += 1
-        return decode_image(msg)
-
-    def describe(self) -> str:
-        """One line for the log and diagnostics: which conversion is in use."""
-        if self.bridge is not None:
-            return (f"cv_bridge for {', '.join(sorted(BRIDGE_ENCODINGS))}; temcoco_core for "
-                    "mono16, 16UC1, 32FC1, 16-bit colour, Bayer and compressed")
-        return "temcoco_core for all encodings" + (f" ({self.note})" if self.note else "")
-
-    def decode_pair(self, pair: MatchedSet) -> FrameInput:
-        """A matched (RGB, thermal) set → :class:`FrameInput` through this decoder
-        (:func:`~temcoco_core.pipeline.pair_to_frame`)."""
-        return pair_to_frame(pair, self.decode)
-
-
-def make_decoder(mode: str, load_bridge: Callable[[], Callable[[Any], np.ndarray]]
-                 ) -> FrameDecoder:
-    """The decoder for ``image_conversion`` = ``auto``, ``cv_bridge`` or ``core``.
-
-    Args:
-        mode: the parameter value.
-        load_bridge: imports cv_bridge and returns the conversion function (may raise anything:
-            ``ImportError``, or cv_bridge's NumPy ABI errors, when it probes a conversion).
-
-    Raises:
-        ImageConversionError: ``mode="cv_bridge"`` and the bridge does not load.
-    """
-    if mode == "core":
-        return FrameDecoder(None, "image_conversion=core")
-    if mode not in ("auto", "cv_bridge"):
-        raise ValueError(f"image_conversion must be auto, cv_bridge or core, got {mode!r}")
-    try:
-        bridge = load_bridge()
-    except Exception as exc:  # ImportError, NumPy ABI errors, ...
-        why = f"cv_bridge unavailable: {type(exc).__name__}: {exc}"
-        if mode == "cv_bridge":
-            raise ImageConversionError(
-                f"image_conversion=cv_bridge but {why}; cv_bridge built against NumPy 1 fails "
-                "under NumPy 2 -- use image_conversion:=auto or core") from exc
-        return FrameDecoder(None, why)
-    return FrameDecoder(bridge)
-
-
-# ---------------------------------------------------------------------------------- engines
-
-
-class EngineBuildError(ValueError):
-    """The configured model, engine or device cannot be used (fatal at node start-up).
-
-    Attributes:
-        fallback_log: what was tried before giving up, one line each.
-    """
-
-    def __init__(self, message: str, fallback_log: Sequence[str] = ()) -> None:
-        self.fallback_log = list(fallback_log)
-        super().__init__(message)
-
-
-@dataclass
-class EngineInfo:
-    """What is running: reported in the log and in ``/diagnostics``."""
-
-    kind: str
-    preset: str = ""
-    backend: str = ""
-    precision: str = ""
-    device: str = "cpu"
-    mode: str = ""
-    latency_frames: int = 0
-    fallback_log: list[str] = field(default_factory=list)
-
-    @property
-    def description(self) -> str:
-        if self.kind == "average":
-            return "average (model-free)"
-        return (f"{self.preset} {self.backend} {self.precision} on {self.device} ({self.mode}, "
-                f"output latency {self.latency_frames} frames)")
-
-    def as_values(self) -> dict[str, str]:
-        return {"engine": self.description, "backend": self.backend or "none",
-                "precision": self.precision or "fp32", "device": self.device}
-
-
 class _DetachedEngine:
     """Stands in for a released engine (lifecycle inactive)."""
 
@@ -305,321 +155,6 @@ class _DetachedEngine:
 
     def reset(self) -> None:
         pass
-
-
-class DelayEngine:
-    """Wraps an engine and sleeps ``delay_s`` in every push: a deliberately slow backend for
-    tests of the drop policy (``simulate_inference_ms``)."""
-
-    def __init__(self, engine: Engine, delay_s: float) -> None:
-        self.engine = engine
-        self.delay_s = float(delay_s)
-
-    def push(self, visible: torch.Tensor, infrared: torch.Tensor) -> torch.Tensor | None:
-        time.sleep(self.delay_s)
-        return self.engine.push(visible, infrared)
-
-    def reset(self) -> None:
-        self.engine.reset()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.engine, name)
-
-
-def resolve_device(spec: str) -> str:
-    """``auto`` → ``cuda`` when available, else ``cpu``; checks that CUDA devices exist.
-
-    Raises:
-        EngineBuildError: a CUDA device is asked for and is not there.
-    """
-    if spec == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if spec.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise EngineBuildError(
-                f"device {spec!r} requested but CUDA is not available to torch "
-                f"{torch.__version__} (CPU-only build, no driver, or CUDA_VISIBLE_DEVICES); "
-                "use device:=auto or cpu")
-        index = int(spec.split(":")[1]) if ":" in spec else 0
-        if index >= torch.cuda.device_count():
-            raise EngineBuildError(f"device {spec!r} requested but only "
-                                   f"{torch.cuda.device_count()} CUDA device(s) are visible")
-    return spec
-
-
-def _example_shape(cfg: NodeConfig) -> tuple[int, int] | None:
-    """``(H, W)`` of the tensors the engine will see, when the config fixes it."""
-    if cfg.model_size is None:
-        return None
-    from temcoco_core.frames.preprocess import compute_geometry
-
-    w, h = compute_geometry(cfg.model_size, cfg.pipeline_config().preprocess).tensor_size
-    return (h, w)
-
-
-def _build_network(cfg: NodeConfig, device: str, fallback: list[str]
-                   ) -> tuple[Engine, EngineInfo]:
-    """The node's settings → :func:`~temcoco_core.engine.factory.build_network_engine` (the
-    same model → backend → engine path as replay and the demo)."""
-    from temcoco_core.engine.factory import NetworkEngineSpec, build_network_engine
-
-    shape = _example_shape(cfg)
-    if shape is None:
-        shape = (256, 320)
-        if cfg.backend != "eager":
-            fallback.append("input_width/input_height not set: a compiled backend is built "
-                            "for 320x256 frames and frames of other sizes run eager")
-    spec = NetworkEngineSpec(preset=cfg.preset, weights=cfg.weights or None, device=device,
-                             backend=cfg.backend, precision=cfg.precision, mode=cfg.buffer_mode,
-                             length=cfg.buffer_length, example_shape=shape,
-                             cache_dir=cfg.engine_cache_dir or None,
-                             engine_path=cfg.engine_path or None, rebuild=cfg.rebuild_engine)
-    try:
-        built = build_network_engine(spec)
-    except (ValueError, OSError, RuntimeError) as exc:
-        weights = f" weights {cfg.weights!r}," if cfg.weights else ""
-        raise EngineBuildError(f"cannot build the engine (preset {cfg.preset!r},{weights} "
-                               f"backend {cfg.backend}, {cfg.precision}, {device}): {exc}",
-                               fallback) from exc
-    fallback.extend(built.fallback_log)
-    info = EngineInfo("model", cfg.preset, built.backend, built.precision, device, built.mode,
-                      built.latency_frames, fallback)
-    return built.engine, info
-
-
-def build_engine(cfg: NodeConfig) -> tuple[Engine, EngineInfo]:
-    """The fusion engine the config asks for (``simulate_inference_ms`` wraps it).
-
-    Raises:
-        EngineBuildError: unusable model, weights, backend or device; ``fallback_log`` lists
-            what was tried.
-    """
-    fallback: list[str] = []
-    if cfg.fusion_engine == "average":
-        engine: Engine = AverageEngine()
-        info = EngineInfo("average", backend="none", precision="fp32", device="cpu",
-                          mode="stateless")
-    else:
-        device = resolve_device(cfg.device)
-        if cfg.device == "auto":
-            fallback.append(f"device auto -> {device}")
-        engine, info = _build_network(cfg, device, fallback)
-    if cfg.simulate_inference_ms > 0:
-        engine = DelayEngine(engine, cfg.simulate_inference_ms / 1e3)
-        info.mode += f", +{cfg.simulate_inference_ms:g} ms simulated"
-    return engine, info
-
-
-class EngineHandle:
-    """Owns the engine across lifecycle transitions.
-
-    :meth:`load` builds it (configure), :meth:`release` drops it and returns its device memory
-    to the driver (deactivate), and the next :meth:`load` builds it again (activate; cached
-    TensorRT/ONNX engines make that fast).
-
-    Args:
-        factory: returns ``(engine, info)``; default :func:`build_engine` of ``cfg``.
-    """
-
-    def __init__(self, cfg: NodeConfig,
-                 factory: Callable[[NodeConfig], tuple[Engine, EngineInfo]] = build_engine
-                 ) -> None:
-        self.cfg = cfg
-        self._factory = factory
-        self.engine: Engine | None = None
-        self.info: EngineInfo | None = None
-        self.loads = 0
-
-    @property
-    def loaded(self) -> bool:
-        return self.engine is not None
-
-    def load(self) -> Engine:
-        """The engine, built if needed. Raises :class:`EngineBuildError`."""
-        if self.engine is None:
-            self.engine, self.info = self._factory(self.cfg)
-            self.loads += 1
-        return self.engine
-
-    def release(self) -> int:
-        """Drop the engine; returns the CUDA bytes freed (0 on CPU)."""
-        if self.engine is None:
-            return 0
-        cuda = torch.cuda.is_available()
-        before = torch.cuda.memory_allocated() if cuda else 0
-        self.engine = None
-        gc.collect()
-        if cuda:
-            torch.cuda.empty_cache()
-            return max(0, before - torch.cuda.memory_allocated())
-        return 0
-
-
-# ---------------------------------------------------------------------------------- monitors
-
-
-@dataclass
-class ThreadSafeDiagnostics(FusionDiagnostics):
-    """:class:`FusionDiagnostics` whose updates and reads hold one lock (the callbacks, the
-    worker and the diagnostics timer run in different threads)."""
-
-    _lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)
-
-    @classmethod
-    def wrap(cls, diag: FusionDiagnostics) -> ThreadSafeDiagnostics:
-        if isinstance(diag, cls):
-            return diag
-        return cls(**{f.name: getattr(diag, f.name) for f in fields(FusionDiagnostics)})
-
-    def input(self, topic: str, stamp_ns: int) -> None:
-        with self._lock:
-            super().input(topic, stamp_ns)
-
-    def output(self, stamp_ns: int, latency_ms: float) -> None:
-        with self._lock:
-            super().output(stamp_ns, latency_ms)
-
-    def reset_event(self, reason: str) -> None:
-        with self._lock:
-            super().reset_event(reason)
-
-    def error(self, message: str) -> None:
-        with self._lock:
-            super().error(message)
-
-    def statuses(self, pairing: Mapping[str, Any] | None = None,
-                 extra: Mapping[str, Any] | None = None) -> list[StatusValue]:
-        with self._lock:
-            return super().statuses(pairing, extra)
-
-
-class TopicWatchdog:
-    """Which inputs have been silent for longer than ``timeout_s`` (monotonic wall clock: a
-    paused bag *is* silence)."""
-
-    def __init__(self, topics: Sequence[str], timeout_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.topics = list(topics)
-        self.timeout_s = float(timeout_s)
-        self._clock = clock
-        self._started = clock()
-        self._last: dict[str, float] = {}
-
-    def restart(self) -> None:
-        """Start counting silence from now (activation)."""
-        self._started = self._clock()
-        self._last.clear()
-
-    def seen(self, topic: str) -> None:
-        self._last[topic] = self._clock()
-
-    def ages(self) -> dict[str, float | None]:
-        """Seconds since each topic's last message (``None``: never)."""
-        now = self._clock()
-        return {t: (now - self._last[t]) if t in self._last else None for t in self.topics}
-
-    def silent(self) -> list[tuple[str, float, bool]]:
-        """``(topic, seconds silent, ever_seen)`` for every topic past the timeout."""
-        now = self._clock()
-        out = []
-        for t in self.topics:
-            ref = self._last.get(t, self._started)
-            if now - ref > self.timeout_s:
-                out.append((t, now - ref, t in self._last))
-        return out
-
-
-class StampLatency:
-    """Header stamp → publish latency on the node's clock (sim time during bag replay).
-
-    A stamp more than ``max_plausible_s`` away from the clock (a camera stamping with its own
-    clock, a bag replayed without ``use_sim_time``) cannot be subtracted: it is counted in
-    ``mismatches`` and left out of the statistics instead of reporting nonsense.
-    """
-
-    def __init__(self, window: int = 300, max_plausible_s: float = 60.0,
-                 max_future_s: float = 1.0) -> None:
-        self.stats = LatencyStats(window)
-        self.max_plausible_ns = int(max_plausible_s * 1e9)
-        self.max_future_ns = int(max_future_s * 1e9)
-        self.mismatches = 0
-        self.last_offset_s = float("nan")
-
-    def add(self, stamp_ns: int, now_ns: int) -> float | None:
-        """Record one publish; returns the latency in ms, or ``None`` when implausible (a
-        stamp more than ``max_future_s`` ahead of the clock or ``max_plausible_s`` behind)."""
-        delta = int(now_ns) - int(stamp_ns)
-        self.last_offset_s = delta / 1e9
-        if delta < -self.max_future_ns or delta > self.max_plausible_ns:
-            self.mismatches += 1
-            return None
-        ms = max(delta, 0) / 1e6
-        self.stats.add(ms)
-        return ms
-
-
-class TemporalMonitor:
-    """Windowed means of the online temporal metrics, levelled by :class:`MetricThreshold`.
-
-    Each metric's mean over its last ``window`` finite values (first frames after a reset are
-    NaN and skipped) is compared with its ERROR then WARN threshold.
-    """
-
-    def __init__(self, thresholds: Sequence[MetricThreshold], window: int = 30) -> None:
-        self.thresholds = list(thresholds)
-        self.window = int(window)
-        self._values: dict[str, deque[float]] = {
-            t.key: deque(maxlen=self.window) for t in self.thresholds}
-        self._bvar: deque[float] = deque(maxlen=self.window)
-        self._lock = threading.Lock()
-
-    def update(self, values: Mapping[str, float]) -> None:
-        with self._lock:
-            for key, q in self._values.items():
-                v = values.get(key)
-                if v is not None and math.isfinite(v):
-                    q.append(float(v))
-            b = values.get("brightness_delta")
-            if b is not None and math.isfinite(b):
-                self._bvar.append(abs(float(b)))
-
-    def reset(self) -> None:
-        with self._lock:
-            for q in self._values.values():
-                q.clear()
-            self._bvar.clear()
-
-    def means(self) -> dict[str, float]:
-        with self._lock:
-            return {k: (sum(q) / len(q) if q else float("nan")) for k, q in self._values.items()}
-
-    def status(self, name: str, hardware_id: str = "") -> StatusValue:
-        """``DiagnosticStatus`` values: each mean, its thresholds and the worst level."""
-        means = self.means()
-        with self._lock:
-            bvar = sum(self._bvar) / len(self._bvar) if self._bvar else float("nan")
-        level, problems = DiagnosticLevel.OK, []
-        values: dict[str, str] = {"window_frames": str(self.window)}
-        for t in self.thresholds:
-            m = means[t.key]
-            values[f"{t.key} mean"] = "nan" if math.isnan(m) else f"{m:.4g}"
-            values[f"{t.key} warn/error"] = f"{t.warn:g}/{t.error:g}"
-            if math.isnan(m):
-                continue
-            if t.error > 0 and m > t.error:
-                level = max(level, DiagnosticLevel.ERROR)
-                problems.append(f"{t.key} {m:.3g} > {t.error:g}")
-            elif t.warn > 0 and m > t.warn:
-                level = max(level, DiagnosticLevel.WARN)
-                problems.append(f"{t.key} {m:.3g} > {t.warn:g}")
-        values["brightness variation mean"] = "nan" if math.isnan(bvar) else f"{bvar:.4g}"
-        if problems:
-            message = "temporally inconsistent: " + ", ".join(problems)
-        elif all(math.isnan(m) for m in means.values()):
-            message = "no values yet"
-        else:
-            message = "temporally consistent"
-        return StatusValue(level, name, message, hardware_id, values)
 
 
 # ---------------------------------------------------------------------------------- worker
@@ -699,6 +234,8 @@ class FusionWorker:
         self.latency_warn_ms = latency_warn_ms
         self.latency_error_ms = latency_error_ms
         self.info = dict(info or {})
+        #: the engine's description, backend, precision and device (read at every status)
+        self.engine_info: EngineInfo | None = None
         self.synchronizer = synchronizer
         self.inference = LatencyStats()
         self.waited = LatencyStats()
@@ -727,28 +264,20 @@ class FusionWorker:
                     hardware_id: str = "", clock: Callable[[], float] = time.monotonic
                     ) -> FusionWorker:
         """The worker the node runs for ``cfg`` (pipeline, metrics, thresholds, diagnostics)."""
-        names = list(topic_names or (cfg.rgb_topic, cfg.thermal_topic))
         diag = ThreadSafeDiagnostics(name=name, hardware_id=hardware_id,
                                      max_drop_ratio=cfg.drop_warn_ratio)
         info = info or EngineInfo("custom")
-        pipeline = FusionPipeline(engine, cfg.pipeline_config(), names, diag, info.description)
-        if cfg.metric_names:
-            try:
-                from temcoco_core.metrics import OnlineTemporalMetrics
-            except ImportError:  # pragma: no cover - metrics are part of core
-                pipeline.metrics = None
-            else:
-                pipeline.metrics = OnlineTemporalMetrics(
-                    flow_scale=1.0, compute_flow="flowd" in cfg.metric_names)
-        values = info.as_values()
+        pipeline = FusionPipeline.from_settings(cfg, engine, topic_names, diag, info)
+        names = pipeline.topic_names
         dec = decoder or FrameDecoder(None, "")
-        values["image conversion"] = dec.describe()
-        values["synchronizer"] = cfg.synchronizer
-        return cls(pipeline, queue_depth=cfg.queue_depth, decoder=dec, topic_names=names,
-                   topic_timeout_s=cfg.topic_timeout, thresholds=cfg.metric_thresholds(),
-                   metrics_window=cfg.metrics_window, latency_warn_ms=cfg.latency_warn_ms,
-                   latency_error_ms=cfg.latency_error_ms, info=values,
-                   synchronizer=cfg.synchronizer, clock=clock)
+        worker = cls(pipeline, queue_depth=cfg.queue_depth, decoder=dec, topic_names=names,
+                     topic_timeout_s=cfg.topic_timeout, thresholds=cfg.metric_thresholds(),
+                     metrics_window=cfg.metrics_window, latency_warn_ms=cfg.latency_warn_ms,
+                     latency_error_ms=cfg.latency_error_ms,
+                     info={"synchronizer": cfg.synchronizer}, synchronizer=cfg.synchronizer,
+                     clock=clock)
+        worker.engine_info = info
+        return worker
 
     # ------------------------------------------------------------------ callbacks side
     def offer(self, topic_index: int, stamp_ns: int, msg: Any) -> bool:
@@ -793,13 +322,15 @@ class FusionWorker:
                 c[1] += 1
             return self._enqueue_locked(pair)
 
-    def set_engine(self, engine: Engine | None, description: str = "") -> None:
+    def set_engine(self, engine: Engine | None, info: EngineInfo | str | None = None) -> None:
         """Swap the engine (lifecycle activate after a release); ``None`` detaches it so that
-        its memory can be freed. Call only while the worker thread is stopped. The temporal
-        state restarts with the next frame."""
+        its memory can be freed. ``info`` describes the new engine. Call only while the worker
+        thread is stopped. The temporal state restarts with the next frame."""
         self.pipeline.engine = engine if engine is not None else _DetachedEngine()
-        if description:
-            self.pipeline.engine_description = description
+        if isinstance(info, EngineInfo):
+            self.engine_info = info
+        if info:
+            self.pipeline.engine_description = info
         self.request_reset("engine_changed")
 
     def report_qos_incompatible(self, topic_index: int, policy: str) -> None:
@@ -997,11 +528,19 @@ class FusionWorker:
                 "engine errors": str(self.engine_errors),
                 "publish errors": str(self.publish_errors),
             }
+            if self.engine_info is not None:
+                values.update(self.engine_info.as_values())
             values.update(self.info)
             values["image conversion"] = self.decoder.describe()
             level, message = DiagnosticLevel.OK, "running"
             if self._last_step_failed and self.engine_errors:
                 level, message = DiagnosticLevel.ERROR, f"inference failed: {self.last_error}"
+            elif (building := getattr(self.pipeline.engine, "building", None)) is not None:
+                level = DiagnosticLevel.WARN
+                message = (f"preparing the {values.get('backend', '')} engine for "
+                           f"{building[1]}x{building[0]} frames (first frame of this size; a "
+                           "TensorRT build can take minutes, `temcoco export` builds it "
+                           "ahead); outputs start when it is ready")
             elif self.latency_error_ms > 0 and p99 > self.latency_error_ms:
                 level = DiagnosticLevel.ERROR
                 message = f"latency p99 {p99:.0f} ms > {self.latency_error_ms:g} ms"

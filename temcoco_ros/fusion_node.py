@@ -20,8 +20,8 @@ stops them and frees the engine's GPU memory, ``cleanup`` drops everything. With
 clear fatal error when the model, engine or device cannot be used.
 
 Everything the node decides lives in ``temcoco_core`` (``node_config`` for the parameter
-schema, ``worker`` for queueing, conversion, diagnostics and the engine, ``pipeline`` for the
-fusion itself) and is tested without ROS; this module only carries messages.
+schema, ``worker`` for queueing and diagnostics, ``engine.factory`` for the engine,
+``pipeline`` for the fusion itself) and is tested without ROS; this module only carries messages.
 """
 
 from __future__ import annotations
@@ -60,16 +60,12 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from temcoco_core.diagnostics import DiagnosticTypes, build_diagnostic_array
+from temcoco_core.engine.factory import EngineBuildError, EngineHandle
+from temcoco_core.frames.decoder import ImageConversionError, make_decoder
 from temcoco_core.frames.image_msg import numpy_to_image_fields
 from temcoco_core.node_config import NodeConfig, NodeConfigError, ParamSpec, parameter_specs
 from temcoco_core.pipeline import FusedFrame
-from temcoco_core.worker import (
-    EngineBuildError,
-    EngineHandle,
-    FusionWorker,
-    ImageConversionError,
-    make_decoder,
-)
+from temcoco_core.worker import FusionWorker
 
 try:  # Iron and later
     from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
@@ -251,7 +247,7 @@ class FusionNode(LifecycleNode):
         cfg, worker = self._cfg, self._worker
         if not self._handle.loaded:
             try:
-                worker.set_engine(self._handle.load())
+                worker.set_engine(self._handle.load(), self._handle.info)
             except EngineBuildError as exc:
                 self.get_logger().fatal(f"cannot reload the engine: {exc}")
                 return TransitionCallbackReturn.FAILURE

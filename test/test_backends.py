@@ -22,16 +22,13 @@ from temcoco_core.engine.backends import (
     BackendUnavailableError,
     EngineFileError,
     InputSpec,
-    PlatformInfo,
     PreparedModel,
     PreparedStreamingModel,
-    engine_key,
-    onnxruntime_providers,
-    parse_version,
     prepare_model,
-    tensorrt_compile_settings,
-    weights_digest,
 )
+from temcoco_core.engine.cache import PlatformInfo, engine_key, parse_version, weights_digest
+from temcoco_core.engine.onnxruntime_backend import onnxruntime_providers
+from temcoco_core.engine.tensorrt_backend import tensorrt_compile_settings
 
 H, W = 16, 24
 

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from temcoco_core.cli import main, parse_size
+from temcoco_core.cli import main
+from temcoco_core.cli_args import parse_size
 
 
 def test_info_json_counts_parameters_and_flops(capsys):

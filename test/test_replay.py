@@ -12,17 +12,18 @@ import numpy as np
 import pytest
 import torch
 
+from temcoco_core.engine.factory import build_engine
 from temcoco_core.frames.image_msg import decode_image
-from temcoco_core.frames.preprocess import FrameError, PreprocessConfig, to_output_frame
-from temcoco_core.frames.thermal import ThermalConfig, ThermalNormalizer
+from temcoco_core.frames.preprocess import FrameError, to_output_frame
+from temcoco_core.frames.thermal import ThermalNormalizer
 from temcoco_core.io.bag import BagError, BagReader, BagWriter, stamp_to_ns
 from temcoco_core.io.synthetic import SyntheticSceneConfig, generate_scene, write_synthetic_bag
+from temcoco_core.node_config import NodeConfig
 from temcoco_core.pipeline import (
     AverageEngine,
     FrameInput,
     FusionPipeline,
     PipelineConfig,
-    make_engine,
 )
 from temcoco_core.replay import (
     ReplayOptions,
@@ -39,6 +40,9 @@ RGB, THERMAL = "/camera/color/image_raw", "/thermal/image_raw"
 QUIET = ReplayOptions(progress=False)
 
 
+AVERAGE = NodeConfig(fusion_engine="average")
+
+
 def _read(bag: Path, topic: str) -> list:
     with BagReader(bag) as r:
         return [m.msg for m in r.messages([topic])] if topic in r.topics else []
@@ -48,7 +52,7 @@ def _read(bag: Path, topic: str) -> list:
 def test_replay_writes_fused_images_and_diagnostics(tmp_path: Path, storage: str) -> None:
     src = write_synthetic_bag(tmp_path / "in", SCENE, storage=storage)
     out = tmp_path / "out"
-    summary = replay_bag(src, out, AverageEngine(), PipelineConfig(), QUIET)
+    summary = replay_bag(src, out, AVERAGE, QUIET)
     assert summary["rgb_topic"] == RGB and summary["thermal_topic"] == THERMAL
     assert summary["frames_written"] == 6 and summary["pairing"]["pairs"] == 6
     assert not summary["interrupted"]
@@ -82,7 +86,8 @@ def test_replay_every_encoding(tmp_path: Path, rgb_enc: str, th_enc: str) -> Non
     src = write_synthetic_bag(tmp_path / "in", cfg, rgb_encoding=rgb_enc,
                               thermal_encoding=th_enc)
     out = tmp_path / "out"
-    summary = replay_bag(src, out, cfg=PipelineConfig(output_encoding="bgr8"), opts=QUIET)
+    summary = replay_bag(src, out, NodeConfig(fusion_engine="average", output_encoding="bgr8"),
+                         QUIET)
     assert summary["frames_written"] == 3
     img, enc = decode_image(_read(out, "/fused/image")[0])
     assert enc == "bgr8" and img.shape == (32, 48, 3)
@@ -101,13 +106,13 @@ def test_replay_bayer_and_compressed_input(tmp_path: Path) -> None:
             w.write_image_fields("/cam/bayer", height=32, width=48, encoding="bayer_rggb8",
                                  is_bigendian=0, step=48, data=mosaic, stamp_ns=f.stamp_ns)
             w.write_image("/ir", f.thermal, "mono16", f.thermal_stamp_ns)
-    s = replay_bag(src, tmp_path / "o1", opts=ReplayOptions(
+    s = replay_bag(src, tmp_path / "o1", AVERAGE, opts=ReplayOptions(
         rgb_topic="/cam/bayer", thermal_topic="/ir", progress=False))
     assert s["frames_written"] == 3
     src2 = write_synthetic_bag(tmp_path / "in2", SyntheticSceneConfig(width=48, height=32,
                                                                       frames=3),
                                compressed_rgb=True)
-    s = replay_bag(src2, tmp_path / "o2", opts=QUIET)
+    s = replay_bag(src2, tmp_path / "o2", AVERAGE, QUIET)
     assert s["rgb_topic"] == RGB + "/compressed" and s["frames_written"] == 3
 
 
@@ -121,7 +126,7 @@ def test_looped_bag_resets_temporal_state(tmp_path: Path) -> None:
                 w.write_image(RGB, f.visible, "rgb8", f.stamp_ns, log_time_ns=log_t)
                 w.write_image(THERMAL, f.thermal, "mono16", f.thermal_stamp_ns,
                               log_time_ns=log_t + 1)
-    s = replay_bag(src, tmp_path / "out", opts=QUIET)
+    s = replay_bag(src, tmp_path / "out", AVERAGE, QUIET)
     assert s["frames_written"] == 12
     assert s["resets"] == {"time_backwards": 1}
     assert s["pairing"]["events"]["time_backwards"] == 1
@@ -140,7 +145,7 @@ def test_gaps_and_duplicates_are_counted(tmp_path: Path) -> None:
             if i == 1:  # the thermal driver repeats a stamp
                 w.write_image(THERMAL, f.thermal, "mono16", f.thermal_stamp_ns + shift,
                               log_time_ns=f.thermal_stamp_ns + 2)
-    s = replay_bag(src, tmp_path / "out", opts=QUIET)
+    s = replay_bag(src, tmp_path / "out", AVERAGE, QUIET)
     assert s["frames_written"] == 6 and s["resets"] == {"gap": 1}
     assert s["pairing"]["topics"][THERMAL]["duplicates"] == 1
 
@@ -161,7 +166,7 @@ def test_corrupt_input_bag_is_an_error(tmp_path: Path) -> None:
     f = next(src.glob("*.mcap"))
     f.write_bytes(f.read_bytes()[:2000])
     with pytest.raises(BagError, match=str(src)):
-        replay_bag(src, tmp_path / "out", opts=QUIET)
+        replay_bag(src, tmp_path / "out", AVERAGE, QUIET)
     assert not (tmp_path / "out").exists()
 
 
@@ -173,7 +178,7 @@ def test_unsupported_encoding_is_named(tmp_path: Path) -> None:
                                  step=4, data=np.zeros(8, np.uint8), stamp_ns=i * 10**8)
             w.write_image(THERMAL, np.zeros((2, 2), np.uint16), "mono16", i * 10**8)
     with pytest.raises(FrameError, match="'yuv422'"):
-        replay_bag(src, tmp_path / "out", opts=QUIET)
+        replay_bag(src, tmp_path / "out", AVERAGE, QUIET)
     assert _read(tmp_path / "out", "/fused/image") == []  # a valid, empty output bag
 
 
@@ -192,7 +197,7 @@ class _FailingEngine(AverageEngine):
 def test_output_bag_stays_valid_when_stopped_midway(tmp_path: Path, exc: BaseException) -> None:
     src = write_synthetic_bag(tmp_path / "in", SCENE)
     with pytest.raises(type(exc)):
-        replay_bag(src, tmp_path / "out", _FailingEngine(3, exc), opts=QUIET)
+        replay_bag(src, tmp_path / "out", opts=QUIET, engine=_FailingEngine(3, exc))
     fused = _read(tmp_path / "out", "/fused/image")
     assert len(fused) == 3
     assert len(_read(tmp_path / "out", "/diagnostics")) == 3
@@ -218,8 +223,8 @@ class _DelayEngine:
 
 def test_delayed_engine_outputs_carry_their_own_stamps(tmp_path: Path) -> None:
     src = write_synthetic_bag(tmp_path / "in", SCENE)
-    s = replay_bag(src, tmp_path / "out", _DelayEngine(2),
-                   PipelineConfig(thermal=ThermalConfig(policy="fixed")), QUIET)
+    s = replay_bag(src, tmp_path / "out", NodeConfig(thermal_policy="fixed"), QUIET,
+                   engine=_DelayEngine(2))
     assert s["frames_written"] == 6 and s["flushed"] == 0
     fused = _read(tmp_path / "out", "/fused/image")
     frames = list(generate_scene(SCENE))
@@ -244,9 +249,9 @@ def test_pipeline_resets_on_size_change_and_counts_failures() -> None:
 
 def test_copy_sources_and_model_size_output(tmp_path: Path) -> None:
     src = write_synthetic_bag(tmp_path / "in", SCENE)
-    cfg = PipelineConfig(preprocess=PreprocessConfig(model_size=(32, 24)), output_size="model",
-                         output_encoding="mono8")
-    replay_bag(src, tmp_path / "out", cfg=cfg, opts=ReplayOptions(
+    cfg = NodeConfig(fusion_engine="average", input_width=32, input_height=24,
+                     output_size="model", output_encoding="mono8")
+    replay_bag(src, tmp_path / "out", cfg, ReplayOptions(
         copy_sources=True, storage="mcap", progress=False, diagnostics_every=4))
     with BagReader(tmp_path / "out") as r:
         assert {t: i.count for t, i in r.topics.items()} == {
@@ -278,7 +283,7 @@ def test_fuse_frame_folders(tmp_path: Path) -> None:
     for f in generate_scene(SyntheticSceneConfig(width=48, height=32, frames=4)):
         cv2.imwrite(str(vis_dir / f"{f.index}.png"), f.visible[:, :, ::-1])
         cv2.imwrite(str(ir_dir / f"{f.index}.png"), (f.thermal >> 8).astype(np.uint8))
-    s = fuse_videos(vis_dir, ir_dir, tmp_path / "fused.mp4", fps=10,
+    s = fuse_videos(vis_dir, ir_dir, tmp_path / "fused.mp4", AVERAGE, fps=10,
                     frames_dir=tmp_path / "frames", preview=tmp_path / "preview.mp4",
                     progress=False)
     assert s["frames_written"] == 4
@@ -296,7 +301,7 @@ def test_fuse_real_videos(tmp_path: Path) -> None:
     ir = DATA / "m3svd" / "test" / "infrared" / "0111_1716.mp4"
     if not vis.exists() or not ir.exists():
         pytest.skip(f"real data not found at {DATA}")
-    s = fuse_videos(vis, ir, tmp_path / "f.mp4", max_frames=3, progress=False)
+    s = fuse_videos(vis, ir, tmp_path / "f.mp4", AVERAGE, max_frames=3, progress=False)
     assert s["frames_written"] == 3 and s["fps"] > 0
 
 
@@ -315,10 +320,10 @@ def test_demo_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
 
 
 def test_engine_glue_and_benchmark() -> None:
-    engine, desc = make_engine("average")
-    assert isinstance(engine, AverageEngine) and "model-free" in desc
-    with pytest.raises(ValueError, match="engine"):
-        make_engine("tensorrt-magic")
+    engine, info = build_engine(AVERAGE)
+    assert isinstance(engine, AverageEngine) and "model-free" in info.description
+    with pytest.raises(ValueError, match="backend"):
+        NodeConfig(backend="tensorrt-magic")
     res = benchmark_pipeline((32, 24), frames=3, warmup=1)
     assert res["size"] == "32x24" and res["frames"] == 3
     assert res["ms_per_frame"] > 0 and set(res["stage_ms_per_frame"]) >= {"thermal", "engine"}
@@ -332,10 +337,10 @@ def test_replay_through_the_network_engines(tmp_path: Path) -> None:
     model = build_model("edge")  # untrained: this checks plumbing, not quality
     src = write_synthetic_bag(tmp_path / "in", SyntheticSceneConfig(width=48, height=32,
                                                                     frames=4))
-    cfg = PipelineConfig(preprocess=PreprocessConfig(resize_mode="pad"), metrics=False)
-    for i, engine in enumerate([streaming.make_engine(model, mode="stream"),
-                                streaming.make_engine(model, mode="clip", length=3)]):
-        s = replay_bag(src, tmp_path / f"out{i}", engine, cfg, QUIET)
+    cfg = NodeConfig(resize_mode="pad", metrics="")
+    for i, engine in enumerate([streaming.make_streaming_engine(model, mode="stream"),
+                                streaming.make_streaming_engine(model, mode="clip", length=3)]):
+        s = replay_bag(src, tmp_path / f"out{i}", cfg, QUIET, engine=engine)
         assert s["frames_written"] == 4 and s["flushed"] == 0
         fused = _read(tmp_path / f"out{i}", "/fused/image")
         assert [decode_image(m)[0].shape for m in fused] == [(32, 48, 3)] * 4

@@ -14,7 +14,7 @@ from temcoco_core.engine.streaming import (
     StreamingFuser,
     count_flops,
     has_step,
-    make_engine,
+    make_streaming_engine,
     streaming_cost,
 )
 from temcoco_core.frames.preprocess import to_model_tensor
@@ -245,16 +245,16 @@ def test_clip_buffer_runs_the_official_style_model_on_edge_too(edge: nn.Module) 
 
 # ------------------------------------------------------------------ factory and cost
 def test_make_engine_picks_by_model_and_config(edge: nn.Module) -> None:
-    assert isinstance(make_engine(edge), StreamingFuser)
-    clip = make_engine(ClipMean())
+    assert isinstance(make_streaming_engine(edge), StreamingFuser)
+    clip = make_streaming_engine(ClipMean())
     assert isinstance(clip, ClipBuffer) and clip.mode == "clip" and clip.length == 8
-    window = make_engine(ClipMean(), EngineConfig(mode="window", length=5))
+    window = make_streaming_engine(ClipMean(), EngineConfig(mode="window", length=5))
     assert isinstance(window, ClipBuffer) and window.mode == "window" and window.length == 5
-    assert isinstance(make_engine(edge, mode="clip", length=3), ClipBuffer)
+    assert isinstance(make_streaming_engine(edge, mode="clip", length=3), ClipBuffer)
     with pytest.raises(ValueError, match="step"):
-        make_engine(ClipMean(), mode="stream")
+        make_streaming_engine(ClipMean(), mode="stream")
     with pytest.raises(ValueError, match="unknown engine option"):
-        make_engine(edge, lenght=3)
+        make_streaming_engine(edge, lenght=3)
     with pytest.raises(ValueError, match="mode"):
         EngineConfig(mode="fast")
     with pytest.raises(ValueError, match="overlap"):

@@ -11,27 +11,26 @@ import pytest
 import torch
 
 from temcoco_core.diagnostics import DiagnosticLevel
-from temcoco_core.frames.pairing import MatchedSet
-from temcoco_core.frames.preprocess import FrameError
-from temcoco_core.node_config import MetricThreshold, NodeConfig
-from temcoco_core.pipeline import AverageEngine, FusionPipeline, PipelineConfig
-from temcoco_core.worker import (
-    DelayEngine,
-    EngineBuildError,
-    EngineHandle,
-    EngineInfo,
-    FrameDecoder,
-    FusionWorker,
-    ImageConversionError,
-    LatestQueue,
+from temcoco_core.diagnostics.monitors import (
     StampLatency,
     TemporalMonitor,
     ThreadSafeDiagnostics,
     TopicWatchdog,
+)
+from temcoco_core.engine.factory import (
+    DelayEngine,
+    EngineBuildError,
+    EngineHandle,
+    EngineInfo,
     build_engine,
-    make_decoder,
     resolve_device,
 )
+from temcoco_core.frames.decoder import FrameDecoder, ImageConversionError, make_decoder
+from temcoco_core.frames.pairing import MatchedSet
+from temcoco_core.frames.preprocess import FrameError
+from temcoco_core.node_config import MetricThreshold, NodeConfig
+from temcoco_core.pipeline import AverageEngine, FusionPipeline, PipelineConfig
+from temcoco_core.worker import FusionWorker, LatestQueue
 
 H, W = 24, 32
 T0 = 1_700_000_000_000_000_000

@@ -30,7 +30,13 @@ the fastest there) and the reason is logged and kept in :attr:`PreparedModel.fal
 Warm-up (compilation, CUDA-graph capture, allocator) happens in :func:`prepare_model`, before
 the first real frame.
 
-Ahead-of-time builds (``temcoco export``) go through :func:`build_engine`, which writes the same
+One module per backend holds its runner: :mod:`.eager_backend`, :mod:`.inductor_backend`,
+:mod:`.tensorrt_backend`, :mod:`.onnxruntime_backend`; :mod:`.cache` owns the engine cache (keys,
+metadata, staleness). This module holds what they share: the configuration, the fallback chain,
+warm-up and parity checks, and :class:`PreparedModel`.
+
+Ahead-of-time builds (``temcoco export``) go through :func:`build_engine_file`, which writes the
+same
 cache entries :func:`prepare_model` looks up, so a robot never waits for a build at start-up.
 Heavy optional packages (``torch_tensorrt``, ``tensorrt``, ``onnxruntime``) are imported lazily.
 """
@@ -38,23 +44,30 @@ Heavy optional packages (``torch_tensorrt``, ``tensorrt``, ``onnxruntime``) are 
 from __future__ import annotations
 
 import contextlib
-import copy
-import hashlib
 import importlib
 import json
 import logging
 import os
-import platform
-import re
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from .cache import (
+    ENGINE_SUFFIXES,
+    EngineKey,
+    default_cache_dir,
+    engine_key,
+    metadata_path,
+    platform_info,
+    read_metadata,
+    weights_digest,
+    write_metadata,
+)
 
 __all__ = [
     "AUTO_CPU_CHAIN",
@@ -68,18 +81,13 @@ __all__ = [
     "EngineFileError",
     "EngineKey",
     "InputSpec",
-    "PlatformInfo",
     "PreparedModel",
     "PreparedStreamingModel",
-    "build_engine",
+    "build_engine_file",
     "default_cache_dir",
     "engine_key",
-    "export_onnx",
-    "onnxruntime_providers",
-    "parse_version",
     "platform_info",
     "prepare_model",
-    "tensorrt_compile_settings",
     "weights_digest",
 ]
 
@@ -99,11 +107,8 @@ DEFAULT_FALLBACK: tuple[str, ...] = ("tensorrt", "inductor", "eager")
 #: ``auto`` falls back to eager, logged.
 AUTO_CPU_CHAIN: tuple[str, ...] = ("onnxruntime", "eager")
 MODES: tuple[str, ...] = ("stream", "clip")
-#: Bumped when the layout of cached engines changes: old entries are then rebuilt.
-ENGINE_FORMAT_VERSION = 1
 _ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "trt": "tensorrt",
             "torch_tensorrt": "tensorrt", "compile": "inductor", "torch": "eager"}
-_SUFFIXES = {"tensorrt": ".ep", "onnxruntime": ".onnx"}
 #: Warm-up outputs may differ from the eager model's by this much, relative to max(1, |ref|).
 PARITY_TOLERANCE = {"fp32": 1e-3, "fp16": 5e-2, "bf16": 1e-1}
 
@@ -124,14 +129,6 @@ class EngineFileError(BackendError):
 # --------------------------------------------------------------------------------- config
 
 
-def default_cache_dir() -> Path:
-    """Where built engines are cached: ``$TEMCOCO_ENGINE_CACHE``, else
-    ``$XDG_CACHE_HOME/temcoco/engines`` (``~/.cache/temcoco/engines``)."""
-    explicit = os.environ.get("TEMCOCO_ENGINE_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "temcoco" / "engines"
 
 
 def canonical_backend(name: str) -> str:
@@ -308,186 +305,24 @@ class InputSpec:
 # ------------------------------------------------------------------- platform and cache key
 
 
-def parse_version(text: str) -> tuple[int, ...]:
-    """Leading numeric components: ``"2.13.0+cu128"`` → ``(2, 13, 0)``, ``"2.12.0.dev1"`` →
-    ``(2, 12, 0)``; ``()`` if none."""
-    parts = []
-    for piece in re.split(r"[.+\-]", text.strip()):
-        match = re.match(r"\d+", piece)
-        if not match:
-            break
-        parts.append(int(match.group()))
-        if match.group() != piece:
-            break
-    return tuple(parts)
 
 
-def _module_version(name: str) -> str:
-    """``module.__version__`` or the installed distribution's version; ``""`` if absent."""
-    module = sys.modules.get(name)
-    if module is None:
-        try:
-            module = importlib.import_module(name)
-        except Exception:  # absent, or present but broken (e.g. missing CUDA libraries)
-            module = None
-    version = getattr(module, "__version__", None) if module is not None else None
-    if version:
-        return str(version)
-    from importlib import metadata
-
-    for dist in (name, name.replace("_", "-")):
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return ""
 
 
-@dataclass(frozen=True)
-class PlatformInfo:
-    """What a built engine depends on besides the model and its input."""
-
-    device_name: str
-    compute_capability: str
-    torch: str
-    tensorrt: str
-    torch_tensorrt: str
-    onnxruntime: str
 
 
-def platform_info(device: str | torch.device = "cpu") -> PlatformInfo:
-    """Device name and compute capability (``""`` on the CPU) and library versions."""
-    device = torch.device(device)
-    if device.type == "cuda" and torch.cuda.is_available():
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        name = torch.cuda.get_device_name(index)
-        major, minor = torch.cuda.get_device_capability(index)
-        capability = f"{major}.{minor}"
-    else:
-        name, capability = (platform.processor() or platform.machine() or "cpu"), ""
-    return PlatformInfo(device_name=name, compute_capability=capability,
-                        torch=torch.__version__, tensorrt=_module_version("tensorrt"),
-                        torch_tensorrt=_module_version("torch_tensorrt"),
-                        onnxruntime=_module_version("onnxruntime"))
 
 
-def weights_digest(model: nn.Module) -> str:
-    """SHA-256 of the model's class, config and every tensor of its state dict (names, dtypes,
-    shapes, bytes), and of the source files of the (non-torch) classes it is built from, so
-    that editing the network's code invalidates engines built from it."""
-    digest = hashlib.sha256()
-    digest.update(f"{type(model).__module__}.{type(model).__qualname__}".encode())
-    digest.update(repr(getattr(model, "config", None)).encode())
-    sources = set()
-    for module in model.modules():
-        name = type(module).__module__
-        path = getattr(sys.modules.get(name), "__file__", None)
-        if path and name.split(".")[0] != "torch":
-            sources.add(path)
-    for path in sorted(sources):
-        try:
-            digest.update(Path(path).read_bytes())
-        except OSError:
-            digest.update(path.encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        data = tensor.detach().to("cpu").contiguous()
-        digest.update(f"{name}|{data.dtype}|{tuple(data.shape)}".encode())
-        if data.numel():
-            digest.update(memoryview(data.view(-1).view(torch.uint8).numpy()))
-    return digest.hexdigest()
 
 
-@dataclass(frozen=True)
-class EngineKey:
-    """Everything a built engine depends on; its :meth:`digest` names the cache entry.
-
-    Torch-TensorRT's own engine cache leaves out the GPU model and the TensorRT version; this
-    key has both (an engine only runs on the compute capability and TensorRT it was built with).
-    ONNX files are portable: their GPU and library fields are empty.
-    """
-
-    backend: str
-    model: str
-    weights_sha256: str
-    mode: str
-    inputs: tuple[tuple[str, tuple[int, ...], str], ...]
-    precision: str
-    device_name: str
-    compute_capability: str
-    tensorrt: str
-    torch_tensorrt: str
-    torch: str
-    options: str = ""
-    format_version: int = ENGINE_FORMAT_VERSION
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["inputs"] = [[n, list(s), d] for n, s, d in self.inputs]
-        return data
-
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()
-
-    def filename(self, spec: InputSpec) -> str:
-        return (f"{self.model.lower()}-{self.backend}-{spec.tag}-{self.precision}-"
-                f"{self.digest()[:16]}{_SUFFIXES[self.backend]}")
-
-    def mismatches(self, recorded: Mapping[str, Any]) -> list[str]:
-        """Human-readable differences between this key and one read from a metadata file."""
-        mine = self.as_dict()
-        out = []
-        for name, value in mine.items():
-            theirs = recorded.get(name, "<absent>")
-            if theirs != value:
-                if name == "weights_sha256":
-                    out.append(f"weights/model code (file {str(theirs)[:12]}…, model "
-                               f"{str(value)[:12]}…)")
-                else:
-                    out.append(f"{name} (file {theirs!r}, here {value!r})")
-        return out
 
 
-def engine_key(backend: str, model: nn.Module, spec: InputSpec, precision: str,
-               platform_: PlatformInfo, inputs: Sequence[Tensor], options: str = "",
-               weights: str | None = None) -> EngineKey:
-    """The :class:`EngineKey` of ``model`` built by ``backend`` for ``inputs``."""
-    described = tuple((f"arg{i}", tuple(t.shape), str(t.dtype).replace("torch.", ""))
-                      for i, t in enumerate(inputs))
-    portable = backend == "onnxruntime"
-    return EngineKey(
-        backend=backend, model=type(model).__name__,
-        weights_sha256=weights or weights_digest(model), mode=spec.mode, inputs=described,
-        precision=precision,
-        device_name="" if portable else platform_.device_name,
-        compute_capability="" if portable else platform_.compute_capability,
-        tensorrt="" if portable else platform_.tensorrt,
-        torch_tensorrt="" if portable else platform_.torch_tensorrt,
-        torch="" if portable else platform_.torch, options=options)
 
 
-def _metadata_path(path: Path) -> Path:
-    return path.with_name(path.name + ".json")
 
 
-def _write_metadata(path: Path, key: EngineKey, build_s: float) -> Path:
-    meta = {"key": key.as_dict(), "digest": key.digest(), "build_s": round(build_s, 3),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    target = _metadata_path(path)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, target)
-    return target
 
 
-def _read_metadata(path: Path) -> dict[str, Any] | None:
-    meta_path = _metadata_path(path)
-    if not meta_path.is_file():
-        return None
-    try:
-        meta = json.loads(meta_path.read_text())
-        return meta["key"] if isinstance(meta.get("key"), dict) else None
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 # ------------------------------------------------------------------------- model adapters
@@ -595,40 +430,8 @@ def _effective_precision(backend: str, config: BackendConfig, notes: list[str]) 
     return precision
 
 
-def _eager_runner(model: nn.Module, config: BackendConfig, spec: InputSpec,
-                  precision: str) -> _Runner:
-    dtype = PRECISIONS[precision]
-    module = copy.deepcopy(model).to(config.torch_device, dtype).eval()
-    flat = _export_module(module, spec)
-
-    def call(*inputs: Tensor) -> tuple[Tensor, ...]:
-        out = flat(*inputs)
-        return out if isinstance(out, tuple) else (out,)
-
-    return _Runner("eager", precision, dtype, call, module=module)
 
 
-def _inductor_runner(model: nn.Module, config: BackendConfig, spec: InputSpec,
-                     precision: str) -> _Runner:
-    dtype = PRECISIONS[precision]
-    device = config.torch_device
-    module = copy.deepcopy(model).to(device, dtype).eval()
-    flat = _export_module(module, spec)
-    graphs = device.type == "cuda" and config.cuda_graphs
-    compiled = torch.compile(flat, dynamic=False, fullgraph=False,
-                             mode="reduce-overhead" if graphs else None)
-    mark_step = getattr(getattr(torch, "compiler", None), "cudagraph_mark_step_begin", None)
-
-    def call(*inputs: Tensor) -> tuple[Tensor, ...]:
-        if graphs and mark_step is not None:
-            mark_step()
-        out = compiled(*inputs)
-        out = out if isinstance(out, tuple) else (out,)
-        # CUDA-graph outputs live in buffers the next replay overwrites: hand out copies.
-        return tuple(t.clone() for t in out) if graphs else out
-
-    notes = ["inductor: CUDA graphs on"] if graphs else []
-    return _Runner("inductor", precision, dtype, call, notes=notes)
 
 
 def _require_cuda(backend: str, device: torch.device) -> None:
@@ -650,66 +453,12 @@ def _import_optional(name: str, pip_name: str) -> Any:
         raise BackendUnavailableError(f"{name} failed to import: {exc}") from None
 
 
-def tensorrt_compile_settings(version: str, precision: str) -> tuple[dict[str, Any], torch.dtype]:
-    """Precision arguments for ``torch_tensorrt.compile`` and the dtype to cast model and inputs
-    to, by Torch-TensorRT version.
-
-    Up to 2.12 the builder is weakly typed: the model and inputs stay fp32 and
-    ``enabled_precisions={torch.half}`` lets TensorRT pick fp16 kernels. From 2.13 strong typing
-    is always on and ``enabled_precisions`` is gone: the model and inputs are cast to the target
-    dtype instead.
-    """
-    dtype = PRECISIONS[precision]
-    parsed = parse_version(version)
-    if not parsed:
-        raise BackendUnavailableError(f"cannot read the torch_tensorrt version '{version}'")
-    if parsed < (2, 13):
-        precisions = {torch.float32} if precision == "fp32" else {torch.float32, dtype}
-        return {"enabled_precisions": precisions}, torch.float32
-    return {}, dtype
 
 
-def _tensorrt_build(trt: Any, model: nn.Module, spec: InputSpec, config: BackendConfig,
-                    precision: str, path: Path) -> None:
-    """Export, compile with Torch-TensorRT and save to ``path`` (atomically)."""
-    settings, cast = tensorrt_compile_settings(str(getattr(trt, "__version__", "")), precision)
-    device = config.torch_device
-    module = _export_module(copy.deepcopy(model).to(device, cast).eval(), spec)
-    inputs = _example_inputs(model, spec, device, cast)
-    program = torch.export.export(module, inputs, strict=False)
-    executed = {_aten_op(name) for name in config.torch_executed_ops}
-    compiled = trt.compile(
-        program, ir="dynamo", inputs=list(inputs), device=device,
-        min_block_size=config.min_block_size, torch_executed_ops=executed,
-        require_full_compilation=config.require_full_compilation, **settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        trt.save(compiled, str(tmp), output_format="exported_program", arg_inputs=list(inputs))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
-def _aten_op(name: str) -> Any:
-    """``"aten.grid_sampler.default"`` → ``torch.ops.aten.grid_sampler.default``."""
-    target: Any = torch.ops
-    try:
-        for part in name.split("."):
-            target = getattr(target, part)
-    except (AttributeError, RuntimeError):
-        raise ValueError(f"torch_executed_ops: unknown operator '{name}'") from None
-    return target
 
 
-def _load_tensorrt(trt: Any, path: Path) -> Callable[..., Any]:
-    try:
-        loaded = trt.load(str(path))
-        return loaded.module() if hasattr(loaded, "module") else loaded
-    except Exception as exc:
-        raise EngineFileError(f"TensorRT engine {path} could not be loaded "
-                              f"({_first_line(exc)}); rebuild it with `temcoco export "
-                              f"--backend tensorrt`") from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -729,7 +478,7 @@ class EngineArtifact:
 
     def as_dict(self) -> dict[str, Any]:
         return {"backend": self.backend, "path": str(self.path),
-                "metadata": str(_metadata_path(self.path)), "built": self.built,
+                "metadata": str(metadata_path(self.path)), "built": self.built,
                 "build_s": round(self.build_s, 3), "digest": self.key.digest(),
                 "key": self.key.as_dict()}
 
@@ -742,7 +491,7 @@ def _artifact_options(backend: str, config: BackendConfig) -> str:
     return json.dumps({"opset": config.onnx_opset})
 
 
-def build_engine(model: nn.Module, config: BackendConfig, spec: InputSpec,
+def build_engine_file(model: nn.Module, config: BackendConfig, spec: InputSpec,
                  output: str | os.PathLike | None = None, weights: str | None = None,
                  notes: list[str] | None = None) -> EngineArtifact:
     """Build (or find in the cache) the TensorRT engine or ONNX file of ``model`` for ``spec``.
@@ -766,11 +515,14 @@ def build_engine(model: nn.Module, config: BackendConfig, spec: InputSpec,
     """
     notes = notes if notes is not None else []
     backend = config.name
-    if backend not in _SUFFIXES:
-        raise ValueError(f"build_engine builds tensorrt or onnxruntime engines, not '{backend}'")
+    if backend not in ENGINE_SUFFIXES:
+        raise ValueError(f"build_engine_file builds tensorrt or onnxruntime engines, not "
+                         f"'{backend}'")
     precision = _effective_precision(backend, config, notes)
     device = config.torch_device
     if backend == "tensorrt":
+        from .tensorrt_backend import tensorrt_compile_settings
+
         trt = _import_optional("torch_tensorrt", "torch-tensorrt")
         _require_cuda("tensorrt", device)
         _, cast = tensorrt_compile_settings(str(getattr(trt, "__version__", "")), precision)
@@ -783,7 +535,7 @@ def build_engine(model: nn.Module, config: BackendConfig, spec: InputSpec,
                      _artifact_options(backend, config), weights)
     path = Path(output) if output is not None else config.resolved_cache_dir / key.filename(spec)
     if path.is_file() and not config.rebuild:
-        recorded = _read_metadata(path)
+        recorded = read_metadata(path)
         differences = key.mismatches(recorded) if recorded is not None else ["no metadata"]
         if not differences:
             notes.append(f"{backend}: using cached engine {path}")
@@ -792,44 +544,20 @@ def build_engine(model: nn.Module, config: BackendConfig, spec: InputSpec,
     start = time.perf_counter()
     log.info("building %s engine %s (this can take minutes)", backend, path)
     if backend == "tensorrt":
-        _tensorrt_build(trt, model, spec, config, precision, path)
+        from .tensorrt_backend import build
+
+        build(trt, model, spec, config, precision, path)
     else:
+        from .onnxruntime_backend import export_onnx
+
         export_onnx(model, spec, path, precision=precision, device=device,
                     opset=config.onnx_opset)
     build_s = time.perf_counter() - start
-    _write_metadata(path, key, build_s)
+    write_metadata(path, key, build_s)
     notes.append(f"{backend}: built {path} in {build_s:.1f} s")
     return EngineArtifact(backend, path, key, built=True, build_s=build_s)
 
 
-def _tensorrt_runner(model: nn.Module, config: BackendConfig, spec: InputSpec,
-                     precision: str, weights: str) -> _Runner:
-    trt = _import_optional("torch_tensorrt", "torch-tensorrt")
-    _require_cuda("tensorrt", config.torch_device)
-    notes: list[str] = []
-    _, cast = tensorrt_compile_settings(str(getattr(trt, "__version__", "")), precision)
-    if config.engine_path is not None:
-        path = Path(config.engine_path)
-        _check_engine_file(path, model, config, spec, precision, weights, cast)
-        module = _load_tensorrt(trt, path)
-    else:
-        artifact = build_engine(model, config, spec, weights=weights, notes=notes)
-        path = artifact.path
-        try:
-            module = _load_tensorrt(trt, path)
-        except EngineFileError as exc:
-            if artifact.built:
-                raise
-            notes.append(f"tensorrt: cached engine unusable ({exc}); rebuilding")
-            artifact = build_engine(model, replace(config, rebuild=True), spec,
-                                    weights=weights, notes=notes)
-            module = _load_tensorrt(trt, artifact.path)
-
-    def call(*inputs: Tensor) -> tuple[Tensor, ...]:
-        out = module(*inputs)
-        return tuple(out) if isinstance(out, (tuple, list)) else (out,)
-
-    return _Runner("tensorrt", precision, cast, call, engine_path=path, notes=notes)
 
 
 def _check_engine_file(path: Path, model: nn.Module, config: BackendConfig, spec: InputSpec,
@@ -840,10 +568,10 @@ def _check_engine_file(path: Path, model: nn.Module, config: BackendConfig, spec
         raise EngineFileError(f"engine file not found: {path}")
     if path.stat().st_size == 0:
         raise EngineFileError(f"engine file is empty: {path}")
-    recorded = _read_metadata(path)
+    recorded = read_metadata(path)
     if recorded is None:
         log.warning("engine %s has no metadata file %s: cannot check that it matches the "
-                    "model; the warm-up will", path, _metadata_path(path).name)
+                    "model; the warm-up will", path, metadata_path(path).name)
         return
     inputs = _input_signature(model, spec, cast)
     key = engine_key(config.name, model, spec, precision, platform_info(config.device), inputs,
@@ -858,200 +586,24 @@ def _check_engine_file(path: Path, model: nn.Module, config: BackendConfig, spec
 # ------------------------------------------------------------------------------ ONNX
 
 
-def export_onnx(model: nn.Module, spec: InputSpec, path: str | os.PathLike,
-                precision: str = "fp32", device: str | torch.device = "cpu",
-                opset: int = 18) -> Path:
-    """Export ``model`` (clip forward, or in stream mode its ``step`` as :class:`FlatStep`) to
-    ONNX with ``torch.onnx.export(dynamo=True)``, static shapes of ``spec``.
-
-    Inputs are named ``visible``, ``infrared`` (and ``state.<key>``), outputs ``fused`` (and
-    ``new_state.<key>``). Written atomically; returns the path.
-    """
-    path = Path(path)
-    dtype = PRECISIONS[precision]
-    device = torch.device(device)
-    module = _export_module(copy.deepcopy(model).to(device, dtype).eval(), spec)
-    inputs = _example_inputs(model, spec, device, dtype)
-    names, outputs = _onnx_names(model, spec)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.onnx")
-    try:
-        with torch.no_grad(), _quiet_exporter():
-            program = torch.onnx.export(module, inputs, dynamo=True, input_names=names,
-                                        output_names=outputs, opset_version=opset,
-                                        external_data=False, verbose=False)
-        program.save(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
-@contextlib.contextmanager
-def _quiet_exporter() -> Iterator[None]:
-    """Keep the ONNX exporter's progress prints off stdout (which may carry JSON) and its
-    INFO logging quiet."""
-    names = ("onnxscript", "onnx_ir", "torch.onnx")
-    saved = {n: logging.getLogger(n).level for n in names}
-    try:
-        for name in names:
-            logging.getLogger(name).setLevel(logging.WARNING)
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        for name, level in saved.items():
-            logging.getLogger(name).setLevel(level)
 
 
-def _onnx_names(model: nn.Module, spec: InputSpec) -> tuple[list[str], list[str]]:
-    if spec.mode == "clip":
-        return ["visible", "infrared"], ["fused"]
-    keys = _state_keys(model, spec)
-    return (["visible", "infrared", *(f"state.{k}" for k in keys)],
-            ["fused", *(f"new_state.{k}" for k in keys)])
 
 
-def onnxruntime_providers(available: Sequence[str], device: str | torch.device,
-                          precision: str = "fp32", cache_dir: Path | None = None
-                          ) -> list[tuple[str, dict[str, Any]]]:
-    """onnxruntime execution providers (with options) for ``device``, best first.
-
-    CUDA devices: ``TensorrtExecutionProvider`` (fp16 when asked, its own engine cache under
-    ``cache_dir``), then ``CUDAExecutionProvider``, then the CPU; only those in ``available``.
-    CPU: ``CPUExecutionProvider``. Raises :class:`BackendUnavailableError` if a CUDA device is
-    asked for and no GPU provider is available.
-    """
-    device = torch.device(device)
-    if device.type == "cpu":
-        return [("CPUExecutionProvider", {})]
-    index = device.index or 0
-    chosen: list[tuple[str, dict[str, Any]]] = []
-    if "TensorrtExecutionProvider" in available:
-        options: dict[str, Any] = {"device_id": index, "trt_fp16_enable": precision == "fp16"}
-        if cache_dir is not None:
-            options.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(cache_dir),
-                           trt_timing_cache_enable=True)
-        chosen.append(("TensorrtExecutionProvider", options))
-    if "CUDAExecutionProvider" in available:
-        chosen.append(("CUDAExecutionProvider", {"device_id": index}))
-    if not chosen:
-        raise BackendUnavailableError(
-            f"onnxruntime has no GPU execution provider (available: {list(available)}); "
-            "install onnxruntime-gpu")
-    chosen.append(("CPUExecutionProvider", {}))
-    return chosen
 
 
-_ORT_TYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16,
-              "tensor(int64)": torch.int64, "tensor(bfloat16)": torch.bfloat16}
 
 
-def _onnx_session(ort: Any, path: Path, providers: list[tuple[str, dict[str, Any]]],
-                  threads: int = 0) -> Any:
-    if not path.is_file():
-        raise EngineFileError(f"ONNX file not found: {path}")
-    try:
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads > 0:
-            options.intra_op_num_threads = threads
-        return ort.InferenceSession(str(path), sess_options=options,
-                                    providers=[name for name, _ in providers],
-                                    provider_options=[opts for _, opts in providers])
-    except Exception as exc:
-        raise EngineFileError(f"ONNX file {path} could not be loaded ({_first_line(exc)}); "
-                              f"re-export it with `temcoco export --backend onnx`") from None
 
 
-def _check_onnx_signature(session: Any, path: Path, model: nn.Module, spec: InputSpec,
-                          dtype: torch.dtype) -> None:
-    names, _ = _onnx_names(model, spec)
-    expected = _input_signature(model, spec, dtype)
-    got = {i.name: (i.shape, i.type) for i in session.get_inputs()}
-    problems = []
-    if list(got) != names:
-        problems.append(f"inputs {list(got)[:4]}… instead of {names[:4]}…")
-    else:
-        for name, tensor in zip(names, expected):
-            shape, kind = got[name]
-            if list(shape) != list(tensor.shape) or _ORT_TYPES.get(kind) != tensor.dtype:
-                problems.append(f"{name} is {kind}{list(shape)}, needs "
-                                f"{tensor.dtype}{list(tensor.shape)}")
-    if problems:
-        raise EngineFileError(f"ONNX file {path} does not match this model and input: "
-                              f"{'; '.join(problems[:3])}")
 
 
-def _onnxruntime_runner(model: nn.Module, config: BackendConfig, spec: InputSpec,
-                        precision: str, weights: str) -> _Runner:
-    ort = _import_optional("onnxruntime", "onnxruntime (or onnxruntime-gpu)")
-    device = config.torch_device
-    dtype = PRECISIONS[precision]
-    notes: list[str] = []
-    info = platform_info(device)
-    ort_key = hashlib.sha256(json.dumps([weights, spec.tag, precision, info.device_name,
-                                         info.compute_capability, info.onnxruntime,
-                                         info.tensorrt]).encode()).hexdigest()[:16]
-    providers = onnxruntime_providers(ort.get_available_providers(), device, precision,
-                                      config.resolved_cache_dir / "ort-trt" / ort_key)
-    if config.engine_path is not None:
-        path = Path(config.engine_path)
-        _check_engine_file(path, model, config, spec, precision, weights, dtype)
-    else:
-        path = build_engine(model, config, spec, weights=weights, notes=notes).path
-    try:
-        session = _onnx_session(ort, path, providers, config.onnx_threads)
-    except EngineFileError as exc:
-        if config.engine_path is not None:
-            raise
-        notes.append(f"onnxruntime: cached file unusable ({exc}); re-exporting")
-        path = build_engine(model, replace(config, rebuild=True), spec, weights=weights,
-                            notes=notes).path
-        session = _onnx_session(ort, path, providers, config.onnx_threads)
-    _check_onnx_signature(session, path, model, spec, dtype)
-    in_names = [i.name for i in session.get_inputs()]
-    outs = session.get_outputs()
-    out_names = [o.name for o in outs]
-    notes.append(f"onnxruntime providers: {session.get_providers()}")
-
-    if device.type == "cpu":
-        def call(*inputs: Tensor) -> tuple[Tensor, ...]:
-            feeds = {n: t.detach().contiguous().numpy() for n, t in zip(in_names, inputs)}
-            return tuple(torch.from_numpy(a) for a in session.run(out_names, feeds))
-    else:
-        call = _onnx_cuda_call(session, in_names, out_names, device)
-
-    return _Runner("onnxruntime", precision, dtype, call, engine_path=path, notes=notes)
 
 
-def _onnx_cuda_call(session: Any, in_names: list[str], out_names: list[str],
-                    device: torch.device) -> Callable[..., tuple[Tensor, ...]]:
-    """Run a session on CUDA tensors without host copies (I/O binding; outputs are allocated
-    by onnxruntime and handed over through DLPack)."""
-    index = device.index or 0
-
-    def call(*inputs: Tensor) -> tuple[Tensor, ...]:
-        binding = session.io_binding()
-        for name, tensor in zip(in_names, inputs):
-            tensor = tensor.contiguous()
-            binding.bind_input(name=name, device_type="cuda", device_id=index,
-                               element_type=_numpy_type(tensor.dtype),
-                               shape=tuple(tensor.shape), buffer_ptr=tensor.data_ptr())
-        for name in out_names:
-            binding.bind_output(name, "cuda", index)
-        torch.cuda.current_stream(device).synchronize()
-        session.run_with_iobinding(binding)
-        return tuple(torch.from_dlpack(v.to_dlpack()) if hasattr(v, "to_dlpack")
-                     else torch.from_numpy(v.numpy()).to(device)
-                     for v in binding.get_outputs())
-
-    return call
 
 
-def _numpy_type(dtype: torch.dtype) -> Any:
-    import numpy as np
-
-    return {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64}[dtype]
 
 
 # ---------------------------------------------------------------------------- prepared model
@@ -1291,12 +843,16 @@ def _build_runner(backend: str, model: nn.Module, config: BackendConfig, spec: I
     config = replace(config, name=backend)
     precision = _effective_precision(backend, config, notes)
     if backend == "eager":
-        return _eager_runner(model, config, spec, precision)
+        from .eager_backend import make_runner as eager
+        return eager(model, config, spec, precision)
     if backend == "inductor":
-        return _inductor_runner(model, config, spec, precision)
+        from .inductor_backend import make_runner as inductor
+        return inductor(model, config, spec, precision)
     if backend == "tensorrt":
-        return _tensorrt_runner(model, config, spec, precision, weights())
-    return _onnxruntime_runner(model, config, spec, precision, weights())
+        from .tensorrt_backend import make_runner as tensorrt
+        return tensorrt(model, config, spec, precision, weights())
+    from .onnxruntime_backend import make_runner as onnxruntime
+    return onnxruntime(model, config, spec, precision, weights())
 
 
 def _warm_up(runner: _Runner, reference: _Runner | None, model: nn.Module, spec: InputSpec,
@@ -1393,8 +949,10 @@ def prepare_model(model: nn.Module, config: BackendConfig | None = None,
         return digest[0]
 
     eager_notes: list[str] = []
-    eager = _eager_runner(model, config, spec, _effective_precision("eager", config,
-                                                                    eager_notes))
+    from .eager_backend import make_runner as make_eager_runner
+
+    eager = make_eager_runner(model, config, spec, _effective_precision("eager", config,
+                                                                       eager_notes))
     chain = config.chain()
     errors: list[str] = []
     for position, backend in enumerate(chain):

@@ -42,6 +42,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from temcoco_core.cli_args import add_threads_arg
+
 from .backends import (
     PRECISIONS,
     BackendConfig,
@@ -462,9 +464,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--cache-dir", metavar="DIR", help="engine cache for tensorrt/onnx")
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="device peak for the FLOP-bound limit (default: known GPUs)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads of torch and onnxruntime (default: their choice; on a "
-                             "CPU shared with other work use fewer than the cores)")
+    add_threads_arg(parser)
     parser.add_argument("--json-out", metavar="PATH", help="also write the JSON here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -473,21 +473,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark of ``args`` and print its JSON. Returns 0."""
-    from temcoco_core.cli import parse_size
+    from temcoco_core.cli_args import apply_threads, parse_size
 
     try:
         sizes = tuple(parse_size(s) for s in _csv(args.sizes))
     except argparse.ArgumentTypeError as exc:
         raise ValueError(str(exc)) from None
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = apply_threads(args)
     config = BenchConfig(
         presets=_csv(args.presets), backends=_csv(args.backends),
         precisions=_csv(args.precisions), sizes=sizes, modes=_csv(args.modes),
         frames=args.frames, warmup=args.warmup, clip_length=args.clip_length,
         device=args.device, weights=args.weights, cache_dir=args.cache_dir,
         peak_tflops=args.peak_tflops,
-        backend_options={"onnx_threads": args.threads} if args.threads else {})
+        backend_options={"onnx_threads": threads})
     report = run_benchmark(config, progress=not args.no_progress)
     text = json.dumps(report, indent=2)
     if args.json_out:

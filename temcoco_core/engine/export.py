@@ -9,7 +9,7 @@ robot never waits for it at start-up::
         --size 640x480 --mode clip --clip-length 4 --output official-640x480.onnx
 
 Without ``--output`` the file goes into the engine cache (``--cache-dir``, default
-``~/.cache/temcoco/engines``) under its :class:`~temcoco_core.engine.backends.EngineKey`, where
+``~/.cache/temcoco/engines``) under its :class:`~temcoco_core.engine.cache.EngineKey`, where
 :func:`~temcoco_core.engine.backends.prepare_model` (the node, ``temcoco replay``) looks it up
 for the same weights, size, precision, GPU and library versions. With ``--output`` pass the path
 as the ``engine_path`` backend option. The built file is then loaded and checked against the
@@ -31,7 +31,7 @@ import torch
 from .backends import (
     BackendConfig,
     InputSpec,
-    build_engine,
+    build_engine_file,
     canonical_backend,
     prepare_model,
 )
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``temcoco export`` on ``subparsers`` (sets ``func=run``)."""
-    from temcoco_core.cli import parse_size
+    from temcoco_core.cli_args import parse_size
 
     parser = subparsers.add_parser(
         "export", help="build a TensorRT engine or ONNX file ahead of deployment",
@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         bar.update()
         bar.set_postfix_str(f"building {spec.tag} (can take minutes)")
         notes: list[str] = []
-        artifact = build_engine(model, config, spec, output=args.output, notes=notes)
+        artifact = build_engine_file(model, config, spec, output=args.output, notes=notes)
         bar.update()
         result: dict[str, Any] = {"preset": args.preset, "mode": mode, "width": width,
                                   "height": height, "batch": args.batch,

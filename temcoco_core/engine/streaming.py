@@ -29,8 +29,8 @@ Engines:
   recompute the last ``length`` frames on every push and emit the newest (latency 0, cost
   ``length``× per frame, only past context).
 
-:func:`make_engine` picks one from a :class:`EngineConfig`. :func:`streaming_cost` counts the
-FLOPs of a streaming step against a window recompute (for ``temcoco bench``).
+:func:`make_streaming_engine` picks one from a :class:`EngineConfig`. :func:`streaming_cost`
+counts the FLOPs of a streaming step against a window recompute (for ``temcoco bench``).
 
 Bad input policy (the engine stays usable after every error): wrong rank or channel count,
 non-float tensors, NaN/Inf and values outside [0, 1] (beyond ``RANGE_TOLERANCE``, which is
@@ -63,11 +63,11 @@ __all__ = [
     "StreamingFuser",
     "count_flops",
     "has_step",
-    "make_engine",
+    "make_streaming_engine",
     "streaming_cost",
 ]
 
-#: Modes accepted by :class:`EngineConfig` / :func:`make_engine`.
+#: Modes accepted by :class:`EngineConfig` / :func:`make_streaming_engine`.
 ENGINE_MODES = ("auto", "stream", "clip", "window")
 
 #: Tensor values within this distance outside [0, 1] are clamped; further out is a FrameError.
@@ -201,7 +201,8 @@ class StreamingFuser(_Engine):
             ``model.step`` (with a static first-frame hint in eager mode).
 
     Raises:
-        ValueError: the model has no step API (use :class:`ClipBuffer` / :func:`make_engine`).
+        ValueError: the model has no step API (use :class:`ClipBuffer` /
+            :func:`make_streaming_engine`).
     """
 
     def __init__(self, model: nn.Module, device: torch.device | str = "cpu",
@@ -209,7 +210,8 @@ class StreamingFuser(_Engine):
                  step_fn: StepFn | None = None) -> None:
         if not has_step(model):
             raise ValueError(f"{type(model).__name__} has no streaming step API (init_state/"
-                             "step): it is not causal; use ClipBuffer or make_engine(model)")
+                             "step): it is not causal; use ClipBuffer or "
+                             "make_streaming_engine(model)")
         super().__init__(model, device, dtype, preprocess)
         self.step_fn = step_fn
         self._state: dict[str, Tensor] | None = None
@@ -339,7 +341,7 @@ class ClipBuffer(_Engine):
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """Which engine :func:`make_engine` builds.
+    """Which engine :func:`make_streaming_engine` builds.
 
     Attributes:
         mode: ``"auto"`` (``"stream"`` for networks with a step API, else ``"clip"``),
@@ -373,10 +375,10 @@ class EngineConfig:
         return getattr(torch, self.dtype)
 
 
-def make_engine(model: nn.Module, config: EngineConfig | None = None, *,
+def make_streaming_engine(model: nn.Module, config: EngineConfig | None = None, *,
                 preprocess: PreprocessConfig | None = None, step_fn: StepFn | None = None,
                 **overrides: object) -> StreamingFuser | ClipBuffer:
-    """Build the engine for ``model``: ``make_engine(model, mode="clip", length=8)``.
+    """Build the engine for ``model``: ``make_streaming_engine(model, mode="clip", length=8)``.
 
     ``overrides`` are :class:`EngineConfig` fields applied on top of ``config``. ``"auto"``
     streams networks that have a step API and runs clips otherwise.

@@ -49,7 +49,7 @@ __all__ = [
     "sd",
     "ssim",
     "ssim_pair",
-    "to_grey",
+    "luma",
     "vif",
     "vif_pair",
 ]
@@ -58,7 +58,7 @@ __all__ = [
 FUSION_METRICS: tuple[str, ...] = ("EN", "SD", "MI", "SSIM", "Qabf", "VIF")
 
 
-def to_grey(img: np.ndarray) -> np.ndarray:
+def luma(img: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB or (H, W) uint8/float -> (H, W) float64 on 0-255.
 
     RGB is converted with BT.601 luma (Y = .299R + .587G + .114B) and rounded to uint8, as
@@ -295,7 +295,7 @@ def frame_metrics(fused: np.ndarray, a: np.ndarray, b: np.ndarray,
         b: infrared source/reference, (H, W) grey.
         metrics: names from :data:`FUSION_METRICS`.
     """
-    f, ga, gb = to_grey(fused), to_grey(a), to_grey(b)
+    f, ga, gb = luma(fused), luma(a), luma(b)
     _check_same(f, ga, gb)
     out = {}
     for name in metrics:

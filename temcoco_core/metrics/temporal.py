@@ -50,7 +50,7 @@ import cv2
 import numpy as np
 
 from temcoco_core.metrics.flow import DISFlow, FlowEstimator, warp_backward
-from temcoco_core.metrics.fusion import to_grey
+from temcoco_core.metrics.fusion import luma
 
 __all__ = [
     "OnlineTemporalMetrics",
@@ -85,7 +85,7 @@ TEMPORAL_METRICS: tuple[str, ...] = ("flowD", "feaCD", "feaCD_cos", "tOF", "dirC
 
 def frame_brightness(frame: np.ndarray) -> float:
     """Mean BT.601 luma of one frame ((H, W, 3) RGB or (H, W) grey), 0-255."""
-    return float(to_grey(frame).mean())
+    return float(luma(frame).mean())
 
 
 def flicker_step(delta_fused: float, delta_visible: float) -> float:
@@ -112,8 +112,8 @@ def direction_inconsistency(f_prev: np.ndarray, f_cur: np.ndarray,
     Inputs are frames of fused (f) and source (x), (H, W, 3) RGB uint8 or (H, W) grey; they are
     converted to grey 0-255. Range [0, 2].
     """
-    df = (to_grey(f_cur) - to_grey(f_prev)).ravel()
-    dx = (to_grey(x_cur) - to_grey(x_prev)).ravel()
+    df = (luma(f_cur) - luma(f_prev)).ravel()
+    dx = (luma(x_cur) - luma(x_prev)).ravel()
     if df.shape != dx.shape:
         raise ValueError(f"fused and source frames differ in size: {f_cur.shape[:2]} vs "
                          f"{x_cur.shape[:2]}")

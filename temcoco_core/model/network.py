@@ -182,10 +182,3 @@ class TemCoCo(nn.Module):
             "semantic": {"visible": vis_feats[0], "infrared": ir_feats[0]},
             "visual": {"visible": vis_feats[1], "infrared": ir_feats[1]},
         }
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of parameters (buffers excluded)."""
-    return sum(p.numel() for p in model.parameters())
-
-

@@ -1,7 +1,7 @@
 """Training configuration: one typed dataclass tree, read from YAML with unknown keys rejected.
 
 ``TrainConfig`` nests :class:`~.data.DataConfig` (with :class:`~.degrade.DegradeConfig`),
-:class:`~.losses.LossConfig`, :class:`~.teachers.TeacherConfig` and :class:`EvalConfig`.
+:class:`~.losses.LossConfig`, :class:`~.teachers.TeacherConfig` and :class:`ValidationConfig`.
 :func:`config_from_dict` converts plain mappings (YAML, ``checkpoint.json``) into it and raises
 :class:`ConfigError` naming *every* unknown key by its dotted path (``data.degrade.blurr``) and
 every value of the wrong type. Relative paths in a config are relative to the working
@@ -26,7 +26,7 @@ from temcoco_core.train.teachers import TeacherConfig
 
 __all__ = [
     "ConfigError",
-    "EvalConfig",
+    "ValidationConfig",
     "TrainConfig",
     "apply_overrides",
     "config_from_dict",
@@ -40,7 +40,7 @@ class ConfigError(ValueError):
 
 
 @dataclass
-class EvalConfig:
+class ValidationConfig:
     """Periodic evaluation on degraded M3SVD validation sequences (clean references).
 
     Attributes:
@@ -99,7 +99,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     teachers: TeacherConfig = field(default_factory=TeacherConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    eval: ValidationConfig = field(default_factory=ValidationConfig)
     batch_size: int = 2
     steps: int = 2000
     lr: float = 5e-4

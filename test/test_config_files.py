@@ -1,6 +1,10 @@
-"""Static checks of the ROS front end that need no ROS install: the node module and the launch
-file are parsed with ``ast`` (never imported), the parameter files are validated through the
-schema with ROS's typing rules."""
+"""The launch file and the parameter files, checked without a ROS install.
+
+``launch/fusion.launch.py`` is parsed with ``ast`` (``launch`` is not importable here; the
+launch_testing tests in ``test_launch.py`` run it on a real ROS 2), the parameter files are
+validated through the schema with ROS's typing rules. The node's behaviour is tested through
+core in ``test_node_behaviour.py`` and ``test_parity.py``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,6 @@ import yaml
 from temcoco_core.node_config import NodeConfig, load_parameter_file, parameter_specs
 
 REPO = Path(__file__).resolve().parents[1]
-NODE = REPO / "temcoco_ros" / "fusion_node.py"
 LAUNCH = REPO / "launch" / "fusion.launch.py"
 PARAM_FILES = [REPO / "config" / "fusion.yaml", REPO / "config" / "jetson.yaml"]
 ISSUE_LAUNCH_ARGUMENTS = {"config", "namespace", "rgb_topic", "thermal_topic", "fused_topic",
@@ -38,14 +41,6 @@ def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
     return out
 
 
-def _class(tree: ast.Module, name: str) -> ast.ClassDef:
-    return next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
-
-
-def _method(cls: ast.ClassDef, name: str) -> ast.FunctionDef:
-    return next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == name)
-
-
 def _module_assign(tree: ast.Module, name: str) -> ast.expr:
     for n in tree.body:
         if isinstance(n, ast.Assign) and any(
@@ -55,106 +50,6 @@ def _module_assign(tree: ast.Module, name: str) -> ast.expr:
                 n.target.id == name and n.value is not None:
             return n.value
     raise AssertionError(f"{name} is not assigned at module level")
-
-
-# ---------------------------------------------------------------------------------- node
-
-
-def test_node_declares_every_schema_parameter_from_the_schema():
-    """The node declares its parameters by looping over ``parameter_specs()`` (every branch
-    passing ``spec.name`` and a descriptor built from the spec), so no parameter can be
-    missing or described differently, and it declares no parameter by a literal name."""
-    init = _method(_class(_tree(NODE), "FusionNode"), "__init__")
-    loops = [n for n in ast.walk(init) if isinstance(n, ast.For)
-             and isinstance(n.iter, ast.Call) and getattr(n.iter.func, "id", "") ==
-             "parameter_specs"]
-    assert len(loops) == 1, "expected one `for spec in parameter_specs():` loop in __init__"
-    loop = loops[0]
-    var = loop.target.id
-    declares = _calls(loop, "declare_parameter")
-    assert len(declares) >= 2  # typed-only arrays and everything else
-    for call in declares:
-        assert ast.unparse(call.args[0]) == f"{var}.name"
-        assert ast.unparse(call.args[2]) == f"_descriptor({var})"
-    all_declares = _calls(init, "declare_parameter") + _calls(init, "declare_parameters")
-    assert len(all_declares) == len(declares), "parameters declared outside the schema loop"
-
-
-def test_node_reads_only_schema_parameters_by_name():
-    names = {s.name for s in parameter_specs()}
-    literal = [c.args[0].value for c in _calls(_tree(NODE), "get_parameter")
-               if c.args and isinstance(c.args[0], ast.Constant)]
-    assert set(literal) <= names
-
-
-def test_descriptor_carries_description_constraints_and_ranges():
-    fn = next(n for n in _tree(NODE).body
-              if isinstance(n, ast.FunctionDef) and n.name == "_descriptor")
-    src = ast.unparse(fn)
-    for needle in ("description=spec.description",
-                   "additional_constraints=spec.additional_constraints",
-                   "floating_point_range", "integer_range"):
-        assert needle in src
-
-
-def test_input_qos_defaults_to_best_effort():
-    spec = next(s for s in parameter_specs() if s.name == "input_reliability")
-    assert spec.default == "best_effort"
-    tree = _tree(NODE)
-    mapping = _module_assign(tree, "_RELIABILITY")
-    assert isinstance(mapping, ast.Dict)
-    pairs = {k.value: ast.unparse(v) for k, v in zip(mapping.keys, mapping.values)}
-    assert pairs["best_effort"] == "ReliabilityPolicy.BEST_EFFORT"
-    activate = ast.unparse(_method(_class(tree, "FusionNode"), "on_activate"))
-    assert "reliability=_RELIABILITY[cfg.input_reliability]" in activate
-    assert "depth=cfg.input_depth" in activate
-    # message_filters' Subscriber defaults to depth-10 reliable: the QoS must be passed
-    subscribers = [c for c in _calls(tree, "Subscriber")]
-    assert subscribers and all(
-        any(k.arg == "qos_profile" for k in c.keywords) for c in subscribers)
-
-
-def test_node_is_thin():
-    """No tensors, images or fusion logic in the node: those live in temcoco_core."""
-    tree = _tree(NODE)
-    imported = set()
-    for n in ast.walk(tree):
-        if isinstance(n, ast.Import):
-            imported |= {a.name.split(".")[0] for a in n.names}
-        elif isinstance(n, ast.ImportFrom) and n.module:
-            imported.add(n.module)
-    assert not imported & {"torch", "cv2", "numpy"}
-    core = {m for m in imported if m.startswith("temcoco_core")}
-    assert core <= {"temcoco_core.node_config", "temcoco_core.worker",
-                    "temcoco_core.diagnostics", "temcoco_core.frames.image_msg",
-                    "temcoco_core.pipeline"}
-    assert "message_filters" in imported
-    assert len(NODE.read_text().splitlines()) < 500
-
-
-def test_node_main_exits_cleanly_on_ctrl_c():
-    main = next(n for n in _tree(NODE).body if isinstance(n, ast.FunctionDef) and n.name == "main")
-    handlers = [ast.unparse(h.type) for n in ast.walk(main) if isinstance(n, ast.Try)
-                for h in n.handlers if h.type is not None]
-    assert "(KeyboardInterrupt, ExternalShutdownException)" in handlers
-    assert any(isinstance(n, ast.Try) and n.finalbody for n in ast.walk(main))
-
-
-def test_node_is_a_lifecycle_node_with_every_transition():
-    cls = _class(_tree(NODE), "FusionNode")
-    assert [ast.unparse(b) for b in cls.bases] == ["LifecycleNode"]
-    methods = {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
-    assert {"on_configure", "on_activate", "on_deactivate", "on_cleanup",
-            "on_shutdown"} <= methods
-    src = ast.unparse(_method(cls, "_stop_processing"))
-    assert "release()" in src  # deactivate frees the engine's GPU memory
-
-
-def test_inference_never_runs_in_a_subscription_callback():
-    cls = _class(_tree(NODE), "FusionNode")
-    for name in ("_on_image", "_on_image_counted", "_on_pair"):
-        src = ast.unparse(_method(cls, name))
-        assert "step(" not in src and "fuse" not in src and "push(" not in src
 
 
 # ---------------------------------------------------------------------------------- launch
