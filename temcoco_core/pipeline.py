@@ -148,6 +148,8 @@ class FusedFrame:
             read-only view of the input message).
         infrared_unit: ``(H, W)`` float32 normalised, registered thermal input in ``[0, 1]`` at
             the output size; :attr:`infrared` is its uint8 version.
+        input_size: ``(W, H)`` of the RGB input this output was made from (the fused image
+            is that image, scaled to ``image``'s size: its camera_info follows from it).
     """
 
     stamp_ns: int
@@ -158,6 +160,7 @@ class FusedFrame:
     metrics: dict[str, float]
     visible: np.ndarray
     infrared_unit: np.ndarray
+    input_size: tuple[int, int] | None = None
 
     @functools.cached_property
     def infrared(self) -> np.ndarray:
@@ -388,7 +391,8 @@ class FusionPipeline:
         self.diagnostics.output(meta.stamp_ns, latency_ms)
         self.frames_out += 1
         return FusedFrame(meta.stamp_ns, meta.frame_id, image, cfg.output_encoding, latency_ms,
-                          values, meta.visible, meta.infrared)
+                          values, meta.visible, meta.infrared,
+                          getattr(meta.geometry, "input_size", None))
 
     # ------------------------------------------------------------------ end of stream
     def finish(self) -> list[FusedFrame]:

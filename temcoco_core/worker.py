@@ -49,6 +49,7 @@ from temcoco_core.diagnostics.monitors import (
     ThreadSafeDiagnostics,
     TopicWatchdog,
 )
+from temcoco_core.diagnostics.updater import FrequencyStatusParam, TimeStampStatusParam, TopicStatus
 from temcoco_core.engine.factory import EngineInfo
 from temcoco_core.frames.decoder import FrameDecoder, FrameInput
 from temcoco_core.frames.pairing import MatchedSet
@@ -247,6 +248,8 @@ class FusionWorker:
         self._mf_last: list[int | None] = [None, None]
         self._mf_events: dict[str, int] = {}
         self._qos_incompatible: dict[tuple[str, str], int] = {}
+        #: frequency and stamp checks of the published output (``from_config(output_topic=)``)
+        self.output_status: TopicStatus | None = None
         self.processed = 0
         self.decode_failures = 0
         self.frame_failures = 0
@@ -261,10 +264,17 @@ class FusionWorker:
     def from_config(cls, cfg: NodeConfig, engine: Engine, info: EngineInfo | None = None, *,
                     decoder: FrameDecoder | None = None,
                     topic_names: Sequence[str] | None = None, name: str = "temcoco_fusion",
-                    hardware_id: str = "", clock: Callable[[], float] = time.monotonic
-                    ) -> FusionWorker:
-        """The worker the node runs for ``cfg`` (pipeline, metrics, thresholds, diagnostics)."""
+                    hardware_id: str = "", clock: Callable[[], float] = time.monotonic,
+                    output_topic: str | None = None) -> FusionWorker:
+        """The worker the node runs for ``cfg`` (pipeline, metrics, thresholds, diagnostics).
+
+        ``name`` prefixes the status names (``"<name>: <task>"``, diagnostic_updater's
+        convention); with ``output_topic`` the statuses include that topic's frequency and
+        timestamp checks (``"<name>: <topic> topic status"``, bounds from ``min_rate_hz``,
+        ``max_rate_hz``, ``rate_tolerance``, ``rate_window``, ``max_stamp_delay``).
+        """
         diag = ThreadSafeDiagnostics(name=name, hardware_id=hardware_id,
+                                     min_rate_hz=cfg.min_rate_hz or None,
                                      max_drop_ratio=cfg.drop_warn_ratio)
         info = info or EngineInfo("custom")
         pipeline = FusionPipeline.from_settings(cfg, engine, topic_names, diag, info)
@@ -277,6 +287,12 @@ class FusionWorker:
                      info={"synchronizer": cfg.synchronizer}, synchronizer=cfg.synchronizer,
                      clock=clock)
         worker.engine_info = info
+        if output_topic is not None:
+            worker.output_status = TopicStatus(
+                output_topic,
+                FrequencyStatusParam(min_hz=cfg.min_rate_hz, max_hz=cfg.max_rate_hz or None,
+                                     tolerance=cfg.rate_tolerance, window_size=cfg.rate_window),
+                TimeStampStatusParam(max_acceptable=cfg.max_stamp_delay), clock=clock)
         return worker
 
     # ------------------------------------------------------------------ callbacks side
@@ -339,6 +355,13 @@ class FusionWorker:
         with self._lock:
             key = (self.topic_names[topic_index], policy)
             self._qos_incompatible[key] = self._qos_incompatible.get(key, 0) + 1
+
+    def clear_qos_incompatible(self, topic_index: int) -> None:
+        """No publisher with an incompatible QoS is left on this input: its WARN clears."""
+        with self._lock:
+            topic = self.topic_names[topic_index]
+            for key in [k for k in self._qos_incompatible if k[0] == topic]:
+                del self._qos_incompatible[key]
 
     def request_reset(self, reason: str) -> None:
         """Reset the temporal state before the next frame (e.g. the ROS clock jumped back):
@@ -458,6 +481,8 @@ class FusionWorker:
 
     def record_publish(self, stamp_ns: int, now_ns: int) -> float | None:
         """Header stamp → publish latency of one published frame (node clock)."""
+        if self.output_status is not None:
+            self.output_status.tick(stamp_ns / 1e9, now_ns / 1e9)
         with self._lock:
             return self.latency.add(stamp_ns, now_ns)
 
@@ -484,6 +509,10 @@ class FusionWorker:
         out.append(self._worker_status(name, hw))
         if self.monitor is not None:
             out.append(self.monitor.status(f"{name}: temporal consistency", hw))
+        if self.output_status is not None:
+            topic = self.output_status.run(hw)
+            out.append(StatusValue(topic.level, f"{name}: {topic.name}", topic.message, hw,
+                                   topic.values))
         return out
 
     def _inputs_status(self, name: str, hw: str) -> StatusValue:

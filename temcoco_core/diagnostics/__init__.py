@@ -137,6 +137,8 @@ class FusionDiagnostics:
     resets: dict[str, int] = field(default_factory=dict)
     errors: int = 0
     last_error: str = ""
+    #: an error happened after the last good output (the output status WARNs until one comes)
+    error_active: bool = False
     metrics: dict[str, float] = field(default_factory=dict)
 
     def input(self, topic: str, stamp_ns: int) -> None:
@@ -145,6 +147,7 @@ class FusionDiagnostics:
     def output(self, stamp_ns: int, latency_ms: float) -> None:
         self.output_rate.tick(stamp_ns)
         self.latency.add(latency_ms)
+        self.error_active = False
 
     def reset_event(self, reason: str) -> None:
         self.resets[reason] = self.resets.get(reason, 0) + 1
@@ -152,6 +155,7 @@ class FusionDiagnostics:
     def error(self, message: str) -> None:
         self.errors += 1
         self.last_error = message
+        self.error_active = True
 
     def statuses(self, pairing: Mapping[str, Any] | None = None,
                  extra: Mapping[str, Any] | None = None) -> list[StatusValue]:
@@ -189,10 +193,12 @@ class FusionDiagnostics:
         vals.update({k: _fmt(v) for k, v in self.latency.summary().items()})
         vals.update({f"resets {k}": _fmt(v) for k, v in self.resets.items()})
         vals["errors"] = _fmt(self.errors)
+        if self.last_error:
+            vals["last error"] = self.last_error
         if extra:
             vals.update({k: _fmt(v) for k, v in extra.items()})
         level, msg = DiagnosticLevel.OK, "fusing"
-        if self.errors and self.last_error:
+        if self.error_active and self.last_error:  # until the next good frame
             level, msg = DiagnosticLevel.WARN, f"last error: {self.last_error}"
         if self.min_rate_hz is not None and not (rate >= self.min_rate_hz):
             level = max(level, DiagnosticLevel.WARN)

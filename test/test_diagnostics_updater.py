@@ -1,8 +1,10 @@
-"""diagnostic_updater conventions in plain Python (temcoco_core.diagnostic_tasks)."""
+"""diagnostic_updater conventions in plain Python (temcoco_core.diagnostics.updater)."""
 
 import pytest
 
-from temcoco_core.diagnostic_tasks import (
+from temcoco_core.diagnostics import DiagnosticLevel as L
+from temcoco_core.diagnostics import StatusValue
+from temcoco_core.diagnostics.updater import (
     FrequencyStatus,
     FrequencyStatusParam,
     TimeStampStatus,
@@ -12,8 +14,6 @@ from temcoco_core.diagnostic_tasks import (
     status_name,
     with_updater_names,
 )
-from temcoco_core.diagnostics import DiagnosticLevel as L
-from temcoco_core.diagnostics import StatusValue
 
 
 class Clock:
