@@ -211,17 +211,19 @@ class FusedOutputs:
 
 def spin_until_shutdown(node: Any, stop: ShutdownRequest, *, threads: int = 3,
                         start: Callable[[], bool] | None = None,
-                        grace_s: float = 5.0) -> int:
+                        grace_s: float = 3.0) -> int:
     """Spin ``node`` until SIGINT/SIGTERM (or ``stop.request``), then shut down in order.
 
     Args:
-        node: the node; it must offer ``stop_processing()`` (stop the worker, log a summary).
+        node: the node; it must offer ``stop_processing(worker_timeout_s)`` (stop the worker,
+            log a summary; False when the worker is still busy).
         stop: the installed :class:`ShutdownRequest` (rclpy initialised with
             ``SignalHandlerOptions.NO``, so the context stays usable until the end).
         threads: executor threads.
         start: run in a thread while spinning (the autostart configure + activate, which may
             build an engine for minutes); returns False when the node cannot start.
-        grace_s: how long to wait for running callbacks (an engine build) once stopping.
+        grace_s: how long to wait for the worker and running callbacks (an engine build) once
+            stopping; below launch's 5 s ``sigterm_timeout``.
 
     Returns:
         The exit code: 0 on a requested shutdown, 1 when ``start`` failed.
@@ -256,7 +258,8 @@ def spin_until_shutdown(node: Any, stop: ShutdownRequest, *, threads: int = 3,
     if stop.reason.startswith("SIG"):
         logger.info(f"{stop.reason}: shutting down")
     try:
-        node.stop_processing()
+        if node.stop_processing(worker_timeout_s=grace_s) is False:
+            busy = True
     except Exception as exc:  # a last word, never a traceback
         logger.error(f"while stopping: {type(exc).__name__}: {exc}")
     if not executor.shutdown(timeout_sec=grace_s):

@@ -60,6 +60,7 @@ STARTUP_S = 90.0  # node start (torch import) + discovery; a deadline, not a mea
 THERMAL_SKEW_NS = 3_000_000
 
 COMMON = {"fusion_engine": "average", "diagnostics_period": 0.5, "topic_timeout": 1.0,
+          "diagnostics_use_fqn": True,  # three nodes named fusion_node: /ns/fusion_node: ...
           "metrics": "flicker,dirc"}
 NODES = {
     "fast": dict(COMMON),
