@@ -23,7 +23,7 @@ Steps (each idempotent):
    with a period, separated from the rest by a blank line (D205, D415) -- the first sentence of
    a wrapped summary paragraph becomes the summary when it fits on one line, the rest of the
    paragraph is re-wrapped below it.
-4. Trailing blank lines (W391).
+4. Trailing blank lines (W391) and runs of more than two blank lines (E303).
 
 What it cannot decide (a first sentence longer than a line, long code lines, a few flake8
 plugin findings) is listed at the end; fix those by hand, then run test/test_flake8.py,
@@ -83,6 +83,14 @@ def _docstring_nodes(tree: ast.AST) -> list[ast.Constant]:
     return out
 
 
+def _capitalised(first_line: str) -> str:
+    """The first word capitalised when it is a plain lower-case word (D403)."""
+    m = re.match(r"^(\s*)([a-z]+)(?=[\s,.:;]|$)", first_line)
+    if not m:
+        return first_line
+    return m.group(1) + m.group(2).capitalize() + first_line[m.end():]
+
+
 _CLAUSE_BREAKS = (": ", "; ", " -- ", ", ")
 
 
@@ -113,11 +121,16 @@ def _fix_docstring(lines: list[str], start: int, end: int) -> tuple[list[str], s
     indent, prefix, rest = m.group(1), m.group(2), m.group(3)
     body_lines = [rest] + lines[start + 1:end]
     text = "\n".join(body_lines)
+    if not prefix and "\\" in text and not re.search(r"\\[^\\]", text.replace("\\\\", "")):
+        # only doubled backslashes (shell line continuations in examples): a raw docstring
+        # shows the same text (D301)
+        prefix, text = "r", text.replace("\\\\", "\\")
     close = text.rfind('"""')
     if close < 0:
         return lines[start:end], ""
     content, after = text[:close], text[close + 3:]
     raw = content.split("\n")
+    raw = [_capitalised(raw[0])] + raw[1:]
     if len(raw) == 1:  # one-line docstring
         s = raw[0].strip()
         if s and s[-1] not in ".!?":
@@ -194,7 +207,10 @@ def fix_docstrings(text: str) -> tuple[str, list[tuple[int, str]]]:
 
 
 def strip_trailing_blank_lines(text: str) -> str:
-    return text.rstrip("\n") + "\n" if text.strip() else text
+    """No blank lines at the end (W391) and at most two blank lines in a row (E303)."""
+    if not text.strip():
+        return text
+    return re.sub(r"\n{4,}", "\n\n\n", text.rstrip("\n") + "\n")
 
 
 RUFF_ISORT = """
