@@ -211,6 +211,10 @@ class FusionNode(LifecycleNode):
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """Reject values the schema refuses; accepted ones apply at the next configure."""
+        # rclpy declares the (read-only) QoS override parameters while entities are created
+        params = [p for p in params if not p.name.startswith("qos_overrides.")]
+        if not params:
+            return SetParametersResult(successful=True)
         values = self._parameter_values()
         for p in params:
             if p.type_ == Parameter.Type.NOT_SET:
