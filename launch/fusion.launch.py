@@ -51,6 +51,15 @@ PARAMETER_ARGUMENTS = {
                      "config file (default thermal/image_raw).",
     "fused_topic": "Topic the fused sensor_msgs/Image is published on; empty: from the config "
                    "file (default fused/image).",
+    "rgb_transport": "raw or compressed (subscribe to <rgb_topic>/compressed, JPEG/PNG); "
+                     "empty: from the config file (default raw).",
+    "thermal_transport": "raw or compressed (a 16-bit PNG keeps the thermal depth); empty: "
+                         "from the config file (default raw).",
+    "camera_info_url": "Calibration file of the RGB camera for /fused/camera_info (file://, "
+                       "package:// or a path); empty: from the config file (default: the RGB "
+                       "camera's camera_info topic).",
+    "hardware_id": "hardware_id of the diagnostics (e.g. the cameras' serial numbers); empty: "
+                   "from the config file.",
     "fusion_engine": "model (the TemCoCo network) or average (model-free bring-up); empty: "
                      "from the config file.",
     "preset": "Network preset: edge, edge-framewise or official; empty: from the config file.",

@@ -36,6 +36,7 @@ from launch_ros.descriptions import ComposableNode
 
 #: Arguments of fusion.launch.py passed through unchanged (see its --show-args).
 FUSION_ARGUMENTS = ("config", "namespace", "node_name", "rgb_topic", "thermal_topic",
+                    "rgb_transport", "thermal_transport", "camera_info_url", "hardware_id",
                     "fusion_engine", "preset", "weights", "backend", "precision", "device",
                     "input_width", "input_height", "autostart", "respawn", "use_sim_time",
                     "log_level")

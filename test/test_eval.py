@@ -2,6 +2,7 @@
 
 import argparse
 import csv
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -25,6 +26,8 @@ from temcoco_core.io.datasets import FusionSequence
 from temcoco_core.io.video import VideoWriter, write_frame_folder
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "m3svd" / "val"
+#: matplotlib is the 'eval' extra, not a rosdep dependency: without it eval says it skipped plots
+HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 
 def _parse(argv):
@@ -75,10 +78,13 @@ def test_cli_on_synthetic_dataset(tmp_path):
     assert "MI↑" in md and "flowD↓" in md and "**" in md
     assert "feaCD skipped" in md or "feaCD↓" in md
     assert "DIS" in md and "SEA-RAFT" in md
-    for kind in ("brightness", "slices", "frames"):
-        for s in ("s1", "s2"):
-            p = out / "plots" / f"{kind}_{s}.png"
-            assert p.is_file() and p.stat().st_size > 1000
+    if HAVE_MATPLOTLIB:
+        for kind in ("brightness", "slices", "frames"):
+            for s in ("s1", "s2"):
+                p = out / "plots" / f"{kind}_{s}.png"
+                assert p.is_file() and p.stat().st_size > 1000
+    else:  # a workspace with only the rosdep dependencies: said, not failed
+        assert "plots skipped" in md
     res = json.loads((out / "results.json").read_text())
     assert res["methods"] == ["average", "max", "laplacian"]
 
@@ -189,4 +195,4 @@ def test_real_m3svd_val_two_sequences(tmp_path):
         assert 0.2 < vals["SSIM"] < 2.0 and 0 < vals["Qabf"] < 1 and vals["flowD"] > 0
     # max keeps more of each source than the plain average (more MI, higher contrast)
     assert res["mean"]["max"]["MI"] > res["mean"]["average"]["MI"]
-    assert (out / "plots" / "slices_0114_1551.png").is_file()
+    assert (out / "plots" / "slices_0114_1551.png").is_file() or not HAVE_MATPLOTLIB

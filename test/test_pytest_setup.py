@@ -43,6 +43,7 @@ def test_caplog_works_with_launchs_logger_class(tmp_path: Path) -> None:
     test_file.write_text(CAPLOG_TEST)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(tmp_path), str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env.pop("PYTEST_ADDOPTS", None)  # colcon's (junit file, cache dir) are the outer run's
     try:
         # a module logger created at import (after the plugin) and one created in a test
         run = subprocess.run(
