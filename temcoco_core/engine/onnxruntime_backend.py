@@ -139,6 +139,11 @@ def _onnx_session(ort: Any, path: Path, providers: list[tuple[str, dict[str, Any
         options.log_severity_level = 3
         if threads > 0:
             options.intra_op_num_threads = threads
+        if all(name == "CPUExecutionProvider" for name, _ in providers):
+            # The CPU arena keeps every activation block it ever allocated: measured 2.47 GB
+            # peak RSS with it, 1.77 GB without, for the edge preset at 640x480 (an 8 GB
+            # Jetson or a busy robot cannot spare it); large blocks come from malloc instead.
+            options.enable_cpu_mem_arena = False
         return ort.InferenceSession(str(path), sess_options=options,
                                     providers=[name for name, _ in providers],
                                     provider_options=[opts for _, opts in providers])
