@@ -97,6 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Bad input (a missing file, a corrupt checkpoint, an unknown preset ...): one line.
         print(f"temcoco {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # any other file-system failure: one line, no traceback
+        from temcoco_core.io.outputs import describe_os_error
+
+        print(f"temcoco {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

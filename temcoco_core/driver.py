@@ -10,10 +10,12 @@ sinks differ::
      FrameInput:
      decoded pair)
 
-A message that does not decode is logged, counted by the pipeline and skipped, except when no
-frame has been fused yet (then the input is unusable and the error is raised, naming it). At
-the end of the source the pipeline is finished (a clip engine hands over the frames it still
-owes) unless ``max_frames`` stopped the run.
+A bad item -- a message that does not deserialise or decode, a non-finite or absurd frame, a
+frame pair that does not fit -- is counted by kind, logged (throttled) and skipped, and the run
+goes on (``on_error="skip"``, the default); :attr:`RunStats.skipped_by_kind` and
+:attr:`RunStats.errors` say what was skipped and why. ``on_error="stop"`` raises the first
+such error instead, naming the input. At the end of the source the pipeline is finished (a clip
+engine hands over the frames it still owes) unless ``max_frames`` stopped the run.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from temcoco_core.frames.decoder import FrameInput
-from temcoco_core.frames.preprocess import FrameError
+from temcoco_core.frames.preprocess import CorruptMessageError, FrameError
 from temcoco_core.pipeline import FusedFrame, FusionPipeline
 
-__all__ = ["MessageItem", "MetricMeans", "RunStats", "Sink", "run_pipeline"]
+__all__ = ["ON_ERROR", "MessageItem", "MetricMeans", "RunStats", "Sink", "run_pipeline"]
+
+#: What a bad item does to a run: ``"skip"`` (count, log, go on) or ``"stop"`` (raise).
+ON_ERROR = ("skip", "stop")
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,9 @@ class MessageItem:
         stamp_ns: header stamp.
         time_ns: source time (a bag's log time) handed to the sinks.
         label: names the input in error messages (e.g. the topic).
+        error: the message could not be deserialised (``msg`` is ``None``): why.
+        receive_ns: arrival time on the header stamps' clock (a bag's log time) for the time
+            policy (unstamped input, clock re-synchronisation); ``None``: unknown.
     """
 
     topic_index: int
@@ -53,6 +61,8 @@ class MessageItem:
     msg: Any
     time_ns: int = 0
     label: str = ""
+    error: str = ""
+    receive_ns: int | None = None
 
 
 class MetricMeans:
@@ -86,12 +96,18 @@ class RunStats:
     last_time_ns: int = 0
     wall_s: float = 0.0
     errors: list[str] = field(default_factory=list)
+    skipped_by_kind: dict[str, int] = field(default_factory=dict)
+
+    def skip_summary(self) -> dict[str, Any]:
+        """What was skipped and why: ``{"total", "by_kind", "first_errors"}``."""
+        return {"total": self.skipped, "by_kind": dict(self.skipped_by_kind),
+                "first_errors": self.errors[:5]}
 
 
 def run_pipeline(pipeline: FusionPipeline, source: Iterable[MessageItem | FrameInput],
                  sinks: Sequence[Sink], *, max_frames: int | None = None,
                  on_item: Callable[[MessageItem | FrameInput, RunStats], None] | None = None,
-                 where: str = "") -> RunStats:
+                 where: str = "", on_error: str = "skip") -> RunStats:
     """Feed every item of ``source`` through ``pipeline`` and every fused frame to ``sinks``.
 
     Args:
@@ -102,13 +118,16 @@ def run_pipeline(pipeline: FusionPipeline, source: Iterable[MessageItem | FrameI
         max_frames: stop after this many fused frames (the pipeline is then not finished).
         on_item: called after each item (progress bars).
         where: names the source in error messages.
+        on_error: ``"skip"`` bad items (counted) or ``"stop"`` at the first one.
 
     Returns:
         Counters; ``stats.wall_s`` excludes nothing (source reading included).
 
     Raises:
-        FrameError: the first message or frame pair is unusable.
+        FrameError: ``on_error="stop"`` and an item is unusable.
     """
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     stats = RunStats()
     t0 = time.perf_counter()
 
@@ -124,15 +143,20 @@ def run_pipeline(pipeline: FusionPipeline, source: Iterable[MessageItem | FrameI
             if isinstance(item, MessageItem):
                 stats.last_time_ns = item.time_ns
                 try:
-                    outs = pipeline.add_message(item.topic_index, item.stamp_ns, item.msg)
-                except FrameError as exc:
-                    outs = _skip(pipeline, stats, exc, where, item.label, item.stamp_ns)
+                    if item.error:  # names the topic and the record
+                        exc = CorruptMessageError(item.error)
+                        pipeline.record_failure(exc)
+                        raise exc
+                    outs = pipeline.add_message(item.topic_index, item.stamp_ns, item.msg,
+                                                item.receive_ns)
+                except FrameError as exc:  # the errors name the topic
+                    outs = _skip(stats, exc, where, "", on_error)
             else:
                 stats.last_time_ns = item.stamp_ns
                 try:
                     outs = pipeline.fuse_frames(item)
                 except FrameError as exc:
-                    outs = _skip(pipeline, stats, exc, where, "frame pair", item.stamp_ns)
+                    outs = _skip(stats, exc, where, "frame pair", on_error)
             emit(outs, stats.last_time_ns)
             if on_item is not None:
                 on_item(item, stats)
@@ -146,12 +170,16 @@ def run_pipeline(pipeline: FusionPipeline, source: Iterable[MessageItem | FrameI
     return stats
 
 
-def _skip(pipeline: FusionPipeline, stats: RunStats, exc: FrameError, where: str, label: str,
-          stamp_ns: int) -> list[FusedFrame]:
+def _skip(stats: RunStats, exc: FrameError, where: str, label: str,
+          on_error: str) -> list[FusedFrame]:
+    """Count a bad item (the pipeline has counted and logged it) or raise it (``stop``)."""
     prefix = ": ".join(p for p in (where, label) if p)
-    if pipeline.frames_in == 0:
-        raise FrameError(f"{prefix}: {exc}" if prefix else str(exc)) from exc
-    log.warning("%s: skipping a frame at %d ns: %s", prefix or "input", stamp_ns, exc)
+    text = f"{prefix}: {exc}" if prefix else str(exc)
+    if on_error == "stop":
+        raise type(exc)(text) from exc
     stats.skipped += 1
-    stats.errors.append(str(exc))
+    kind = getattr(exc, "kind", "bad_frame")
+    stats.skipped_by_kind[kind] = stats.skipped_by_kind.get(kind, 0) + 1
+    if len(stats.errors) < 100:
+        stats.errors.append(text)
     return []

@@ -39,6 +39,7 @@ from temcoco_core.frames.preprocess import PreprocessConfig
 from temcoco_core.frames.registration import RegistrationConfig, parse_homography
 from temcoco_core.frames.thermal import ThermalConfig
 from temcoco_core.frames.transport import TRANSPORTS
+from temcoco_core.health import LivenessConfig
 from temcoco_core.pipeline import PipelineConfig
 
 __all__ = [
@@ -228,6 +229,19 @@ class NodeConfig:
     sync_max_gap: float = _param(
         1.0, "Pairs further apart than this (seconds of header time) reset the temporal "
         "state; 0 disables.", "sync", low=0.0, high=3600.0)
+    stamp_source: str = _param(
+        "header", "Stamps messages are paired by. header: header stamps (a zero stamp -- an "
+        "unstamped driver -- is replaced by the receive time and named in /diagnostics); "
+        "receive: the node clock when the message arrived (drivers whose stamps are "
+        "useless).", "sync", choices=("header", "receive"))
+    sync_backward_tolerance: float = _param(
+        0.1, "A stamp up to this much (seconds) older than its topic's newest is jitter or a "
+        "reordered message: fused, no reset; further back is a discontinuity (reset).",
+        "sync", low=0.0, high=60.0)
+    sync_resync_threshold: float = _param(
+        0.5, "A time jump whose stamp step disagrees with the receive-time step by more than "
+        "this (seconds) is one camera's clock restarting: that camera is re-synchronised at "
+        "once instead of never pairing again.", "sync", low=0.001, high=3600.0)
     queue_depth: int = _param(
         1, "Depth of the latest-wins queue between the synchroniser and the inference thread; "
         "when inference is slower than the cameras the oldest pair is dropped (counted), so "
@@ -324,8 +338,9 @@ class NodeConfig:
         "constant", "Outside the thermal field of view: constant (black) or replicate.",
         "registration", choices=("constant", "replicate"))
     resize_thermal_to_rgb: bool = _param(
-        False, "Resize a thermal image of another size to the RGB size (co-boresighted "
-        "cameras); otherwise a size mismatch without homography is an error.", "registration")
+        True, "Resample a thermal image of another size (e.g. 640x512 with 1280x720 RGB) into "
+        "the RGB frame; with a homography the registration does it. false: a size mismatch "
+        "without homography is an error (counted, named in /diagnostics).", "registration")
 
     # ------------------------------------------------------------------ output
     output_size: str = _param(
@@ -348,6 +363,10 @@ class NodeConfig:
         "output", choices=("jpeg", "png"))
     output_jpeg_quality: int = _param(
         90, "JPEG quality of the compressed output.", "output", low=1, high=100)
+    max_input_pixels: int = _param(
+        8192 * 4096, "Largest width x height of an input image, checked before it is decoded "
+        "(compressed headers included); larger frames are skipped and counted. 0: no cap.",
+        "output", low=0, high=2**31 - 1)
 
     # ------------------------------------------------------------------ diagnostics
     diagnostics_period: float = _param(
@@ -364,6 +383,15 @@ class NodeConfig:
     latency_error_ms: float = _param(
         1000.0, "p99 latency above which the worker status is ERROR; 0 disables.",
         "diagnostics", low=0.0, high=1.0e6)
+    expected_rate: float = _param(
+        0.0, "Output rate you expect (Hz, e.g. the cameras' rate); the output liveness status "
+        "WARNs when the fused output stays below half of it. 0: no rate check.",
+        "diagnostics", low=0.0, high=1000.0)
+    stall_warn: float = _param(
+        0.8, "Inputs arriving but no fused output for this long (seconds) makes the output "
+        "liveness status WARN, naming the last reason.", "diagnostics", low=0.1, high=3600.0)
+    stall_error: float = _param(
+        5.0, "... and ERROR after this long (seconds).", "diagnostics", low=0.1, high=3600.0)
     metrics: str = _param(
         "flicker,dirc", "Online temporal-consistency metrics, comma-separated: flicker "
         "(brightness change against the RGB one), dirc (frame-difference direction "
@@ -519,7 +547,15 @@ class NodeConfig:
 
     def pairing_config(self) -> PairingConfig:
         return PairingConfig(queue_size=self.sync_queue_size, slop=self.sync_slop,
-                             max_gap_s=self.sync_max_gap or None)
+                             max_gap_s=self.sync_max_gap or None,
+                             stamp_source=self.stamp_source,
+                             backward_tolerance_s=self.sync_backward_tolerance,
+                             resync_threshold_s=self.sync_resync_threshold)
+
+    def liveness_config(self) -> LivenessConfig:
+        """Expected output rate and stall thresholds of the output liveness status."""
+        return LivenessConfig(expected_rate_hz=self.expected_rate, stall_warn_s=self.stall_warn,
+                              stall_error_s=max(self.stall_error, self.stall_warn))
 
     def pipeline_config(self) -> PipelineConfig:
         """The core pipeline's configuration (pairing, thermal, registration, sizes)."""
@@ -542,6 +578,7 @@ class NodeConfig:
             metrics=bool(self.metric_names),
             metrics_max_side=self.metrics_max_side or None,
             metrics_flow="flowd" in self.metric_names,
+            max_input_pixels=self.max_input_pixels or None,
         )
 
     def metric_thresholds(self) -> list[MetricThreshold]:

@@ -35,7 +35,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import cv2
 import numpy as np
@@ -44,6 +44,7 @@ import torch
 from temcoco_core.diagnostics import FusionDiagnostics, StatusValue
 from temcoco_core.engine.average import AverageEngine
 from temcoco_core.frames.decoder import FrameInput, pair_to_frame
+from temcoco_core.frames.image_msg import DEFAULT_MAX_INPUT_PIXELS, decode_image
 from temcoco_core.frames.pairing import (
     AddResult,
     ApproximatePairer,
@@ -62,6 +63,7 @@ from temcoco_core.frames.preprocess import (
 )
 from temcoco_core.frames.registration import RegistrationConfig, ThermalRegistration
 from temcoco_core.frames.thermal import ThermalConfig, ThermalNormalizer
+from temcoco_core.health import FailureCounter, ThrottledLog, failure_kind
 from temcoco_core.metrics import OnlineTemporalMetrics
 
 if TYPE_CHECKING:
@@ -78,6 +80,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 _OUTPUT_SIZES = ("rgb", "model")
 
@@ -113,6 +117,8 @@ class PipelineConfig:
             comparable between runs with equal settings.
         metrics_flow: also compute ``flowD`` (optical flow between consecutive outputs, at
             the metrics size).
+        max_input_pixels: largest ``width * height`` of an input image, checked before it is
+            decoded (compressed headers included); ``None``: no cap.
     """
 
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
@@ -124,8 +130,12 @@ class PipelineConfig:
     metrics: bool = True
     metrics_max_side: int | None = 160
     metrics_flow: bool = False
+    max_input_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS
 
     def __post_init__(self) -> None:
+        if self.max_input_pixels is not None and self.max_input_pixels < 1:
+            raise ValueError(f"PipelineConfig.max_input_pixels must be >= 1 or None, got "
+                             f"{self.max_input_pixels}")
         if self.output_size not in _OUTPUT_SIZES:
             raise ValueError(f"PipelineConfig.output_size must be one of {_OUTPUT_SIZES}, got "
                              f"{self.output_size!r}")
@@ -220,6 +230,8 @@ class FusionPipeline:
         self.frames_in = 0
         self.frames_out = 0
         self.frames_failed = 0
+        self.failures = FailureCounter()
+        self._failure_log = ThrottledLog(log, 5.0)
         self.flushed = 0
         self.timings: dict[str, float] = {k: 0.0 for k in (
             "decode", "thermal", "preprocess", "engine", "postprocess", "metrics")}
@@ -271,12 +283,49 @@ class FusionPipeline:
             if ev.reset:
                 self.reset(ev.kind)
 
+    def record_failure(self, exc: BaseException, where: str = "") -> str:
+        """Count one failed frame by kind (``decode_error``, ``too_large``, ``non_finite``,
+        ``size_mismatch``, ``inference_error``…), report it in diagnostics and log it
+        throttled; returns the kind."""
+        kind = failure_kind(exc)
+        text = f"{where}: {exc}" if where else str(exc)
+        self.frames_failed += 1
+        self.failures.record(kind, text)
+        self.diagnostics.error(f"{kind}: {text}")
+        level = logging.ERROR if kind == "inference_error" else logging.WARNING
+        self._failure_log.log(level, kind, f"skipping a frame ({kind}): {text}")
+        return kind
+
+    def decode(self, msg: Any) -> tuple[np.ndarray, str]:
+        """Core decoding with this pipeline's ``max_input_pixels`` cap."""
+        return decode_image(msg, self.cfg.max_input_pixels)
+
+    def name_errors(self, pair: MatchedSet, fn: Callable[[Any], _T]) -> Callable[[Any], _T]:
+        """``fn(msg)`` (decoding, a size check) whose :class:`FrameError` s name the input
+        topic of the pair's message that failed."""
+        names = {id(p[0]): n for p, n in zip(pair.payloads, self.topic_names)}
+
+        def named(msg: Any) -> _T:
+            try:
+                return fn(msg)
+            except FrameError as exc:
+                name = names.get(id(msg))
+                if name is None:
+                    raise
+                raise type(exc)(f"{name}: {exc}") from None
+
+        return named
+
     # ------------------------------------------------------------------ message front end
-    def offer(self, topic_index: int, stamp_ns: int, msg: Any) -> AddResult:
+    def offer(self, topic_index: int, stamp_ns: int, msg: Any,
+              receive_ns: int | None = None) -> AddResult:
         """Pair one message (0: RGB, 1: thermal); cheap, no decoding. The caller passes the
-        result's ``pair`` and ``events`` to :meth:`process`."""
+        result's ``pair`` and ``events`` to :meth:`process`.
+
+        ``receive_ns``: arrival time on the header stamps' clock (node clock, bag log time);
+        enables receive-time stamps for unstamped input and clock re-synchronisation."""
         self.diagnostics.input(self.topic_names[topic_index], stamp_ns)
-        return self.pairer.add(topic_index, stamp_ns, (msg, time.perf_counter()))
+        return self.pairer.add(topic_index, stamp_ns, (msg, time.perf_counter()), receive_ns)
 
     def process(self, pair: MatchedSet | None,
                 events: Iterable[TimeEvent] = ()) -> list[FusedFrame]:
@@ -290,17 +339,17 @@ class FusionPipeline:
             return []
         t0 = time.perf_counter()
         try:
-            frame = pair_to_frame(pair)
+            frame = pair_to_frame(pair, self.name_errors(pair, self.decode))
         except FrameError as exc:
-            self.frames_failed += 1
-            self.diagnostics.error(str(exc))
+            self.record_failure(exc)
             raise
         self.timings["decode"] += time.perf_counter() - t0
         return self.fuse_frames(frame)
 
-    def add_message(self, topic_index: int, stamp_ns: int, msg: Any) -> list[FusedFrame]:
+    def add_message(self, topic_index: int, stamp_ns: int, msg: Any,
+                    receive_ns: int | None = None) -> list[FusedFrame]:
         """:meth:`offer` + :meth:`process`: the whole step for one incoming message."""
-        res = self.offer(topic_index, stamp_ns, msg)
+        res = self.offer(topic_index, stamp_ns, msg, receive_ns)
         return self.process(res.pair, res.events)
 
     # ------------------------------------------------------------------ frame front end
@@ -314,8 +363,7 @@ class FusionPipeline:
         try:
             return self._fuse(frame)
         except FrameError as exc:
-            self.frames_failed += 1
-            self.diagnostics.error(str(exc))
+            self.record_failure(exc)
             raise
 
     def _fuse(self, frame: FrameInput) -> list[FusedFrame]:
@@ -419,7 +467,9 @@ class FusionPipeline:
         """Diagnostic statuses for ``/diagnostics``."""
         extra = {"engine": self.engine_description, "frames_failed": self.frames_failed,
                  "thermal_gain_jumps": self.thermal.stats.gain_jumps}
-        return self.diagnostics.statuses(self.pairer.summary(), extra)
+        extra.update({f"failed {k}": v for k, v in sorted(self.failures.snapshot().items())})
+        return with_stamp_notes(self.diagnostics.statuses(self.pairer.summary(), extra),
+                                self.pairer.notes())
 
     def summary(self) -> dict[str, Any]:
         """Counters, latency and per-stage time per frame as plain data."""
@@ -429,6 +479,7 @@ class FusionPipeline:
             "frames_in": self.frames_in,
             "frames_out": self.frames_out,
             "frames_failed": self.frames_failed,
+            "failures": self.failures.as_dict(),
             "flushed": self.flushed,
             "resets": dict(self.diagnostics.resets),
             "pairing": self.pairer.summary(),
@@ -436,3 +487,19 @@ class FusionPipeline:
             "stage_ms_per_frame": {k: v * 1e3 / n for k, v in self.timings.items()},
             "thermal_gain_jumps": self.thermal.stats.gain_jumps,
         }
+
+
+def with_stamp_notes(statuses: list[StatusValue], notes: Sequence[str]) -> list[StatusValue]:
+    """Raise the pairing status to WARN with the timeline's notes (unstamped input, clock
+    jumps), so ``/diagnostics`` names the topic."""
+    if not notes:
+        return statuses
+    from temcoco_core.diagnostics import DiagnosticLevel
+
+    for st in statuses:
+        if st.name.endswith(": pairing"):
+            st.level = max(st.level, DiagnosticLevel.WARN)
+            st.message = "; ".join(notes) + ("" if st.message == "pairing" else
+                                             f"; {st.message}")
+            st.values["stamp notes"] = " | ".join(notes)
+    return statuses

@@ -35,11 +35,13 @@ import cv2
 import numpy as np
 
 from temcoco_core.cli_args import add_settings_args, apply_threads, parse_size, settings_from_args
-from temcoco_core.driver import MessageItem, MetricMeans, RunStats, run_pipeline
+from temcoco_core.driver import ON_ERROR, MessageItem, MetricMeans, RunStats, run_pipeline
 from temcoco_core.engine.factory import EngineInfo, build_engine
 from temcoco_core.frames.decoder import FrameInput
 from temcoco_core.frames.image_msg import numpy_to_image_fields, to_grey
+from temcoco_core.frames.preprocess import FrameError
 from temcoco_core.io.bag import BagError, BagReader, BagWriter, select_image_topics, stamp_to_ns
+from temcoco_core.io.outputs import OutputPathError, check_output_path, prepare_output_parent
 from temcoco_core.node_config import NodeConfig
 from temcoco_core.pipeline import AverageEngine, Engine, FusedFrame, FusionPipeline
 
@@ -141,6 +143,8 @@ class ReplayOptions:
         progress: tqdm progress bar.
         preview: side-by-side preview mp4 path.
         preview_png: one side-by-side PNG (frame ``preview_png_index``).
+        on_error: a bad message or frame (corrupt, undecodable, non-finite, absurd, too
+            large): ``"skip"`` it (counted in the summary's ``skipped``) or ``"stop"``.
     """
 
     rgb_topic: str | None = None
@@ -157,6 +161,7 @@ class ReplayOptions:
     fused_topic: str = FUSED_TOPIC
     diagnostics_topic: str = DIAGNOSTICS_TOPIC
     extra: dict[str, Any] = field(default_factory=dict)
+    on_error: str = "skip"
 
 
 def _storage_of(path: Path) -> str:
@@ -206,13 +211,19 @@ def replay_bag(in_bag: str | Path, out_bag: str | Path, settings: NodeConfig | N
         opts: topics, storage, preview and other options.
         engine: use this engine instead of building the one ``settings`` ask for.
 
+    A bad message (one that does not deserialise or decode, a non-finite, absurd or too large
+    frame) is skipped and counted, and the replay goes on; the summary's ``skipped`` says what
+    was skipped and why (``opts.on_error="stop"``: the first one raises instead).
+
     Returns:
-        Summary: topics, frames, pairing counters, resets, wall fps, per-stage ms per frame,
-        latency and the mean of every per-frame metric.
+        Summary: topics, frames, pairing counters, resets, skipped frames by kind, wall fps,
+        per-stage ms per frame, latency and the mean of every per-frame metric.
 
     Raises:
         BagError: missing/corrupt input bag, missing topic, existing output.
         EngineBuildError: the engine ``settings`` ask for cannot be built.
+        FrameError: no frame could be fused because every one was bad (the error names the
+            kinds), or ``on_error="stop"`` and a frame was bad.
     """
     from tqdm import tqdm
 
@@ -222,6 +233,7 @@ def replay_bag(in_bag: str | Path, out_bag: str | Path, settings: NodeConfig | N
     if out_bag.resolve() == in_bag.resolve():
         raise BagError(f"{out_bag}: output bag must differ from the input bag")
     reader = BagReader(in_bag)
+    stats: RunStats | None = None
     summary: dict[str, Any] = {"input": str(in_bag), "output": str(out_bag)}
     writer: BagWriter | None = None
     preview: PreviewWriter | None = None
@@ -237,7 +249,7 @@ def replay_bag(in_bag: str | Path, out_bag: str | Path, settings: NodeConfig | N
         log.info("replaying %s: RGB %s, thermal %s", in_bag, rgb, thermal)
         engine, info = _engine_for(settings, engine)
         storage = opts.storage or _storage_of(in_bag)
-        writer = BagWriter(out_bag, storage, overwrite=opts.overwrite)
+        writer = BagWriter(out_bag, storage, overwrite=opts.overwrite, inputs=[in_bag])
         writer.add_topic(opts.fused_topic, "sensor_msgs/msg/Image")
         writer.add_topic(opts.diagnostics_topic, "diagnostic_msgs/msg/DiagnosticArray")
         if opts.copy_sources:
@@ -264,13 +276,14 @@ def replay_bag(in_bag: str | Path, out_bag: str | Path, settings: NodeConfig | N
                                          opts.diagnostics_topic, log_time_ns=log_time_ns)
 
         def source() -> Iterator[MessageItem]:
-            for m in reader.messages([rgb, thermal]):
+            for m in reader.messages([rgb, thermal], bad_messages="yield"):
                 last_time[0] = m.log_time_ns
                 if opts.copy_sources:
                     assert writer is not None
                     writer.write_raw(m.topic, m.log_time_ns, m.raw)
-                yield MessageItem(index[m.topic], stamp_to_ns(m.msg.header.stamp), m.msg,
-                                  m.log_time_ns, m.topic)
+                stamp = stamp_to_ns(m.msg.header.stamp) if m.msg is not None else 0
+                yield MessageItem(index[m.topic], stamp, m.msg, m.log_time_ns, m.topic,
+                                  error=m.error, receive_ns=m.log_time_ns)
 
         def progress(item: MessageItem | FrameInput, stats: RunStats) -> None:
             if isinstance(item, MessageItem) and item.topic_index == 0:
@@ -281,13 +294,15 @@ def replay_bag(in_bag: str | Path, out_bag: str | Path, settings: NodeConfig | N
         sinks: list[Any] = [write_frame, means]
         if preview is not None:
             sinks.append(preview)
-        run_pipeline(pipeline, source(), sinks, max_frames=opts.max_frames, on_item=progress,
-                     where=str(in_bag))
+        stats = run_pipeline(pipeline, source(), sinks, max_frames=opts.max_frames,
+                             on_item=progress, where=str(in_bag), on_error=opts.on_error)
         bar.close()
         if written[0] and written[0] % every != 0:
             writer.write_diagnostics(pipeline.statuses(), last_time[0], opts.diagnostics_topic,
                                      log_time_ns=last_time[0])
         summary["interrupted"] = False
+        if not written[0] and stats.skipped:
+            raise FrameError(f"{in_bag}: no frame could be fused: {_describe_skips(stats)}")
     except BaseException:
         summary["interrupted"] = True
         raise
@@ -300,15 +315,23 @@ def replay_bag(in_bag: str | Path, out_bag: str | Path, settings: NodeConfig | N
         reader.close()
         if pipeline is not None:
             summary.update(pipeline.summary())
+        if stats is not None:
+            summary["skipped"] = stats.skip_summary()
         summary.update(frames_written=written[0], wall_s=elapsed,
                        fps=written[0] / elapsed if elapsed > 0 else float("nan"),
                        metrics=means.means())
         if writer is not None:
             summary["output_counts"] = dict(writer.counts)
-        if summary.get("interrupted"):
+        if summary.get("interrupted") and writer is not None:
             log.warning("replay stopped early; %s holds the %d fused frames written so far",
                         out_bag, written[0])
     return summary
+
+
+def _describe_skips(stats: RunStats) -> str:
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(stats.skipped_by_kind.items()))
+    first = f"; first: {stats.errors[0]}" if stats.errors else ""
+    return f"{stats.skipped} skipped ({kinds}){first}"
 
 
 # ---------------------------------------------------------------------------------- fuse
@@ -345,7 +368,7 @@ def fuse_videos(visible: str | Path, infrared: str | Path, out: str | Path | Non
                 settings: NodeConfig | None = None, *, engine: Engine | None = None,
                 fps: float | None = None, frames_dir: str | Path | None = None,
                 preview: str | Path | None = None, max_frames: int | None = None,
-                progress: bool = True) -> dict[str, Any]:
+                progress: bool = True, on_error: str = "skip") -> dict[str, Any]:
     """Fuse a visible and an infrared video (or frame folders), frame i with frame i, through
     the node's pipeline (``settings``: the node's parameters, default its defaults).
 
@@ -357,9 +380,11 @@ def fuse_videos(visible: str | Path, infrared: str | Path, out: str | Path | Non
         frames_dir: also write the fused frames as PNGs here.
         preview: side-by-side (visible | thermal | fused) mp4 path.
         max_frames: stop after this many frames.
+        on_error: ``"skip"`` a bad frame pair (counted in ``skipped``) or ``"stop"``.
 
     Returns:
-        Summary with frames, fps, s/frame, the engine and the mean per-frame metrics.
+        Summary with frames, fps, s/frame, the engine, skipped pairs and the mean per-frame
+        metrics.
     """
     from tqdm import tqdm
 
@@ -369,6 +394,13 @@ def fuse_videos(visible: str | Path, infrared: str | Path, out: str | Path | Non
     for p in (visible, infrared):
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such video file or frame folder")
+    for target in (out, preview):
+        if target is not None:  # outputs checked before any work: one clear line
+            check_output_path(target, inputs=(visible, infrared), overwrite=True, bag=False)
+    if frames_dir is not None:
+        if Path(frames_dir).exists() and not Path(frames_dir).is_dir():
+            raise OutputPathError(f"{frames_dir}: --frames-dir is a file, not a folder")
+        prepare_output_parent(Path(frames_dir) / "x.png")
     if fps is None:
         fps = video_info(visible).fps if visible.is_file() else 30.0
         fps = fps if fps and fps > 0 else 30.0
@@ -402,7 +434,10 @@ def fuse_videos(visible: str | Path, infrared: str | Path, out: str | Path | Non
                dynamic_ncols=True)
     try:
         stats = run_pipeline(pipeline, source(), sinks, on_item=lambda _i, _s: bar.update(1),
-                             where=f"{visible} + {infrared}")
+                             where=f"{visible} + {infrared}", on_error=on_error)
+        if not stats.frames and stats.skipped:
+            raise FrameError(f"{visible} + {infrared}: no frame could be fused: "
+                             f"{_describe_skips(stats)}")
         leftover = next(vis_it, None) is not None or next(ir_it, None) is not None
         if leftover and max_frames is None:
             log.warning("%s and %s have different lengths; stopped after %d frames", visible,
@@ -418,6 +453,7 @@ def fuse_videos(visible: str | Path, infrared: str | Path, out: str | Path | Non
             "output": str(out) if out is not None else None,
             "preview": str(preview) if preview is not None else None,
             "frames_in": stats.items, "frames_written": n_out, "wall_s": stats.wall_s,
+            "skipped": stats.skip_summary(),
             "fps": n_out / stats.wall_s if stats.wall_s > 0 else float("nan"),
             "s_per_frame": stats.wall_s / n_out if n_out else float("nan"),
             "stage_ms_per_frame": pipeline.summary()["stage_ms_per_frame"],
@@ -568,6 +604,11 @@ def _print_summary(summary: dict[str, Any], as_json: bool, title: str) -> None:
         for topic, c in pairing["topics"].items():
             lines.append(f"  {topic}: received {c['received']}, paired {c['paired']}, dropped "
                          f"{c['dropped']}, unmatched {c['unmatched']}")
+    skipped = summary.get("skipped") or {}
+    if skipped.get("total"):
+        lines.append(f"  skipped {skipped['total']} bad message(s)/frame(s): " + ", ".join(
+            f"{k} {v}" for k, v in skipped["by_kind"].items()))
+        lines += [f"    {e}" for e in skipped.get("first_errors", [])[:3]]
     if summary.get("resets"):
         lines.append("  temporal resets: " + ", ".join(f"{k} {v}"
                                                        for k, v in summary["resets"].items()))
@@ -603,7 +644,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
                          storage=args.storage, copy_sources=args.copy_sources,
                          diagnostics_every=args.diagnostics_every, overwrite=args.overwrite,
                          max_frames=args.max_frames, progress=not args.json,
-                         preview=args.preview)
+                         preview=args.preview, on_error=args.on_error)
     summary: dict[str, Any] = {}
     try:
         summary = replay_bag(args.in_bag, args.output, settings, opts)
@@ -621,7 +662,8 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
                                             out.with_name(out.stem + "_preview.mp4"))
     summary = fuse_videos(args.visible, args.infrared, out, settings, fps=args.fps,
                           frames_dir=args.frames_dir, preview=preview,
-                          max_frames=args.max_frames, progress=not args.json)
+                          max_frames=args.max_frames, progress=not args.json,
+                          on_error=args.on_error)
     _print_summary(summary, args.json, "fuse")
     if not args.json:
         print(f"  fused video: {out}" + (f"\n  preview: {preview}" if preview else ""))
@@ -648,6 +690,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_on_error(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--on-error", choices=ON_ERROR, default="skip",
+                   help="a bad message or frame (corrupt, undecodable, non-finite, too large): "
+                        "skip it and count it in the summary (default), or stop")
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``replay``, ``fuse`` and ``demo`` on the ``temcoco`` command line."""
     # replay ------------------------------------------------------------------------------
@@ -672,7 +720,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="write /diagnostics every N fused frames (default: 1)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N fused frames")
     p.add_argument("--preview", type=Path, default=None, help="side-by-side preview mp4")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output bag")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output bag (only one written by temcoco)")
+    _add_on_error(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--benchmark", action="store_true",
                    help="measure the pipeline overhead per frame (model-free) and exit")
@@ -698,6 +748,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, default=None, help="output fps (default: input's)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_on_error(p)
     add_settings_args(p)
     p.set_defaults(func=_cmd_fuse)
 
@@ -728,7 +779,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as exc:
+        # Bad input (a missing file, a corrupt checkpoint, an unknown preset ...): one line.
         print(f"temcoco {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # any other file-system failure: one line, no traceback
+        from temcoco_core.io.outputs import describe_os_error
+
+        print(f"temcoco {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
         return 1
 
 

@@ -6,18 +6,23 @@ lives here and is tested without ROS::
     subscription callbacks                     worker thread
     ──────────────────────                     ─────────────
     FusionWorker.offer(topic, stamp, msg)      FusionWorker.step()
-      pair (ApproximatePairer)                   apply pending resets
-      decode (FrameDecoder)          ──► LatestQueue(depth) ──►  FusionPipeline.fuse_frames
-      enqueue; the oldest pair is                                 (thermal gain, registration,
-      dropped when full (counted)                                 engine, metrics)
+      pair (ApproximatePairer: raw             apply pending resets
+      messages, time policy)       ──► LatestQueue(depth) ──►  decode (FrameDecoder, size cap)
+      enqueue; the oldest pair is                                FusionPipeline.fuse_frames
+      dropped when full (counted)                                 (thermal gain, registration,
+                                                                  engine, metrics)
                                                  publish(FusedFrame) → record_publish(latency)
 
-The callbacks never run inference, so a synchroniser's lock is never held during it, and a
-slow engine drops pairs (counted in :attr:`LatestQueue.dropped`) instead of letting latency or
-memory grow. :meth:`FusionWorker.statuses` gives the ``/diagnostics`` values: input silence
-per topic, pairing counters, output rate and latency, queue drops, inference time, header
-stamp → publish latency p50/p99 and the online temporal-consistency values with WARN/ERROR
-levels from thresholds.
+The callbacks never decode and never run inference (a 10000x10000 or corrupt image cannot block
+them), so a synchroniser's lock is never held during either, and a slow engine drops pairs
+(counted in :attr:`LatestQueue.dropped`) instead of letting latency or memory grow. Every
+frame that fails (decode error, too large, non-finite, size mismatch, inference error) is
+counted by kind and named in the ``output liveness`` status
+(:class:`~temcoco_core.health.LivenessMonitor`), which goes WARN within seconds when inputs
+arrive but nothing is published. :meth:`FusionWorker.statuses` gives the ``/diagnostics``
+values: input silence per topic, pairing counters, output liveness, output rate and latency,
+queue drops, inference time, header stamp → publish latency p50/p99 and the online
+temporal-consistency values with WARN/ERROR levels from thresholds.
 
 Message decoding lives in :mod:`temcoco_core.frames.decoder`, the monitors in
 :mod:`temcoco_core.diagnostics.monitors` and engine building in
@@ -51,11 +56,13 @@ from temcoco_core.diagnostics.monitors import (
 )
 from temcoco_core.diagnostics.updater import FrequencyStatusParam, TimeStampStatusParam, TopicStatus
 from temcoco_core.engine.factory import EngineInfo
-from temcoco_core.frames.decoder import FrameDecoder, FrameInput
+from temcoco_core.frames.decoder import FrameDecoder, FrameInput, pair_to_frame
+from temcoco_core.frames.image_msg import check_message_size
 from temcoco_core.frames.pairing import MatchedSet
 from temcoco_core.frames.preprocess import FrameError
+from temcoco_core.health import LivenessConfig, LivenessMonitor, failure_kind
 from temcoco_core.node_config import MetricThreshold, NodeConfig
-from temcoco_core.pipeline import Engine, FusedFrame, FusionPipeline
+from temcoco_core.pipeline import Engine, FusedFrame, FusionPipeline, with_stamp_notes
 
 __all__ = [
     "FusionWorker",
@@ -163,10 +170,11 @@ class _DetachedEngine:
 
 @dataclass
 class WorkItem:
-    """One decoded pair waiting for the worker; ``seq`` numbers pairs in arrival order."""
+    """One matched pair of raw messages waiting for the worker (decoded there); ``seq``
+    numbers pairs in arrival order."""
 
     seq: int
-    frame: FrameInput
+    pair: MatchedSet
 
 
 @dataclass
@@ -208,7 +216,9 @@ class FusionWorker:
         latency_warn_ms, latency_error_ms: p99 header → publish levels (0 disables).
         info: constant key/values for the worker status (backend, precision, conversion…).
         synchronizer: ``"core"`` (:meth:`offer`) or ``"message_filters"`` (:meth:`offer_pair`).
-        clock: monotonic clock for silence detection.
+        clock: monotonic clock for silence and stall detection.
+        liveness: expected output rate and stall thresholds of the ``output liveness``
+            status.
     """
 
     def __init__(self, pipeline: FusionPipeline, *, queue_depth: int = 1,
@@ -217,7 +227,8 @@ class FusionWorker:
                  thresholds: Sequence[MetricThreshold] = (), metrics_window: int = 30,
                  latency_warn_ms: float = 0.0, latency_error_ms: float = 0.0,
                  info: Mapping[str, str] | None = None, synchronizer: str = "core",
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 liveness: LivenessConfig | None = None) -> None:
         if synchronizer not in ("core", "message_filters"):
             raise ValueError(f"synchronizer must be core or message_filters, got "
                              f"{synchronizer!r}")
@@ -230,6 +241,7 @@ class FusionWorker:
         if len(self.topic_names) != 2:
             raise ValueError(f"need two topic names (RGB, thermal), got {self.topic_names}")
         self.watchdog = TopicWatchdog(self.topic_names, topic_timeout_s, clock)
+        self.liveness = LivenessMonitor(liveness, clock, failures=pipeline.failures)
         self.monitor = TemporalMonitor(thresholds, metrics_window) if thresholds else None
         self.latency = StampLatency()
         self.latency_warn_ms = latency_warn_ms
@@ -285,7 +297,7 @@ class FusionWorker:
                      metrics_window=cfg.metrics_window, latency_warn_ms=cfg.latency_warn_ms,
                      latency_error_ms=cfg.latency_error_ms,
                      info={"synchronizer": cfg.synchronizer}, synchronizer=cfg.synchronizer,
-                     clock=clock)
+                     clock=clock, liveness=cfg.liveness_config())
         worker.engine_info = info
         if output_topic is not None:
             worker.output_status = TopicStatus(
@@ -296,12 +308,17 @@ class FusionWorker:
         return worker
 
     # ------------------------------------------------------------------ callbacks side
-    def offer(self, topic_index: int, stamp_ns: int, msg: Any) -> bool:
-        """One input message (``synchronizer=core``): pair it, decode and enqueue a completed
-        pair. Cheap: no inference. Returns whether a pair was enqueued."""
+    def offer(self, topic_index: int, stamp_ns: int, msg: Any,
+              receive_ns: int | None = None) -> bool:
+        """One input message (``synchronizer=core``): pair it and enqueue a completed pair of
+        raw messages. Cheap: no decoding, no inference. Returns whether a pair was enqueued.
+
+        ``receive_ns``: arrival time on the node's clock (the header stamps' domain): pairs
+        unstamped input by receive time and re-synchronises a camera whose clock restarts."""
         with self._lock:
             self.watchdog.seen(self.topic_names[topic_index])
-            res = self.pipeline.offer(topic_index, stamp_ns, msg)
+            self.liveness.input()
+            res = self.pipeline.offer(topic_index, stamp_ns, msg, receive_ns)
             resets = [e.kind for e in res.events if e.reset]
             if resets:
                 self._reset_locked(resets)
@@ -316,11 +333,16 @@ class FusionWorker:
         with self._lock:
             topic = self.topic_names[topic_index]
             self.watchdog.seen(topic)
+            self.liveness.input()
             self.diagnostics.input(topic, stamp_ns)
             self._mf_counts[topic_index][0] += 1
             last = self._mf_last[topic_index]
+            tolerance = round(self.pipeline.cfg.pairing.backward_tolerance_s * 1e9)
+            if last is not None and stamp_ns >= last - tolerance:  # jitter, one reorder
+                self._mf_last[topic_index] = max(last, stamp_ns)
+                return False
             self._mf_last[topic_index] = stamp_ns
-            if last is not None and stamp_ns < last:
+            if last is not None:
                 self._mf_events["time_backwards"] = self._mf_events.get("time_backwards", 0) + 1
                 self._mf_last = [None, None]
                 self._reset_locked(["time_backwards"])
@@ -375,17 +397,18 @@ class FusionWorker:
         self._pending_resets.extend(reasons)
 
     def _enqueue_locked(self, pair: MatchedSet) -> bool:
-        try:
-            frame = self.decoder.decode_pair(pair)
-        except FrameError as exc:
-            self.decode_failures += 1
-            self.last_error = str(exc)
-            self.diagnostics.error(str(exc))
-            return False
         self.pair_rate.tick(pair.stamps_ns[0])
-        self.queue.put(WorkItem(self._seq, frame))
+        self.queue.put(WorkItem(self._seq, pair))
         self._seq += 1
         return True
+
+    def _decode(self, pair: MatchedSet) -> FrameInput:
+        """The worker-side decoding of a pair, size cap first (also for cv_bridge)."""
+        cap = self.pipeline.cfg.max_input_pixels
+        check = self.pipeline.name_errors(pair, lambda msg: check_message_size(msg, cap))
+        for msg, _t in pair.payloads:
+            check(msg)
+        return pair_to_frame(pair, self.pipeline.name_errors(pair, self.decoder.decode))
 
     # ------------------------------------------------------------------ worker side
     def _apply_resets(self) -> None:
@@ -411,16 +434,24 @@ class FusionWorker:
         t0 = time.perf_counter()
         error = ""
         try:
-            outputs = self.pipeline.fuse_frames(item.frame)
+            frame = self._decode(item.pair)
         except FrameError as exc:
-            outputs, error = [], str(exc)
-            self.frame_failures += 1
-        except Exception as exc:  # the worker must survive engine failures
-            outputs, error = [], f"{type(exc).__name__}: {exc}"
-            self.engine_errors += 1
-            self.diagnostics.error(error)
-            if self.engine_errors == 1 or self.engine_errors % 100 == 0:
-                log.error("inference failed (%d so far): %s", self.engine_errors, error)
+            self.pipeline.record_failure(exc)
+            outputs, error = [], f"{failure_kind(exc)}: {exc}"
+            with self._lock:
+                self.decode_failures += 1
+        else:
+            try:
+                outputs = self.pipeline.fuse_frames(frame)
+            except FrameError as exc:  # counted and logged by the pipeline
+                outputs, error = [], f"{failure_kind(exc)}: {exc}"
+                self.frame_failures += 1
+            except Exception as exc:  # the worker must survive engine failures
+                outputs, error = [], f"{type(exc).__name__}: {exc}"
+                self.engine_errors += 1
+                self.pipeline.record_failure(exc)
+            for _ in outputs:
+                self.liveness.output()
         ms = (time.perf_counter() - t0) * 1e3
         with self._lock:
             waited = self._seq - 1 - item.seq
@@ -503,9 +534,19 @@ class FusionWorker:
         name, hw = self.diagnostics.name, self.diagnostics.hardware_id
         extra = {"frames_failed": self.frame_failures + self.decode_failures,
                  "thermal_gain_jumps": self.pipeline.thermal.stats.gain_jumps}
-        out = [s for s in self.diagnostics.statuses(self.pairing_summary(), extra)
-               if not s.name.endswith("temporal consistency")]
+        building = getattr(self.pipeline.engine, "building", None)
+        with self._lock:
+            notes = self.pipeline.pairer.notes() if self.synchronizer == "core" else []
+            self.liveness.note(f"preparing the engine for {building[1]}x{building[0]} frames"
+                               if building is not None else self._pairing_note())
+        out = [s for s in with_stamp_notes(
+            self.diagnostics.statuses(self.pairing_summary(), extra), notes)
+            if not s.name.endswith("temporal consistency")]
         out.insert(0, self._inputs_status(name, hw))
+        live = self.liveness.status(f"{name}: output liveness", hw)
+        if building is not None:  # expected silence: WARN (the worker status says why)
+            live.level = min(live.level, DiagnosticLevel.WARN)
+        out.append(live)
         out.append(self._worker_status(name, hw))
         if self.monitor is not None:
             out.append(self.monitor.status(f"{name}: temporal consistency", hw))
@@ -514,6 +555,23 @@ class FusionWorker:
             out.append(StatusValue(topic.level, f"{name}: {topic.name}", topic.message, hw,
                                    topic.values))
         return out
+
+    def _pairing_note(self) -> str:
+        """Why inputs may not pair (for the liveness status), from the newest stamps."""
+        if self.synchronizer != "core":
+            return ""
+        pairer = self.pipeline.pairer
+        newest = [pairer.timeline.newest_aligned(i) for i in range(2)]
+        if None in newest:
+            missing = [n for n, t in zip(self.topic_names, newest) if t is None]
+            return f"waiting for {', '.join(missing)}"
+        skew = (newest[1] - newest[0]) / 1e9
+        slop = pairer.cfg.slop
+        if abs(skew) >= slop:
+            return (f"no pair matched: {self.topic_names[1]} stamps are {skew:+.3f} s from "
+                    f"{self.topic_names[0]}'s (slop {slop:g} s); check the cameras' clocks, "
+                    "sync_slop or stamp_source")
+        return ""
 
     def _inputs_status(self, name: str, hw: str) -> StatusValue:
         values = {}
@@ -597,6 +655,7 @@ class FusionWorker:
                 "queue_high_water": self.queue.high_water,
                 "waited_max": self.waited.max,
                 "decode_failures": self.decode_failures,
+                "liveness": self.liveness.summary(),
                 "frame_failures": self.frame_failures,
                 "engine_errors": self.engine_errors,
                 "publish_errors": self.publish_errors,

@@ -467,10 +467,12 @@ class FusionNode(LifecycleNode):
 
     # ------------------------------------------------------------------ callbacks
     def _on_image(self, msg: Any, index: int) -> None:
-        """``synchronizer=core``: pair, convert, enqueue (no inference here)."""
+        """``synchronizer=core``: pair and enqueue the raw messages (decoding and inference
+        run on the worker thread). The receive time on the node's clock lets the pairer use
+        it for unstamped input and re-synchronise a camera whose clock restarts."""
         self._frame_ids[index] = msg.header.frame_id
         if self._worker is not None:
-            self._worker.offer(index, _stamp_ns(msg), msg)
+            self._worker.offer(index, _stamp_ns(msg), msg, self.get_clock().now().nanoseconds)
 
     def _on_image_counted(self, msg: Any, index: int) -> None:
         """``synchronizer=message_filters``: count and watch for time going backwards."""
@@ -479,7 +481,8 @@ class FusionNode(LifecycleNode):
             self._clear_stock_sync()
 
     def _on_pair(self, rgb: Any, thermal: Any) -> None:
-        """The stock synchroniser's callback (runs under its lock): convert and enqueue."""
+        """The stock synchroniser's callback (runs under its lock): enqueue (decoding runs on
+        the worker thread)."""
         if self._worker is not None:
             self._worker.offer_pair(rgb, thermal, _stamp_ns(rgb), _stamp_ns(thermal))
 

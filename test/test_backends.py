@@ -441,8 +441,8 @@ def test_corrupt_cached_engine_is_rebuilt(toy, fake_trt, tmp_path):
     engine.write_bytes(b"\x00garbage")
     prepared = prepare_model(toy, cfg, example_shape=(H, W))
     assert prepared.backend == "tensorrt" and trt.count("compile") == 2
-    assert any("cached engine unusable" in note and "rebuilding" in note
-               for note in prepared.fallback_log)
+    assert any("refusing cached engine" in note and "content hash" in note
+               and "rebuilding" in note for note in prepared.fallback_log)
 
 
 def test_explicit_engine_file_errors_are_clear(toy, fake_trt, tmp_path):
@@ -610,3 +610,40 @@ def test_compiled_calls_see_the_same_kind_of_tensor_inside_inference_mode(toy, m
             fused, state = prepared.step(vis.clone(), ir.clone(), state)
     assert not fused.is_inference()
     assert all(not any(kinds) for kinds in seen)  # a compiled graph would not recompile
+
+
+def test_cached_engines_are_trusted_by_owner_mode_and_content_hash(toy, fake_trt, tmp_path):
+    """Issue 11 case 9: a cached engine was trusted by file name plus a JSON file."""
+    import json
+    import os
+    import stat
+
+    from temcoco_core.engine.cache import metadata_path
+
+    trt = fake_trt("2.12.0")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # a world-writable cache folder (e.g. under /tmp)
+    cfg = BackendConfig("tensorrt", cache_dir=shared, fallback=())
+    engine = prepare_model(toy, cfg, example_shape=(H, W)).engine_path
+    assert engine.parent == shared / f"user-{os.geteuid()}"
+    assert stat.S_IMODE(engine.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(engine.stat().st_mode) == 0o600
+    meta = json.loads(metadata_path(engine).read_text())
+    assert len(meta["sha256"]) == 64
+    assert not [p for p in engine.parent.iterdir() if ".tmp" in p.name]
+
+    def rebuilt_after(tamper) -> bool:
+        tamper()
+        before = trt.count("compile")
+        notes = prepare_model(toy, cfg, example_shape=(H, W)).fallback_log
+        return trt.count("compile") == before + 1 and any("refusing cached engine" in n
+                                                          for n in notes)
+
+    assert rebuilt_after(lambda: engine.chmod(0o666))  # writable by others
+    assert rebuilt_after(lambda: engine.write_bytes(engine.read_bytes() + b" "))  # planted
+    if os.geteuid() == 0:
+        assert rebuilt_after(lambda: os.chown(engine, 4321, 4321))  # another user's file
+    before = trt.count("compile")
+    prepare_model(toy, cfg, example_shape=(H, W))
+    assert trt.count("compile") == before  # a trusted entry is reused

@@ -209,3 +209,21 @@ def test_synthetic_scene_is_seeded_and_plausible(tmp_path: Path) -> None:
     with BagReader(bag) as r:
         assert r.topics["/thermal/image_raw"].encoding == "32FC1"
         assert r.topics["/camera/color/image_raw/compressed"].count == 4
+
+
+def test_undeserialisable_message_is_yielded_with_its_error_on_request(tmp_path: Path) -> None:
+    """Issue 11 case 6: one bad message must not end the reading of a bag."""
+    src = tmp_path / "in"
+    with BagWriter(src) as w:
+        for i in range(5):
+            if i == 2:
+                w.add_topic("/cam", "sensor_msgs/msg/Image")
+                w.write_raw("/cam", i * 10**8, b"\x00\x01\x00\x00garbage")
+            else:
+                w.write_image("/cam", np.zeros((2, 2), np.uint8), "mono8", i * 10**8)
+    with BagReader(src) as r, pytest.raises(BagError, match="message 2 on /cam does not"):
+        list(r.messages(["/cam"]))
+    with BagReader(src) as r:
+        msgs = list(r.messages(["/cam"], bad_messages="yield"))
+    assert len(msgs) == 5 and [bool(m.error) for m in msgs] == [False, False, True, False, False]
+    assert msgs[2].msg is None and "does not deserialise" in msgs[2].error

@@ -188,3 +188,90 @@ def test_make_image_with_factories() -> None:
     raw = get_typestore().serialize_cdr(msg, "sensor_msgs/msg/Image")
     back = get_typestore().deserialize_cdr(raw, "sensor_msgs/msg/Image")
     np.testing.assert_array_equal(image_to_numpy(back), arr)
+
+
+# ------------------------------------------------------------------ issue 11: untrusted input
+def _encoded(ext: str, img: np.ndarray, params: list[int] | None = None) -> bytes:
+    ok, data = cv2.imencode(ext, img, params or [])
+    assert ok
+    return data.tobytes()
+
+
+@pytest.mark.parametrize("ext,name", [(".bmp", "BMP"), (".tiff", "TIFF"), (".webp", "WebP"),
+                                      (".pfm", "PFM"), (".hdr", "HDR"), (".ppm", "PPM")])
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "rgb8; jpeg compressed bgr8", ""])
+def test_compressed_accepts_only_the_named_format(ext: str, name: str, fmt: str) -> None:
+    """Issue 11 case 7: other formats labelled jpeg/png are rejected, never decoded."""
+    img = RNG.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    if ext in (".pfm", ".hdr"):
+        img = img.astype(np.float32) / 255.0
+    try:
+        data = _encoded(ext, img)
+    except cv2.error:
+        pytest.skip(f"this OpenCV cannot write {ext}")
+    with pytest.raises(EncodingError, match=name if name != "HDR" else "Radiance HDR"):
+        compressed_to_numpy(_msg(format=fmt, data=data))
+
+
+def test_png_labelled_jpeg_and_jpeg_labelled_png_are_rejected() -> None:
+    img = RNG.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    with pytest.raises(EncodingError, match="it is PNG"):
+        decode_image(_msg(format="jpeg", data=_encoded(".png", img)))
+    with pytest.raises(EncodingError, match="it is JPEG"):
+        decode_image(_msg(format="bgr8; png compressed bgr8", data=_encoded(".jpg", img)))
+
+
+def _png_header(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
+            + struct.pack(">I", zlib.crc32(chunk)))
+
+
+def _jpeg_claiming(width: int, height: int) -> bytes:
+    """A real small JPEG whose SOF0 says ``width x height``."""
+    data = bytearray(_encoded(".jpg", np.zeros((8, 8), np.uint8)))
+    i = data.index(b"\xff\xc0")
+    data[i + 5:i + 7] = height.to_bytes(2, "big")
+    data[i + 7:i + 9] = width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def test_compressed_size_cap_is_checked_from_the_header_before_decoding() -> None:
+    """Issue 11 cases 5-7: a JPEG claiming 65500^2 pixels gave cv2.error; a 261 KB PNG decoded
+    to 256 MiB; nothing capped the size."""
+    from temcoco_core.frames.image_msg import check_message_size, compressed_info
+    from temcoco_core.frames.preprocess import FrameTooLargeError
+
+    big_png = _encoded(".png", np.zeros((4096, 16384), np.uint8), [cv2.IMWRITE_PNG_COMPRESSION,
+                                                                    9])
+    assert len(big_png) < 300_000
+    assert compressed_info(_msg(format="png", data=big_png)).width == 16384
+    with pytest.raises(FrameTooLargeError, match="16384x4096"):
+        compressed_to_numpy(_msg(format="png", data=big_png), max_pixels=4096 * 4096)
+    with pytest.raises(FrameTooLargeError, match="65500x65500"):
+        decode_image(_msg(format="jpeg", data=_jpeg_claiming(65500, 65500)))
+    with pytest.raises(FrameTooLargeError):
+        check_message_size(_msg(format="png", data=_png_header(10000, 10000)))
+    with pytest.raises(EncodingError, match="frame header"):
+        jpeg = _jpeg_claiming(64, 64)
+        decode_image(_msg(format="jpeg", data=jpeg[:jpeg.index(b"\xff\xc0")]))
+    with pytest.raises(EncodingError, match="IHDR|decode"):
+        decode_image(_msg(format="png", data=_png_header(64, 64)[:20]))
+
+
+def test_raw_size_cap_is_checked_before_touching_the_data() -> None:
+    from temcoco_core.frames.preprocess import FrameTooLargeError
+
+    msg = _msg(encoding="rgb8", height=10000, width=10000, step=30000, is_bigendian=0,
+               data=b"")  # the cap fires before the (missing) data is even looked at
+    with pytest.raises(FrameTooLargeError, match="10000x10000") as err:
+        decode_image(msg)
+    assert err.value.kind == "too_large"
+    small = numpy_to_image_fields(np.zeros((4, 6, 3), np.uint8), "rgb8")
+    with pytest.raises(FrameTooLargeError):
+        image_to_numpy(small, max_pixels=20)
+    assert image_to_numpy(small, max_pixels=24).shape == (4, 6, 3)
+    assert image_to_numpy(small, max_pixels=None).shape == (4, 6, 3)

@@ -107,15 +107,17 @@ def test_time_backwards_resets_and_pairing_resumes() -> None:
     assert reset_result.reset
 
 
-def test_duplicate_stamp_is_dropped_and_reported() -> None:
+def test_duplicate_stamp_is_fused_and_reported() -> None:
+    """Issue 11 case 6: a repeated stamp is paired and fused (counted), never dropped."""
     p = ApproximatePairer(2, PairingConfig(slop=0.02))
-    results = _feed(p, [(0, 0), (1, 2 * MS), (0, 0), (1, 2 * MS), (0, 100 * MS),
+    results = _feed(p, [(0, 5 * MS), (1, 7 * MS), (0, 5 * MS), (1, 7 * MS), (0, 100 * MS),
                         (1, 101 * MS)])
     kinds = [e.kind for r in results for e in r.events]
     assert kinds == ["duplicate_stamp", "duplicate_stamp"]
     assert not any(e.reset for r in results for e in r.events)
-    assert sum(1 for r in results if r.pair) == 2
-    assert p.counters[0].duplicates == 1 and p.counters[0].dropped == 1
+    pairs = [r.pair for r in results if r.pair]
+    assert len(pairs) == 3 and pairs[1].payloads == ((0, 5 * MS), (1, 7 * MS))
+    assert p.counters[0].duplicates == 1 and p.counters[0].dropped == 0
 
 
 def test_gap_event_resets() -> None:
@@ -197,3 +199,105 @@ def test_build_diagnostic_array_with_caller_classes() -> None:
     status = arr["status"][0]
     assert status["level"] == b"\x00" and status["hardware_id"] == "cam0"
     assert {"type": "kv", "key": "frames", "value": "1"} in status["values"]
+
+
+# ------------------------------------------------------------------ issue 11: time policy
+def _jittery_streams(n: int, jitter_ms: float, seed: int, reorder_every: int = 0
+                     ) -> list[tuple[int, int, int]]:
+    """``(topic, stamp, receive)`` for two 30 Hz cameras with +-jitter hardware stamps, in
+    arrival order (a message occasionally swapped with its successor)."""
+    rng = np.random.default_rng(seed)
+    period = 33 * MS
+    msgs = []
+    for i in range(n):
+        for topic in (0, 1):
+            t = i * period + topic * 5 * MS
+            stamp = 10**12 + t + int(rng.uniform(-jitter_ms, jitter_ms) * MS)
+            msgs.append((topic, stamp, 10**12 + t + 20 * MS))
+    msgs.sort(key=lambda m: m[2])
+    if reorder_every:
+        for k in range(3, len(msgs) - 2, reorder_every):
+            msgs[k], msgs[k + 2] = msgs[k + 2], msgs[k]  # one message of a topic is late
+    return msgs
+
+
+@pytest.mark.parametrize("with_receive", [True, False])
+def test_jitter_and_single_reorders_never_reset(with_receive: bool) -> None:
+    p = ApproximatePairer(2, PairingConfig(slop=0.05))
+    resets = pairs = 0
+    for topic, stamp, recv in _jittery_streams(300, 20.0, 1, reorder_every=37):
+        r = p.add(topic, stamp, None, recv if with_receive else None)
+        resets += r.reset
+        pairs += r.pair is not None
+    assert resets == 0
+    assert pairs >= 285  # a few cross-camera skews exceed the slop: unpaired, not reset
+    assert p.summary()["events"]["reordered"] > 0
+
+
+def test_one_camera_clock_restart_resynchronises_at_once() -> None:
+    """Issue 11 case 1: thermal's clock restarts at 0 while RGB's goes on."""
+    p = ApproximatePairer(2, PairingConfig(slop=0.02))
+    period, base = 33 * MS, 5_000 * 10**9
+    first_after = None
+    resets = 0
+    for i in range(200):
+        recv = base + i * period + 10 * MS
+        th_stamp = base + i * period + 3 * MS if i < 100 else (i - 100) * period + 7 * MS
+        r0 = p.add(0, base + i * period, ("rgb", i), recv)
+        r1 = p.add(1, th_stamp, ("th", i), recv + MS)
+        resets += r0.reset + r1.reset
+        if i >= 100 and first_after is None and (r0.pair or r1.pair):
+            first_after = i
+            pair = r0.pair or r1.pair
+            assert pair.payloads == (("rgb", i), ("th", i))
+            assert pair.stamps_ns == (base + i * period, 7 * MS)  # the thermal's own stamp
+    assert first_after == 100
+    assert resets == 1
+    assert p.pairs == 200
+    assert p.summary()["topics"]["topic1"]["clock_jumps"] == 1
+    assert p.timeline.summary()["topic1"]["correction_ns"] == base + 100 * period - 4 * MS
+
+
+def test_forward_clock_jump_of_one_camera_resynchronises() -> None:
+    p = ApproximatePairer(2, PairingConfig(slop=0.02))
+    period = 33 * MS
+    for i in range(60):
+        jump = 3600 * 10**9 if i >= 30 else 0
+        p.add(0, i * period, i, i * period)
+        p.add(1, i * period + 2 * MS + jump, i, i * period + MS)
+    assert p.pairs == 60 and p.events["gap"] == 1
+    assert p.summary()["topics"]["topic1"]["clock_jumps"] == 1
+
+
+def test_looped_bag_with_log_times_is_one_reset() -> None:
+    p = ApproximatePairer(2, PairingConfig(slop=0.02))
+    resets = []
+    for loop in range(2):
+        for i in range(20):
+            log_t = loop * 10**9 + i * 33 * MS
+            for topic in (0, 1):
+                r = p.add(topic, (i + 1) * 33 * MS + topic * MS, None, log_t + topic)
+                resets += [e.kind for e in r.events if e.reset]
+    assert resets == ["time_backwards"] and p.pairs == 40
+
+
+def test_unstamped_input_pairs_by_receive_time_and_is_named() -> None:
+    """Issue 11 case 3: a driver that never sets stamps."""
+    p = ApproximatePairer(2, PairingConfig(slop=0.02), topic_names=("rgb", "thermal"))
+    for i in range(50):
+        p.add(0, 10**12 + i * 33 * MS, i, 10**12 + i * 33 * MS + 5 * MS)
+        p.add(1, 0, i, 10**12 + i * 33 * MS + 8 * MS)
+    assert p.pairs == 50
+    s = p.summary()
+    assert s["topics"]["thermal"]["unstamped"] == 50 and s["topics"]["rgb"]["unstamped"] == 0
+    assert any("thermal publishes unstamped" in n for n in p.notes())
+
+
+def test_stamp_source_receive() -> None:
+    p = ApproximatePairer(2, PairingConfig(slop=0.02, stamp_source="receive"))
+    for i in range(10):  # header stamps far apart and garbage; receive times close
+        p.add(0, 7 + i, i, i * 100 * MS)
+        p.add(1, 10**15 - i * 10**9, i, i * 100 * MS + MS)
+    assert p.pairs == 10
+    with pytest.raises(ValueError, match="stamp_source"):
+        PairingConfig(stamp_source="bag")

@@ -85,7 +85,9 @@ def _node_path(bag: Path, cfg: NodeConfig) -> tuple[list, list]:
     frames, diagnostics = [], []
     with BagReader(bag) as reader:
         for m in reader.messages([RGB, THERMAL]):
-            worker.offer(0 if m.topic == RGB else 1, stamp_to_ns(m.msg.header.stamp), m.msg)
+            # receive time = the bag's clock, as a node running with use_sim_time sees it
+            worker.offer(0 if m.topic == RGB else 1, stamp_to_ns(m.msg.header.stamp), m.msg,
+                         m.log_time_ns)
             while (res := worker.step(0.0)) is not None:
                 assert res.error == ""
                 for out in res.outputs:

@@ -10,6 +10,7 @@ import torch
 from temcoco_core.frames.preprocess import (
     ArrayPool,
     FrameError,
+    FrameSizeMismatchError,
     PreprocessConfig,
     compute_geometry,
     to_model_tensor,
@@ -89,13 +90,15 @@ def test_pad_mode_geometry_and_crop() -> None:
     assert to_output_frame(v, (50, 30), "rgb8", geom).shape == (30, 50, 3)
 
 
-def test_size_mismatch_names_both_sizes_unless_allowed() -> None:
+def test_different_sizes_fuse_by_default_and_name_both_sizes_when_disabled() -> None:
+    """Issue 11 case 4: 640x512-like thermal with 1280x720-like RGB fuses by default."""
     vis, _ = _pair(24, 40)
     ir = RNG.integers(0, 256, (12, 20), dtype=np.uint8)
-    with pytest.raises(FrameError, match=r"20x12.*40x24"):
-        to_model_tensor(vis, ir)
-    v, i = to_model_tensor(vis, ir, PreprocessConfig(resize_infrared_to_visible=True))
+    v, i = to_model_tensor(vis, ir)
     assert i.shape == v.shape == (3, 24, 40)
+    with pytest.raises(FrameSizeMismatchError, match=r"20x12.*40x24") as err:
+        to_model_tensor(vis, ir, PreprocessConfig(resize_infrared_to_visible=False))
+    assert err.value.kind == "size_mismatch"
 
 
 @pytest.mark.parametrize("vis,ir,match", [

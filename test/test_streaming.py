@@ -117,7 +117,7 @@ def test_numpy_frames_use_the_shared_preprocessing(edge: nn.Module) -> None:
     (torch.rand(3, 16, 16) * 3, torch.rand(3, 16, 16), r"\[0, 1\]"),
     (torch.rand(3, 16, 16), torch.rand(3, 16, 24), "differ in size"),
     (np.zeros((16, 16, 3), np.uint8), torch.rand(3, 16, 16), "both"),
-    (np.zeros((16, 16, 3), np.uint8), np.zeros((16, 24), np.uint8), "differs"),
+    (np.zeros((16, 16, 3), np.uint8), np.zeros((16, 24, 3), np.uint8), "grey"),
     (np.full((16, 16, 3), np.nan, np.float32), np.zeros((16, 16), np.float32), "NaN"),
 ])
 def test_bad_frames_raise_and_leave_the_stream_intact(edge: nn.Module, visible, infrared,

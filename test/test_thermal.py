@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from temcoco_core.frames.preprocess import FrameError
+from temcoco_core.frames.preprocess import FrameError, NonFiniteFrameError
 from temcoco_core.frames.thermal import ThermalConfig, ThermalNormalizer
 
 H, W = 60, 80
@@ -129,3 +129,23 @@ def test_bad_input_and_config() -> None:
         ThermalConfig(policy="fixed", fixed_range=(5.0, 5.0))
     with pytest.raises(ValueError, match="percentiles"):
         ThermalConfig(percentiles=(99.0, 1.0))
+
+
+@pytest.mark.parametrize("policy", ["percentile", "minmax", "fixed"])
+def test_absurd_and_non_finite_frames_are_rejected_not_a_crash(policy: str) -> None:
+    """Issue 11 case 6: NaN, Inf or 1e20 in a 32FC1 frame (ZeroDivisionError before)."""
+    n = ThermalNormalizer(ThermalConfig(policy=policy))
+    good = np.linspace(20.0, 40.0, 64, dtype=np.float32).reshape(8, 8)
+    first = n(good, 0).copy()
+    state = n.current_range
+    for bad in (np.full((8, 8), 1e20, np.float32), np.full((8, 8), np.inf, np.float32),
+                np.where(good > 30, np.nan, good).astype(np.float32)):
+        with pytest.raises(NonFiniteFrameError):
+            n(bad, 1)
+    assert n.stats.rejected == 3 and n.current_range == state
+    # a huge but flat frame with a relaxed limit: the range collapses in float -> rejected
+    n2 = ThermalNormalizer(ThermalConfig(policy=policy, max_abs_value=1e30))
+    if policy != "fixed":
+        with pytest.raises(NonFiniteFrameError, match="cannot be normalised"):
+            n2(np.full((8, 8), 1e20, np.float32), 0)
+    np.testing.assert_allclose(n(good, 2), first, atol=1e-6)

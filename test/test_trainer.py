@@ -256,3 +256,33 @@ def test_cli_train_and_resume(tmp_path, capsys):
     bad = parser.parse_args(["train", "--config", str(cfg), "--set", "data.cropp=3"])
     with pytest.raises(ConfigError, match="data.cropp"):
         run(bad)
+
+
+class _Payload:
+    def __reduce__(self):  # would run at unpickling time
+        return (os.system, (f"touch {os.environ['TEMCOCO_PWNED']}",))
+
+
+@pytest.mark.parametrize("content", ["malicious", "garbage", "not_a_dict"])
+def test_resume_with_a_bad_optimizer_file_is_a_clean_error(tmp_path, monkeypatch, content):
+    """Issue 11 case 8: a malicious optimizer.pt gave an unpickling traceback."""
+    import pickle
+
+    from temcoco_core.train.trainer import ResumeError
+
+    torch.manual_seed(0)
+    Trainer(_cfg(tmp_path), model=TinyFuser(), sequences=_seqs(), progress=False).fit()
+    opt = tmp_path / "run" / "optimizer.pt"
+    pwned = tmp_path / "pwned"
+    monkeypatch.setenv("TEMCOCO_PWNED", str(pwned))
+    if content == "malicious":
+        torch.save({"optimizer": _Payload()}, opt)
+    elif content == "garbage":
+        opt.write_bytes(b"\x80\x04not really a pickle")
+    else:
+        opt.write_bytes(pickle.dumps([1, 2, 3]))
+    resumed = Trainer(_cfg(tmp_path, steps=5), model=TinyFuser(), sequences=_seqs(),
+                      progress=False)
+    with pytest.raises(ResumeError, match="optimizer") as err:
+        resumed.fit(resume=True)
+    assert "\n" not in str(err.value) and not pwned.exists()

@@ -316,25 +316,41 @@ def test_publish_errors_are_counted_not_raised():
 # ---------------------------------------------------------------------------------- failures
 
 
-def test_decode_failures_are_counted_and_not_queued():
+def test_decode_failures_are_counted_on_the_worker_not_in_the_callback():
+    """Issue 11 case 5: decoding runs on the worker thread, never in the subscription
+    callback; a failure is counted by kind with the encoding named."""
     w = make_worker()
     w.offer(0, T0, rgb_msg(0))
     bad = thermal_msg(0)
     bad.encoding = "yuv422_yuy2"
-    assert not w.offer(1, T0 + 2_000_000, bad)
+    assert w.offer(1, T0 + 2_000_000, bad)  # queued raw: the callback does not decode
+    assert w.decode_failures == 0
+    res = w.step()
+    assert res.outputs == [] and "decode_error" in res.error and "yuv422_yuy2" in res.error
     assert w.decode_failures == 1 and "yuv422_yuy2" in w.last_error
-    assert len(w.queue) == 0
+    assert w.pipeline.failures.counts == {"decode_error": 1}
 
 
 def test_frame_errors_are_counted_and_the_worker_goes_on():
     w = make_worker()
     w.offer(0, T0, rgb_msg(0))
-    w.offer(1, T0, thermal_msg(0, h=H // 2))  # thermal of another size, no registration
+    bad = thermal_msg(0, "32FC1")
+    bad.data = np.full(H * W, np.nan, np.float32).view(np.uint8)
+    w.offer(1, T0, bad)
     res = w.step()
-    assert res.outputs == [] and "differs from visible size" in res.error
+    assert res.outputs == [] and "non_finite" in res.error and "NaN" in res.error
     assert w.frame_failures == 1
     offer_pair(w, 1)
     assert len(w.step().outputs) == 1
+
+
+def test_thermal_of_another_size_fuses_by_default():
+    """Issue 11 case 4: 640x512-like thermal with 1280x720-like RGB gave zero output."""
+    w = make_worker()
+    w.offer(0, T0, rgb_msg(0))
+    w.offer(1, T0, thermal_msg(0, h=H // 2, w=W // 2 + 3))
+    res = w.step()
+    assert res.error == "" and res.outputs[0].image.shape == (H, W, 3)
 
 
 class _FailingEngine(AverageEngine):
@@ -369,12 +385,12 @@ def test_time_going_backwards_discards_the_queue_and_resets_before_the_next_fram
     for i in range(3):
         offer_pair(w, i)
     assert len(w.queue) == 3
-    # a looping bag: stamps start over
-    w.offer(0, T0 - DT, rgb_msg(0))
+    # a looping bag: stamps start over (further back than jitter or a reorder)
+    w.offer(0, T0 - 20 * DT, rgb_msg(0))
     assert len(w.queue) == 0 and w.queue.discarded == 3
-    w.offer(1, T0 - DT + 2_000_000, thermal_msg(0))
+    w.offer(1, T0 - 20 * DT + 2_000_000, thermal_msg(0))
     res = w.step()
-    assert len(res.outputs) == 1 and res.outputs[0].stamp_ns == T0 - DT
+    assert len(res.outputs) == 1 and res.outputs[0].stamp_ns == T0 - 20 * DT
     assert w.pipeline.diagnostics.resets.get("time_backwards") == 1
 
 
@@ -397,7 +413,8 @@ def test_message_filters_mode_counts_and_detects_loops():
     assert summary["pairs"] == 1
     assert summary["topics"]["rgb"] == {"received": 3, "paired": 1, "dropped": 0,
                                         "unmatched": 2}
-    assert w.count_input(0, T0)  # went back: the caller clears its synchroniser
+    assert not w.count_input(0, T0 + DT)  # one reordered message: no reset
+    assert w.count_input(0, T0 - 10 * DT)  # went back: the caller clears its synchroniser
     w.step()
     assert w.pipeline.diagnostics.resets == {"time_backwards": 1}
     with pytest.raises(ValueError, match="synchronizer"):
@@ -463,7 +480,7 @@ def test_statuses_cover_what_the_issue_lists():
             w.record_publish(out.stamp_ns, out.stamp_ns + 20_000_000)
     sts = {s.name: s for s in w.statuses()}
     assert set(sts) == {f"/fusion_node: {n}" for n in (
-        "inputs", "pairing", "output", "worker", "temporal consistency")}
+        "inputs", "pairing", "output", "output liveness", "worker", "temporal consistency")}
     pairing = sts["/fusion_node: pairing"].values
     assert pairing["/rgb rate_hz"] != "nan" and pairing["/thermal dropped"] == "0"
     worker = sts["/fusion_node: worker"].values

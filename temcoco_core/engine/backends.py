@@ -60,10 +60,12 @@ from torch import Tensor, nn
 from .cache import (
     ENGINE_SUFFIXES,
     EngineKey,
+    cached_engine_problem,
     default_cache_dir,
     engine_key,
     metadata_path,
     platform_info,
+    read_content_hash,
     read_metadata,
     weights_digest,
     write_metadata,
@@ -533,14 +535,28 @@ def build_engine_file(model: nn.Module, config: BackendConfig, spec: InputSpec,
     inputs = _input_signature(model, spec, cast)
     key = engine_key(backend, model, spec, precision, info, inputs,
                      _artifact_options(backend, config), weights)
-    path = Path(output) if output is not None else config.resolved_cache_dir / key.filename(spec)
+    if output is not None:
+        path = Path(output)
+    else:
+        from .trust import CacheTrustError, private_dir
+
+        try:
+            path = private_dir(config.resolved_cache_dir) / key.filename(spec)
+        except CacheTrustError as exc:
+            raise EngineFileError(str(exc)) from None
     if path.is_file() and not config.rebuild:
         recorded = read_metadata(path)
         differences = key.mismatches(recorded) if recorded is not None else ["no metadata"]
-        if not differences:
+        problem = None if differences else cached_engine_problem(path)
+        if not differences and problem is None:
             notes.append(f"{backend}: using cached engine {path}")
             return EngineArtifact(backend, path, key, built=False)
-        notes.append(f"{backend}: rebuilding {path}: it differs in {'; '.join(differences)}")
+        if problem is not None:
+            log.warning("%s: refusing cached engine %s: %s; rebuilding", backend, path, problem)
+            notes.append(f"{backend}: refusing cached engine {path}: {problem}; rebuilding")
+        else:
+            notes.append(f"{backend}: rebuilding {path}: it differs in "
+                         f"{'; '.join(differences)}")
     start = time.perf_counter()
     log.info("building %s engine %s (this can take minutes)", backend, path)
     if backend == "tensorrt":
@@ -568,6 +584,16 @@ def _check_engine_file(path: Path, model: nn.Module, config: BackendConfig, spec
         raise EngineFileError(f"engine file not found: {path}")
     if path.stat().st_size == 0:
         raise EngineFileError(f"engine file is empty: {path}")
+    from .trust import file_sha256, untrusted_reason
+
+    why = untrusted_reason(path)
+    if why is not None and "owned by" not in why:  # another owner is fine for a file you name
+        raise EngineFileError(f"refusing engine file {path}: {why}")
+    recorded_hash = read_content_hash(path)
+    if recorded_hash is not None and file_sha256(path) != recorded_hash:
+        raise EngineFileError(f"refusing engine file {path}: its content hash does not match "
+                              f"the one in {metadata_path(path).name} (modified after it was "
+                              "built)")
     recorded = read_metadata(path)
     if recorded is None:
         log.warning("engine %s has no metadata file %s: cannot check that it matches the "

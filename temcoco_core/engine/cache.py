@@ -3,6 +3,13 @@
 An engine is only valid for the model weights, input shape, precision, GPU and library versions
 it was built with. :func:`engine_key` records all of them (:class:`EngineKey`, written beside the
 file as ``<engine>.json``); a cached file whose metadata differs is rebuilt.
+
+A cached engine is code the process runs, so it is trusted by more than its name
+(:mod:`temcoco_core.engine.trust`): the cache folder is private (``0700``, a per-user folder
+inside a shared one), the metadata records the engine's SHA-256, and a cached file is used only
+when it is owned by the user, not group/world-writable and still has that hash -- otherwise it
+is refused and rebuilt (:func:`cached_engine_problem`). Files are written under unique
+temporary names and renamed into place.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ __all__ = [
     "parse_version",
     "platform_info",
     "metadata_path",
+    "cached_engine_problem",
+    "read_content_hash",
     "read_metadata",
     "weights_digest",
     "write_metadata",
@@ -219,13 +228,39 @@ def metadata_path(path: Path) -> Path:
 
 
 def write_metadata(path: Path, key: EngineKey, build_s: float) -> Path:
+    """``<engine>.json``: the key, and the engine file's SHA-256 (checked before loading);
+    written through a unique temporary file and an atomic rename, mode 0600."""
+    from .trust import atomic_write, file_sha256
+
     meta = {"key": key.as_dict(), "digest": key.digest(), "build_s": round(build_s, 3),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    target = metadata_path(path)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, target)
-    return target
+            "sha256": file_sha256(path), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return atomic_write(metadata_path(path), json.dumps(meta, indent=2))
+
+
+def read_content_hash(path: Path) -> str | None:
+    """The SHA-256 recorded for an engine file (``None``: no or unreadable metadata)."""
+    try:
+        meta = json.loads(metadata_path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    value = meta.get("sha256") if isinstance(meta, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def cached_engine_problem(path: Path) -> str | None:
+    """Why a cached engine must not be loaded (``None``: it may): the file or its metadata is
+    not the user's, is writable by others or a symlink, or the file's content hash differs
+    from the one recorded when it was built."""
+    from .trust import CacheTrustError, untrusted_reason, verify_file
+
+    why = untrusted_reason(metadata_path(path))
+    if why is not None:
+        return f"its metadata is not trusted ({why})"
+    try:
+        verify_file(path, read_content_hash(path))
+    except CacheTrustError as exc:
+        return str(exc)
+    return None
 
 
 def read_metadata(path: Path) -> dict[str, Any] | None:

@@ -36,6 +36,7 @@ from .backends import (
     build_engine_file,
 )
 from .cache import platform_info
+from .trust import atomic_path, private_dir
 
 __all__ = ["export_onnx", "make_runner", "onnxruntime_providers"]
 
@@ -58,16 +59,12 @@ def export_onnx(model: nn.Module, spec: InputSpec, path: str | os.PathLike,
     inputs = _example_inputs(model, spec, device, dtype)
     names, outputs = _onnx_names(model, spec)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.onnx")
-    try:
+    with atomic_path(path) as tmp:  # unique name, renamed into place
         with torch.no_grad(), _quiet_exporter():
             program = torch.onnx.export(module, inputs, dynamo=True, input_names=names,
                                         output_names=outputs, opset_version=opset,
                                         external_data=False, verbose=False)
         program.save(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -182,7 +179,8 @@ def make_runner(model: nn.Module, config: BackendConfig, spec: InputSpec,
                                          info.compute_capability, info.onnxruntime,
                                          info.tensorrt]).encode()).hexdigest()[:16]
     providers = onnxruntime_providers(ort.get_available_providers(), device, precision,
-                                      config.resolved_cache_dir / "ort-trt" / ort_key)
+                                      private_dir(config.resolved_cache_dir) / "ort-trt"
+                                      / ort_key)
     if config.engine_path is not None:
         path = Path(config.engine_path)
         _check_engine_file(path, model, config, spec, precision, weights, dtype)

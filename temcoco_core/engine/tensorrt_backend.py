@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +16,7 @@ from torch import Tensor, nn
 from . import backends
 from .backends import BackendConfig, EngineFileError, InputSpec, _Runner
 from .cache import parse_version
+from .trust import PickleRefusedError, atomic_path, load_exported_program
 
 __all__ = ["build", "make_runner", "tensorrt_compile_settings"]
 
@@ -57,12 +57,8 @@ def build(trt: Any, model: nn.Module, spec: InputSpec, config: BackendConfig,
         min_block_size=config.min_block_size, torch_executed_ops=executed,
         require_full_compilation=config.require_full_compilation, **settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
+    with atomic_path(path) as tmp:  # unique name, 0600, renamed into place
         trt.save(compiled, str(tmp), output_format="exported_program", arg_inputs=list(inputs))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _aten_op(name: str) -> Any:
@@ -77,9 +73,21 @@ def _aten_op(name: str) -> Any:
 
 
 def _load_tensorrt(trt: Any, path: Path) -> Callable[..., Any]:
+    """A saved Torch-TensorRT program, loaded without running any Python pickle
+    (``torch_tensorrt.load`` inside :func:`~temcoco_core.engine.trust.load_exported_program`:
+    left alone, ``torch.export.load`` falls back to unpickling, which can run arbitrary
+    code); only exported programs (``.ep``/``.pt2``) are accepted."""
     try:
-        loaded = trt.load(str(path))
+        if path.suffix in (".ep", ".pt2"):
+            loaded = load_exported_program(path, trt.load)
+        else:
+            raise EngineFileError(f"TensorRT engine {path}: only exported programs (.ep) are "
+                                  "loaded (TorchScript and pickled modules are refused)")
         return loaded.module() if hasattr(loaded, "module") else loaded
+    except PickleRefusedError as exc:
+        raise EngineFileError(str(exc)) from None
+    except EngineFileError:
+        raise
     except Exception as exc:
         raise EngineFileError(f"TensorRT engine {path} could not be loaded "
                               f"({backends._first_line(exc)}); rebuild it with `temcoco export "

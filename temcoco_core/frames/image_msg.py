@@ -16,6 +16,13 @@ Supported raw encodings: ``rgb8 bgr8 rgba8 bgra8 mono8 mono16 8UC1 8UC3 8UC4 16U
 rgb16 bgr16 rgba16 bgra16`` and the Bayer mosaics ``bayer_{rggb,bggr,gbrg,grbg}{8,16}`` (decoded
 to RGB by OpenCV's bilinear demosaicing). Anything else raises :class:`EncodingError` naming the
 encoding.
+
+Untrusted input: every decoder takes ``max_pixels`` (default :data:`DEFAULT_MAX_INPUT_PIXELS`)
+and checks it *before* allocating or decoding anything -- raw images by their ``width`` and
+``height`` fields, compressed images by the dimensions in their own header (JPEG SOF, PNG IHDR),
+read by :func:`compressed_info` without decoding. Compressed data must be the format its
+``format`` field names (recognised by its signature): BMP, TIFF, WebP, PFM, HDR… bytes labelled
+``jpeg``/``png`` are rejected, never handed to OpenCV's other decoders.
 """
 
 from __future__ import annotations
@@ -27,15 +34,23 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from temcoco_core.frames.preprocess import FrameError
+from temcoco_core.frames.preprocess import FrameError, FrameTooLargeError
+
+#: Largest ``width * height`` decoded by default: 8192 x 4096 (an 8K camera). A 10000 x 10000
+#: frame would need 300 MB (RGB) before any processing -- an OOM kill on an edge board.
+DEFAULT_MAX_INPUT_PIXELS = 8192 * 4096
 
 __all__ = [
     "COMPRESSED_FORMATS",
+    "DEFAULT_MAX_INPUT_PIXELS",
+    "CompressedInfo",
     "ENCODINGS",
     "CompressedImageLike",
     "EncodingError",
     "ImageFields",
     "ImageLike",
+    "check_message_size",
+    "compressed_info",
     "compressed_to_numpy",
     "decode_image",
     "encode_compressed",
@@ -48,7 +63,17 @@ __all__ = [
 
 
 class EncodingError(FrameError):
-    """An image message uses an encoding or compressed format this module does not support."""
+    """An image message uses an encoding or compressed format this module does not support,
+    or its data does not decode."""
+
+    kind = "decode_error"
+
+
+def _check_pixels(width: int, height: int, max_pixels: int | None, what: str) -> None:
+    if max_pixels is not None and width * height > max_pixels:
+        raise FrameTooLargeError(
+            f"{what} is {width}x{height} = {width * height} pixels, above max_input_pixels "
+            f"{max_pixels}; rejected before decoding")
 
 
 class ImageLike(Protocol):
@@ -124,11 +149,13 @@ def _as_bytes_array(data: Any) -> np.ndarray:
     return np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
 
 
-def image_to_numpy(msg: ImageLike) -> np.ndarray:
+def image_to_numpy(msg: ImageLike, max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS
+                   ) -> np.ndarray:
     """Decode a raw ``sensor_msgs/Image``.
 
     Args:
         msg: object with ``encoding height width step is_bigendian data``.
+        max_pixels: largest ``width * height`` accepted (checked first); ``None``: no cap.
 
     Returns:
         ``(H, W)`` for single-channel encodings, ``(H, W, C)`` otherwise, in the encoding's own
@@ -138,11 +165,15 @@ def image_to_numpy(msg: ImageLike) -> np.ndarray:
 
     Raises:
         EncodingError: unsupported encoding.
+        FrameTooLargeError: more than ``max_pixels`` pixels.
         FrameError: ``data`` shorter than ``step * height`` or ``step`` shorter than a row.
     """
     encoding = str(msg.encoding)
     dtype, channels = _check_encoding(encoding)
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height < 0 or width < 0 or step < 0:
+        raise FrameError(f"{encoding} image has a negative size ({width}x{height}, step {step})")
+    _check_pixels(width, height, max_pixels, f"{encoding} image")
     row_bytes = width * channels * dtype.itemsize
     if height == 0 or width == 0:
         raise FrameError(f"empty {encoding} image ({width}x{height})")
@@ -179,12 +210,147 @@ def _native(arr: np.ndarray) -> np.ndarray:
     return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
 
 
-def compressed_to_numpy(msg: CompressedImageLike) -> tuple[np.ndarray, str]:
+@dataclass(frozen=True)
+class CompressedInfo:
+    """What a compressed image's own header says, read without decoding.
+
+    Attributes:
+        codec: ``"jpeg"`` or ``"png"``.
+        width, height: pixel size from the JPEG SOF or PNG IHDR.
+        offset: where the image data starts in the message (12 for ``compressedDepth``).
+    """
+
+    codec: str
+    width: int
+    height: int
+    offset: int = 0
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# marker bytes of the JPEG frame headers (SOF0..SOF15 but DHT, JPG and DAC)
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# markers without a length field
+_JPEG_STANDALONE = frozenset([0x01, *range(0xD0, 0xD9)])
+
+_SIGNATURES = (  # what a mislabelled payload really is, for the error message
+    (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"RIFF", "RIFF/WebP"),
+    (b"PF", "PFM"), (b"Pf", "PFM"), (b"#?", "Radiance HDR"), (b"P5", "PGM"), (b"P6", "PPM"),
+    (b"GIF8", "GIF"), (b"\x00\x00\x00\x0cjP", "JPEG 2000"), (b"\xff\x4f\xff\x51", "JPEG 2000"),
+    (b"\x76\x2f\x31\x01", "OpenEXR"),
+)
+
+
+def _sniff(head: bytes) -> str:
+    for sig, name in _SIGNATURES:
+        if head.startswith(sig):
+            return name
+    if head.startswith(_PNG_SIGNATURE):
+        return "PNG"
+    if head.startswith(b"\xff\xd8"):
+        return "JPEG"
+    return "unrecognised data"
+
+
+def _png_size(buf: bytes) -> tuple[int, int]:
+    if len(buf) < 24 or buf[12:16] != b"IHDR":
+        raise EncodingError("PNG data has no IHDR header (truncated or corrupt)")
+    return int.from_bytes(buf[16:20], "big"), int.from_bytes(buf[20:24], "big")
+
+
+def _jpeg_size(buf: bytes) -> tuple[int, int]:
+    """Walk the JPEG markers up to the frame header (SOFn) and read its size."""
+    i, n = 2, len(buf)
+    while i < n:
+        if buf[i] != 0xFF:
+            raise EncodingError(f"JPEG data is corrupt (no marker at byte {i})")
+        while i < n and buf[i] == 0xFF:  # fill bytes
+            i += 1
+        if i >= n:
+            break
+        marker = buf[i]
+        i += 1
+        if marker in _JPEG_STANDALONE:
+            continue
+        if marker in (0xD9, 0xDA):  # EOI or start of scan before any frame header
+            break
+        if i + 2 > n:
+            break
+        length = int.from_bytes(buf[i:i + 2], "big")
+        if length < 2:
+            raise EncodingError(f"JPEG data is corrupt (segment length {length})")
+        if marker in _JPEG_SOF:
+            if i + 7 > n:
+                break
+            height = int.from_bytes(buf[i + 3:i + 5], "big")
+            width = int.from_bytes(buf[i + 5:i + 7], "big")
+            if height == 0 or width == 0:
+                raise EncodingError(f"JPEG frame header gives no size ({width}x{height}; "
+                                    "DNL-defined height is not supported)")
+            return width, height
+        i += length
+    raise EncodingError("JPEG data has no frame header (truncated or corrupt)")
+
+
+def _expected_codecs(fmt: str) -> tuple[str, ...]:
+    """The codecs a ``format`` string allows (``()``: the format is not supported)."""
+    lower = fmt.lower()
+    if not lower.strip():
+        return ("jpeg", "png")  # image_transport leaves it empty in some drivers
+    found = []
+    # image_transport: "<encoding>; <jpeg|png> compressed <encoding>"; bare "jpeg"/"png"
+    tokens = lower.replace(";", " ").replace(",", " ").split()
+    if "compresseddepth" in tokens:
+        return ("png",) if "png" in tokens or tokens == ["compresseddepth"] else ()
+    if any(t in ("jpeg", "jpg") for t in tokens):
+        found.append("jpeg")
+    if "png" in tokens:
+        found.append("png")
+    return tuple(found)
+
+
+def compressed_info(msg: CompressedImageLike) -> CompressedInfo:
+    """Check a ``sensor_msgs/CompressedImage``'s data against its ``format`` and read its size
+    from the image header, without decoding.
+
+    Raises:
+        EncodingError: unsupported ``format``, data that is not the named format (BMP, TIFF,
+            WebP, PFM, HDR... labelled jpeg/png), or a corrupt/truncated header.
+    """
+    fmt = str(msg.format)
+    allowed = _expected_codecs(fmt)
+    if not allowed:
+        raise EncodingError(
+            f"unsupported CompressedImage format {fmt!r}; supported: "
+            f"{', '.join(COMPRESSED_FORMATS)} (and compressedDepth png)")
+    buf = _as_bytes_array(msg.data)
+    offset = 12 if "compresseddepth" in fmt.lower() else 0  # compressed_depth ConfigHeader
+    if buf.size <= offset:
+        raise EncodingError(f"empty CompressedImage data (format {fmt!r})")
+    head = bytes(buf[offset:offset + 65536])  # a frame header sits in the first segments
+    if head.startswith(_PNG_SIGNATURE):
+        codec = "png"
+        width, height = _png_size(head)
+    elif head.startswith(b"\xff\xd8\xff"):
+        codec = "jpeg"
+        width, height = _jpeg_size(bytes(buf[offset:]) if len(head) == 65536 else head)
+    else:
+        raise EncodingError(f"CompressedImage data labelled {fmt!r} does not decode as "
+                            f"{' or '.join(allowed)}: it is {_sniff(head)}")
+    if codec not in allowed:
+        raise EncodingError(f"CompressedImage data labelled {fmt!r} does not decode as "
+                            f"{' or '.join(allowed)}: it is {codec.upper()}")
+    return CompressedInfo(codec, width, height, offset)
+
+
+def compressed_to_numpy(msg: CompressedImageLike,
+                        max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS
+                        ) -> tuple[np.ndarray, str]:
     """Decode a ``sensor_msgs/CompressedImage`` (JPEG or PNG).
 
     ``format`` may be the bare ``"jpeg"``/``"png"`` or image_transport's
     ``"<encoding>; <jpeg|png> compressed <encoding>"``; ``compressedDepth`` PNGs (16UC1) are
-    accepted too.
+    accepted too. The data must be the format named (checked by signature) and its header's
+    size at most ``max_pixels`` -- both checked before OpenCV decodes anything.
 
     Returns:
         ``(array, encoding)``: ``(H, W, 3)`` ``"bgr8"``/``"bgr16"``, ``(H, W, 4)``
@@ -192,25 +358,25 @@ def compressed_to_numpy(msg: CompressedImageLike) -> tuple[np.ndarray, str]:
         so that :func:`to_rgb` / :func:`to_grey` treat it correctly.
 
     Raises:
-        EncodingError: a format other than JPEG/PNG, or data that does not decode.
+        EncodingError: a format other than JPEG/PNG, data of another format, or data that does
+            not decode.
+        FrameTooLargeError: the header's size is above ``max_pixels``.
     """
+    info = compressed_info(msg)
     fmt = str(msg.format)
-    lower = fmt.lower()
-    buf = _as_bytes_array(msg.data)
-    if "compresseddepth" in lower:
-        if "png" not in lower:
-            raise EncodingError(f"compressedDepth format {fmt!r} not supported (PNG only)")
-        buf = buf[12:]  # compressed_depth_image_transport's ConfigHeader (format + 2 floats)
-    elif not any(k in lower for k in ("jpeg", "jpg", "png")) and lower.strip():
-        raise EncodingError(
-            f"unsupported CompressedImage format {fmt!r}; supported: "
-            f"{', '.join(COMPRESSED_FORMATS)}"
-        )
-    if buf.size == 0:
-        raise EncodingError(f"empty CompressedImage data (format {fmt!r})")
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    _check_pixels(info.width, info.height, max_pixels, f"{info.codec.upper()} image")
+    buf = _as_bytes_array(msg.data)[info.offset:]
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        msg_text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise EncodingError(f"CompressedImage data does not decode as {info.codec} "
+                            f"({msg_text})") from None
     if img is None:
-        raise EncodingError(f"CompressedImage data does not decode as {fmt or 'jpeg/png'}")
+        raise EncodingError(f"CompressedImage data does not decode as {fmt or info.codec}")
+    if img.dtype not in (np.uint8, np.uint16) or img.shape[:2] != (info.height, info.width):
+        raise EncodingError(f"{info.codec} data decoded to {img.dtype} {img.shape}, not the "
+                            f"{info.width}x{info.height} 8/16-bit image its header declares")
     depth = "16" if img.dtype == np.uint16 else "8"
     if img.ndim == 2:
         return img, f"mono{depth}"
@@ -219,15 +385,36 @@ def compressed_to_numpy(msg: CompressedImageLike) -> tuple[np.ndarray, str]:
     return img, f"bgr{depth}"
 
 
-def decode_image(msg: ImageLike | CompressedImageLike) -> tuple[np.ndarray, str]:
-    """Decode a raw or compressed image message; returns ``(array, encoding)``.
+def check_message_size(msg: ImageLike | CompressedImageLike,
+                       max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS) -> tuple[int, int]:
+    """``(width, height)`` of a raw or compressed image message without decoding it, checked
+    against ``max_pixels`` (for decoders, such as cv_bridge, that do not check themselves).
 
-    Compressed messages are recognised by their ``format`` attribute.
+    Raises:
+        FrameTooLargeError, EncodingError, FrameError: as the decoders.
     """
     if hasattr(msg, "format") and not hasattr(msg, "encoding"):
-        return compressed_to_numpy(msg)
+        info = compressed_info(msg)
+        _check_pixels(info.width, info.height, max_pixels, f"{info.codec.upper()} image")
+        return info.width, info.height
+    width, height = int(msg.width), int(msg.height)
+    if width < 0 or height < 0:
+        raise FrameError(f"image has a negative size ({width}x{height})")
+    _check_pixels(width, height, max_pixels, f"{msg.encoding} image")
+    return width, height
+
+
+def decode_image(msg: ImageLike | CompressedImageLike,
+                 max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS) -> tuple[np.ndarray, str]:
+    """Decode a raw or compressed image message; returns ``(array, encoding)``.
+
+    Compressed messages are recognised by their ``format`` attribute. ``max_pixels`` caps
+    ``width * height`` before anything is allocated (``None``: no cap).
+    """
+    if hasattr(msg, "format") and not hasattr(msg, "encoding"):
+        return compressed_to_numpy(msg, max_pixels)
     encoding = str(msg.encoding)
-    arr = image_to_numpy(msg)
+    arr = image_to_numpy(msg, max_pixels)
     if encoding.startswith("bayer_"):
         encoding = "rgb16" if arr.dtype == np.uint16 else "rgb8"
     return arr, encoding

@@ -22,8 +22,12 @@ import torch
 
 __all__ = [
     "ArrayPool",
+    "CorruptMessageError",
     "FrameError",
     "FrameGeometry",
+    "FrameSizeMismatchError",
+    "FrameTooLargeError",
+    "NonFiniteFrameError",
     "PreprocessConfig",
     "compute_geometry",
     "resize_image",
@@ -36,7 +40,35 @@ _OUTPUT_ENCODINGS = ("rgb8", "bgr8", "mono8")
 
 
 class FrameError(ValueError):
-    """A frame has the wrong shape, dtype, encoding, size or contains NaN/Inf."""
+    """A frame has the wrong shape, dtype, encoding, size or contains NaN/Inf.
+
+    ``kind`` names the failure class for counters and diagnostics (subclasses refine it)."""
+
+    kind = "bad_frame"
+
+
+class FrameTooLargeError(FrameError):
+    """A frame exceeds the configured ``max_input_pixels`` (checked before decoding)."""
+
+    kind = "too_large"
+
+
+class NonFiniteFrameError(FrameError):
+    """A float frame contains NaN/Inf or values too large to normalise."""
+
+    kind = "non_finite"
+
+
+class CorruptMessageError(FrameError):
+    """An input message cannot even be deserialised (a corrupt record in a bag)."""
+
+    kind = "corrupt_message"
+
+
+class FrameSizeMismatchError(FrameError):
+    """Thermal and RGB frames differ in size and resampling is disabled."""
+
+    kind = "size_mismatch"
 
 
 class ArrayPool:
@@ -93,15 +125,16 @@ class PreprocessConfig:
         pad_multiple: in ``"pad"`` mode, padded sides are rounded up to this multiple (the
             network's total down-sampling factor).
         resize_infrared_to_visible: when the infrared frame's size differs from the visible
-            one, resize it to the visible size (only sensible for co-boresighted cameras with
-            different resolutions; otherwise register it first). Default: raise
-            :class:`FrameError` naming both sizes.
+            one (every real rig: e.g. 640x512 thermal with 1280x720 RGB), resample it into the
+            visible frame (default). With a homography the registration already warps the
+            thermal image into the RGB frame, so sizes agree. ``False``: raise
+            :class:`FrameSizeMismatchError` naming both sizes.
     """
 
     model_size: tuple[int, int] | None = None
     resize_mode: str = "resize"
     pad_multiple: int = 16
-    resize_infrared_to_visible: bool = False
+    resize_infrared_to_visible: bool = True
 
     def __post_init__(self) -> None:
         if self.resize_mode not in _RESIZE_MODES:
@@ -188,7 +221,7 @@ def _check_dtype(arr: np.ndarray, name: str, allow_uint16: bool) -> np.ndarray:
     if np.issubdtype(arr.dtype, np.floating):
         out = arr.astype(np.float32, copy=False)
         if not np.isfinite(out).all():
-            raise FrameError(f"{name} frame contains NaN or Inf values")
+            raise NonFiniteFrameError(f"{name} frame contains NaN or Inf values")
         return out
     raise FrameError(
         f"{name} frame has unsupported dtype {arr.dtype}; expected uint8"
@@ -244,8 +277,8 @@ def to_model_tensor(
         visible: ``(H, W, 3)`` RGB, ``uint8`` (/255), ``uint16`` (/65535) or float in ``[0, 1]``
             (clipped).
         infrared: ``(H, W)`` or ``(H, W, 1)`` grey, ``uint8`` or float in ``[0, 1]`` (already
-            normalised by the thermal policy). Must be ``(H, W)`` like ``visible`` unless
-            ``cfg.resize_infrared_to_visible``.
+            normalised by the thermal policy). Another size is resampled to the visible size
+            (``cfg.resize_infrared_to_visible``, the default) or an error.
         cfg: sizing policy; default keeps the input size.
         pool: reuse output buffers that are no longer referenced (see :class:`ArrayPool`).
 
@@ -278,9 +311,9 @@ def to_model_tensor(
     ir = _check_dtype(infrared, "infrared", allow_uint16=False)
     if (ih, iw) != (vh, vw):
         if not cfg.resize_infrared_to_visible:
-            raise FrameError(
+            raise FrameSizeMismatchError(
                 f"infrared size {iw}x{ih} differs from visible size {vw}x{vh} (W x H); register "
-                "the thermal image into the RGB frame or set resize_infrared_to_visible"
+                "the thermal image into the RGB frame or enable resize_infrared_to_visible"
             )
         ir = resize_image(ir, (vw, vh))
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from temcoco_core.frames.preprocess import ArrayPool, FrameError
+from temcoco_core.frames.preprocess import ArrayPool, FrameError, NonFiniteFrameError
 
 __all__ = ["THERMAL_POLICIES", "ThermalConfig", "ThermalNormalizer", "ThermalStats"]
 
@@ -58,6 +58,8 @@ class ThermalConfig:
             noise; ``None``: 8 for 8-bit, 64 for 16-bit, 0.5 for float input.
         subsample: pixel stride used for statistics (speed; 4 → 1/16 of the pixels).
         invert: black-hot output (hot = dark).
+        max_abs_value: float frames with a value beyond ``+-max_abs_value`` are rejected as
+            absurd (a driver bug, uninitialised memory); no thermal camera measures 1e20.
     """
 
     policy: str = "percentile"
@@ -69,6 +71,7 @@ class ThermalConfig:
     min_span: float | None = None
     subsample: int = 4
     invert: bool = False
+    max_abs_value: float = 1e9
 
     def __post_init__(self) -> None:
         if self.policy not in THERMAL_POLICIES:
@@ -84,6 +87,9 @@ class ThermalConfig:
         if not 0.0 <= p_lo < p_hi <= 100.0:
             raise ValueError(f"ThermalConfig.percentiles must satisfy 0 <= lo < hi <= 100, got "
                              f"{self.percentiles}")
+        if not self.max_abs_value > 0:
+            raise ValueError(f"ThermalConfig.max_abs_value must be > 0, got "
+                             f"{self.max_abs_value}")
         if self.smoothing_s < 0 or self.nominal_fps <= 0 or self.subsample < 1:
             raise ValueError("ThermalConfig: smoothing_s >= 0, nominal_fps > 0 and "
                              "subsample >= 1 are required")
@@ -105,6 +111,7 @@ class ThermalStats:
     frames: int = 0
     gain_jumps: int = 0
     resets: int = 0
+    rejected: int = 0
 
 
 class ThermalNormalizer:
@@ -148,7 +155,10 @@ class ThermalNormalizer:
             the caller has dropped every reference to it).
 
         Raises:
-            FrameError: wrong shape/dtype, or NaN/Inf in a float image.
+            FrameError: wrong shape/dtype.
+            NonFiniteFrameError: NaN/Inf or absurd values (beyond ``max_abs_value``) in a float
+                image, or a range that cannot be normalised. The frame is counted in
+                ``stats.rejected`` and leaves the gain state as it was.
         """
         raw = np.asarray(raw)
         if raw.ndim == 3 and raw.shape[2] == 1:
@@ -157,11 +167,19 @@ class ThermalNormalizer:
             raise FrameError(f"thermal frame must be (H, W) grey, got shape {raw.shape}")
         if not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
             raise FrameError(f"thermal frame has unsupported dtype {raw.dtype}")
-        if np.issubdtype(raw.dtype, np.floating) and not np.isfinite(raw).all():
-            raise FrameError("thermal frame contains NaN or Inf values")
-        self.stats.frames += 1
+        if raw.size == 0:
+            raise FrameError("thermal frame is empty")
+        if np.issubdtype(raw.dtype, np.floating):
+            self._check_float(raw)
+        saved = _State(**vars(self._state))
         lo, hi = self._range(raw, stamp_ns)
-        scale = np.float32(1.0 / (hi - lo))
+        span = float(hi) - float(lo)
+        if not (math.isfinite(span) and span > 0 and math.isfinite(1.0 / span)):
+            self._state = saved
+            self.stats.rejected += 1
+            raise NonFiniteFrameError(f"thermal range [{lo:.6g}, {hi:.6g}] cannot be normalised")
+        self.stats.frames += 1
+        scale = np.float32(1.0 / span)
         out = self._pool.empty(raw.shape, np.float32)
         np.subtract(raw, np.float32(lo), out=out, dtype=np.float32)
         out *= scale
@@ -169,6 +187,18 @@ class ThermalNormalizer:
         if self.cfg.invert:
             np.subtract(1.0, out, out=out)
         return out
+
+    def _check_float(self, raw: np.ndarray) -> None:
+        lo, hi = float(raw.min()), float(raw.max())  # NaN propagates through min/max
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            self.stats.rejected += 1
+            raise NonFiniteFrameError("thermal frame contains NaN or Inf values")
+        limit = self.cfg.max_abs_value
+        if max(-lo, hi) > limit:
+            self.stats.rejected += 1
+            raise NonFiniteFrameError(
+                f"thermal frame values [{lo:.3g}, {hi:.3g}] are beyond +-{limit:.3g} "
+                "(ThermalConfig.max_abs_value): not a thermal image")
 
     def _range(self, raw: np.ndarray, stamp_ns: int | None) -> tuple[float, float]:
         cfg = self.cfg

@@ -18,7 +18,6 @@ types used here in later distributions).
 from __future__ import annotations
 
 import contextlib
-import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,6 +28,7 @@ import numpy as np
 
 from temcoco_core.diagnostics import DiagnosticTypes, StatusValue, build_diagnostic_array
 from temcoco_core.frames.image_msg import numpy_to_image_fields
+from temcoco_core.io.outputs import WRITER_KEY, OutputPathError, check_output_path
 
 __all__ = [
     "COMPRESSED_TYPE",
@@ -102,13 +102,17 @@ class TopicInfo:
 
 @dataclass
 class BagMessage:
-    """One deserialised message: topic, log time (ns), message object, its connection."""
+    """One deserialised message: topic, log time (ns), message object, its connection.
+
+    ``error`` is set (and ``msg`` is ``None``) for a message that does not deserialise, when
+    :meth:`BagReader.messages` was asked to yield those (``bad_messages="yield"``)."""
 
     topic: str
     log_time_ns: int
     msg: Any
     connection: Any
     raw: bytes | memoryview
+    error: str = ""
 
 
 def _describe_topics(topics: Iterable[TopicInfo]) -> str:
@@ -209,18 +213,24 @@ class BagReader:
 
     # messages ---------------------------------------------------------------------------------
     def messages(self, topics: Sequence[str] | None = None, *, deserialize: Iterable[str] | None
-                 = None) -> Iterator[BagMessage]:
+                 = None, bad_messages: str = "raise") -> Iterator[BagMessage]:
         """Messages of ``topics`` (all when ``None``) in log-time order.
 
         Args:
             topics: topic names to read (each must exist).
             deserialize: topics whose messages are deserialised (default: all read topics);
                 the others come with ``msg=None`` and only ``raw``.
+            bad_messages: a message that does not deserialise: ``"raise"`` a
+                :class:`BagError`, or ``"yield"`` it with ``msg=None`` and ``error`` set (the
+                caller skips and counts it; reading goes on).
 
         Raises:
-            BagError: a topic is missing, or the bag is corrupt/truncated at some message (after
-                the messages before it were yielded).
+            BagError: a topic is missing, the bag is corrupt/truncated at some message (after
+                the messages before it were yielded), or (``bad_messages="raise"``) a message
+                does not deserialise.
         """
+        if bad_messages not in ("raise", "yield"):
+            raise ValueError(f"bad_messages must be 'raise' or 'yield', got {bad_messages!r}")
         if topics is not None:
             for t in topics:
                 self.require_topic(t)
@@ -241,14 +251,17 @@ class BagReader:
                                f"({_one_line(exc)}); it has: {self.describe_topics()}") from exc
             conn, t_ns, raw = item
             msg = None
+            error = ""
             if conn.topic in want:
                 try:
                     msg = ts.deserialize_cdr(raw, conn.msgtype)
                 except Exception as exc:
-                    raise BagError(f"{self.path}: message {n} on {conn.topic} does not "
-                                   f"deserialise as {conn.msgtype} ({_one_line(exc)})") from exc
+                    error = (f"message {n} on {conn.topic} does not deserialise as "
+                             f"{conn.msgtype} ({_one_line(exc)})")
+                    if bad_messages == "raise":
+                        raise BagError(f"{self.path}: {error}") from exc
             n += 1
-            yield BagMessage(conn.topic, int(t_ns), msg, conn, raw)
+            yield BagMessage(conn.topic, int(t_ns), msg, conn, raw, error)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -341,31 +354,42 @@ class BagWriter:
     Args:
         path: bag directory to create.
         storage: ``"sqlite3"`` or ``"mcap"``.
-        overwrite: delete an existing bag directory at ``path`` first (otherwise an existing
-            path is an error).
+        overwrite: replace an existing bag at ``path`` -- only a bag written by temcoco that
+            holds nothing else (see :mod:`temcoco_core.io.outputs`); anything else is an error.
         version: rosbag2 format version (8 or 9); 8 stores QoS as in Humble.
+        inputs: paths the output must not be, contain or sit inside (the input bag).
+
+    The bag's ``metadata.yaml`` is marked as written by temcoco (``custom_data``), which is
+    what ``overwrite`` checks.
 
     Raises:
-        BagError: bad storage name, or ``path`` exists and ``overwrite`` is false.
+        BagError: bad storage name, ``path`` exists (and is not ours to overwrite), is an
+            input, or cannot be created (one line naming the problem).
     """
 
     def __init__(self, path: str | Path, storage: str = "sqlite3", *, overwrite: bool = False,
-                 version: int = 8) -> None:
+                 version: int = 8, inputs: Sequence[str | Path] = ()) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
+        from rosbags.rosbag2.errors import WriterError
 
         if storage not in STORAGE_PLUGINS:
             raise BagError(f"unknown bag storage {storage!r}; use one of {STORAGE_PLUGINS}")
         self.path = Path(path)
-        if self.path.exists():
-            if not overwrite:
-                raise BagError(f"{self.path}: output bag exists already (use --overwrite)")
-            if self.path.is_dir():
-                shutil.rmtree(self.path)
-            else:
-                self.path.unlink()
+        try:
+            check_output_path(self.path, inputs=inputs, overwrite=overwrite, bag=True)
+        except OutputPathError as exc:
+            raise BagError(str(exc)) from None
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
         self._writer = Writer(self.path, version=version, storage_plugin=plugin)
-        self._writer.open()
+        try:
+            self._writer.open()
+        except (WriterError, OSError) as exc:
+            why = _one_line(exc)
+            raise BagError(f"{self.path}: cannot create the output bag: {why}") from None
+        if version >= 6:
+            from temcoco_core import __version__
+
+            self._writer.set_custom_data(WRITER_KEY, f"temcoco_core {__version__}")
         self._open = True
         self._conns: dict[str, Any] = {}
         self.counts: dict[str, int] = {}

@@ -83,6 +83,28 @@ class ResumeError(ValueError):
     """A run folder has no usable checkpoint to resume from."""
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else ""
+
+
+def _load_optimizer_file(path: Path) -> dict[str, Any]:
+    """``optimizer.pt`` with ``weights_only=True``: tensors and plain data only; anything
+    else (a pickle that would run code, a corrupt file) is a one-line :class:`ResumeError`."""
+    import pickle
+
+    try:
+        opt = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError,
+            AttributeError, ImportError, TypeError) as exc:
+        raise ResumeError(f"cannot resume: {path} is not a plain optimizer state (refused to "
+                          f"unpickle anything but tensors and plain data: "
+                          f"{type(exc).__name__}: {_first_line(exc)[:200]})") from None
+    if not isinstance(opt, dict) or not isinstance(opt.get("optimizer"), dict):
+        raise ResumeError(f"cannot resume: {path} holds no optimizer state dict")
+    return opt
+
+
 @dataclass
 class TrainResult:
     """What :meth:`Trainer.fit` did."""
@@ -330,12 +352,20 @@ class Trainer:
             raise ResumeError(f"cannot resume from {d}: weights do not match the model "
                               f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
         self.model.load_state_dict(state)
-        opt = torch.load(d / OPTIMIZER_FILE, map_location="cpu", weights_only=True)
-        self.optimizer.load_state_dict(opt["optimizer"])
-        if opt.get("scaler") and self.scaler.is_enabled():
-            self.scaler.load_state_dict(opt["scaler"])
-        info = json.loads((d / STATE_FILE).read_text())
-        self.step = int(info["step"])
+        opt = _load_optimizer_file(d / OPTIMIZER_FILE)
+        try:
+            self.optimizer.load_state_dict(opt["optimizer"])
+            if opt.get("scaler") and self.scaler.is_enabled():
+                self.scaler.load_state_dict(opt["scaler"])
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+            raise ResumeError(f"cannot resume from {d}: {OPTIMIZER_FILE} does not fit this "
+                              f"optimizer ({type(exc).__name__}: {_first_line(exc)})") from None
+        try:
+            info = json.loads((d / STATE_FILE).read_text())
+            self.step = int(info["step"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ResumeError(f"cannot resume from {d}: {STATE_FILE} is unreadable "
+                              f"({type(exc).__name__}: {_first_line(exc)})") from None
         if int(opt.get("step", self.step)) != self.step:
             log.warning("optimizer state is from step %s, checkpoint.json says %d",
                         opt.get("step"), self.step)
