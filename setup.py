@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """ament_python package temcoco_ros: TemCoCo thermal+RGB video fusion for ROS 2.
 
 Installs two Python packages: ``temcoco_core`` (no ROS) and ``temcoco_ros`` (the rclpy node).
@@ -49,6 +54,14 @@ setup(
         "dev": [
             "pytest",
             "ruff",
+            # the ament linters' tools (test_flake8.py, test_pep257.py), pinned in .ci
+            "flake8",
+            "flake8-builtins",
+            "flake8-comprehensions",
+            "flake8-docstrings",
+            "flake8-import-order",
+            "flake8-quotes",
+            "pydocstyle",
             "catkin_pkg",
             "onnx",
             "onnxruntime",

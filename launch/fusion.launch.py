@@ -1,10 +1,15 @@
-"""Launch the TemCoCo thermal + RGB fusion node (a managed lifecycle node).
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+r"""Launch the TemCoCo thermal + RGB fusion node (a managed lifecycle node).
 
-    ros2 launch temcoco_ros fusion.launch.py rgb_topic:=/camera/color/image_raw \\
+    ros2 launch temcoco_ros fusion.launch.py rgb_topic:=/camera/color/image_raw \
         thermal_topic:=/thermal/image_raw
-    ros2 launch temcoco_ros fusion.launch.py preset:=edge input_width:=320 input_height:=256 \\
+    ros2 launch temcoco_ros fusion.launch.py preset:=edge input_width:=320 input_height:=256 \
         backend:=onnxruntime device:=cpu
-    ros2 launch temcoco_ros fusion.launch.py config:=$(ros2 pkg prefix temcoco_ros)/share/\\
+    ros2 launch temcoco_ros fusion.launch.py config:=$(ros2 pkg prefix temcoco_ros)/share/\
 temcoco_ros/config/jetson.yaml
     ros2 launch temcoco_ros fusion.launch.py use_sim_time:=true     # with ros2 bag play --clock
     ros2 launch temcoco_ros fusion.launch.py autostart:=false       # a lifecycle manager drives it
@@ -32,7 +37,7 @@ from launch.actions import (
     RegisterEventHandler,
 )
 from launch.event_handlers import OnProcessStart
-from launch.events import Shutdown, matches_action
+from launch.events import matches_action, Shutdown
 from launch.launch_description import LaunchDescription
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode

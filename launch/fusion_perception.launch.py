@@ -1,6 +1,11 @@
-"""Example: feed the fused image and its camera_info into a downstream perception node.
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+r"""Example: feed the fused image and its camera_info into a downstream perception node.
 
-    ros2 launch temcoco_ros fusion_perception.launch.py \\
+    ros2 launch temcoco_ros fusion_perception.launch.py \
         rgb_topic:=/camera/color/image_raw thermal_topic:=/thermal/image_raw
 
 Starts the fusion node (``fusion.launch.py``, all its arguments pass through) and a component
@@ -12,9 +17,9 @@ synchronised), which scales the fused image to a network input size and publishe
 typical DNN pipeline. Any other component that takes an image and a camera_info works the same
 way, e.g. Isaac ROS DNN image encoder::
 
-    ros2 launch temcoco_ros fusion_perception.launch.py \\
-        perception_package:=isaac_ros_dnn_image_encoder \\
-        perception_plugin:=nvidia::isaac_ros::dnn_inference::DnnImageEncoderNode \\
+    ros2 launch temcoco_ros fusion_perception.launch.py \
+        perception_package:=isaac_ros_dnn_image_encoder \
+        perception_plugin:=nvidia::isaac_ros::dnn_inference::DnnImageEncoderNode \
         image_remap:=image camera_info_remap:=camera_info
 
 (its own parameters then go in ``perception_params``, a parameter file).

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Every parameter of the ROS 2 fusion node, in one ROS-free schema.
 
 :class:`NodeConfig` is the single source of truth for the node's parameters: their names (flat,
@@ -23,20 +28,20 @@ Example::
 from __future__ import annotations
 
 import array
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, MISSING
 import difflib
 import math
+from pathlib import Path
 import re
 import typing
-from collections.abc import Iterable, Mapping
-from dataclasses import MISSING, dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 from temcoco_core.engine.backends import BACKENDS as ENGINE_BACKENDS
 from temcoco_core.engine.backends import PRECISIONS as ENGINE_PRECISIONS
 from temcoco_core.frames.pairing import PairingConfig
 from temcoco_core.frames.preprocess import PreprocessConfig
-from temcoco_core.frames.registration import RegistrationConfig, parse_homography
+from temcoco_core.frames.registration import parse_homography, RegistrationConfig
 from temcoco_core.frames.thermal import ThermalConfig
 from temcoco_core.frames.transport import TRANSPORTS
 from temcoco_core.health import LivenessConfig

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """``qos_overrides.*`` parameters, checked before rclpy sees them.
 
 ROS 2 lets a parameter file change the QoS of a node's publishers and subscriptions::
@@ -22,9 +27,9 @@ integer, durations integer nanoseconds.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+import difflib
 from typing import Any
 
 __all__ = [

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Terminal Ctrl-C and ``ros2 launch`` shutdown as an event, never an exception.
 
 A node started by ``ros2 launch`` in a terminal gets SIGINT twice (the terminal's process group,
@@ -22,9 +27,9 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 import signal
 import threading
-from collections.abc import Iterable
 from types import FrameType
 
 __all__ = ["ShutdownRequest"]

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """ROS 2 node ``fusion_node``: thermal + RGB in, TemCoCo-fused image and diagnostics out.
 
 ::
@@ -34,21 +39,21 @@ schema, ``worker`` for queueing and diagnostics, ``engine.factory`` for the engi
 from __future__ import annotations
 
 import array
+from collections.abc import Callable
 import logging
 import sys
-from collections.abc import Callable
 from typing import Any
 
-import message_filters
-import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+import message_filters
 from rcl_interfaces.msg import (
     FloatingPointRange,
     IntegerRange,
     ParameterDescriptor,
     SetParametersResult,
 )
+import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import JumpThreshold
 from rclpy.duration import Duration
@@ -58,19 +63,19 @@ from rclpy.parameter import Parameter
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
+    qos_policy_name_from_kind,
     QoSProfile,
     ReliabilityPolicy,
-    qos_policy_name_from_kind,
 )
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from temcoco_core.diagnostics import (
+    build_diagnostic_array,
     DiagnosticLevel,
     DiagnosticTypes,
     StatusValue,
-    build_diagnostic_array,
 )
 from temcoco_core.diagnostics.updater import with_updater_names
 from temcoco_core.engine.factory import EngineBuildError, EngineHandle
@@ -82,14 +87,14 @@ from temcoco_core.frames.camera_info import (
 )
 from temcoco_core.frames.decoder import ImageConversionError, make_decoder
 from temcoco_core.frames.transport import camera_info_topic, transport_topic
-from temcoco_core.node_config import NodeConfig, NodeConfigError, ParamSpec, parameter_specs
+from temcoco_core.node_config import NodeConfig, NodeConfigError, parameter_specs, ParamSpec
 from temcoco_core.pipeline import FusedFrame
 from temcoco_core.qos_overrides import QosOverrideError
 from temcoco_core.shutdown import ShutdownRequest
 from temcoco_core.worker import FusionWorker
 from temcoco_ros.ros_io import (
-    FusedOutputs,
     check_qos_overrides,
+    FusedOutputs,
     incompatible_policies,
     overriding_options,
     qos_entity,
@@ -131,8 +136,10 @@ def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
 
 
 def _load_cv_bridge() -> Callable[[Image], Any]:
-    """cv_bridge's ``imgmsg_to_cv2`` in passthrough, probed once: a cv_bridge built against
-    NumPy 1 fails here under NumPy 2 instead of at the first frame."""
+    """cv_bridge's ``imgmsg_to_cv2`` in passthrough, probed once.
+
+    A cv_bridge built against NumPy 1 fails here under NumPy 2 instead of at the first frame.
+    """
     from cv_bridge import CvBridge
 
     bridge = CvBridge()
@@ -291,13 +298,17 @@ class FusionNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _diagnostics_name(self, cfg: NodeConfig) -> str:
-        """diagnostic_updater's status name prefix: the node name, or with
-        ``diagnostics_use_fqn`` the fully qualified one."""
+        """diagnostic_updater's status name prefix.
+
+        The node name, or with ``diagnostics_use_fqn`` the fully qualified one.
+        """
         return self.get_fully_qualified_name() if cfg.diagnostics_use_fqn else self.get_name()
 
     def _make_camera_info(self, cfg: NodeConfig) -> FusedCameraInfo | None:
-        """The output camera_info source (``camera_info_source``); a calibration file is read
-        now, so a bad one fails the configure with its name."""
+        """The output camera_info source (``camera_info_source``).
+
+        A calibration file is read now, so a bad one fails the configure with its name.
+        """
         source = cfg.camera_info_source
         if source == "none":
             return None
@@ -342,8 +353,8 @@ class FusionNode(LifecycleNode):
                          reliability=_RELIABILITY[cfg.input_reliability],
                          durability=DurabilityPolicy.VOLATILE)
         self._input_qos = qos
-        for index, (topic, transport) in enumerate(((cfg.rgb_topic, cfg.rgb_transport),
-                                                     (cfg.thermal_topic, cfg.thermal_transport))):
+        inputs = ((cfg.rgb_topic, cfg.rgb_transport), (cfg.thermal_topic, cfg.thermal_transport))
+        for index, (topic, transport) in enumerate(inputs):
             self._subs.append(self._subscribe(index, topic, transport, qos))
         if cfg.synchronizer == "core":
             for index, sub in enumerate(self._subs):
@@ -365,9 +376,12 @@ class FusionNode(LifecycleNode):
         return ret
 
     def _subscribe(self, index: int, topic: str, transport: str, qos: QoSProfile) -> Any:
-        """A message_filters input over ``transport`` with our QoS (its own default is depth-10
-        reliable), QoS overrides, and a callback for publishers whose QoS cannot match (the
-        silent failure of a reliable subscription to a best-effort camera)."""
+        """A message_filters input over ``transport``.
+
+        A message_filters input over ``transport`` with our QoS (its own default is depth-10
+        reliable), QoS overrides, and a callback for publishers whose QoS cannot match (the silent
+        failure of a reliable subscription to a best-effort camera).
+        """
         common = {"callback_group": self._input_group,
                   "qos_overriding_options": overriding_options("subscription")}
         events = SubscriptionEventCallbacks(
@@ -447,8 +461,10 @@ class FusionNode(LifecycleNode):
         self._worker = self._handle = self._cfg = self._camera_info = None
 
     def destroy_node(self) -> None:
-        """Detach the core log handler and destroy the node (call :meth:`stop_processing`
-        first, while the context can still publish the log lines)."""
+        """Detach the core log handler and destroy the node (call :meth:`stop_processing` first.
+
+        While the context can still publish the log lines).
+        """
         self._core_log.removeHandler(self._log_handler)
         super().destroy_node()
 
@@ -467,9 +483,12 @@ class FusionNode(LifecycleNode):
 
     # ------------------------------------------------------------------ callbacks
     def _on_image(self, msg: Any, index: int) -> None:
-        """``synchronizer=core``: pair and enqueue the raw messages (decoding and inference
-        run on the worker thread). The receive time on the node's clock lets the pairer use
-        it for unstamped input and re-synchronise a camera whose clock restarts."""
+        """``synchronizer=core``: pair and enqueue the raw messages.
+
+        ``synchronizer=core``: pair and enqueue the raw messages (decoding and inference run on the
+        worker thread). The receive time on the node's clock lets the pairer use it for unstamped
+        input and re-synchronise a camera whose clock restarts.
+        """
         self._frame_ids[index] = msg.header.frame_id
         if self._worker is not None:
             self._worker.offer(index, _stamp_ns(msg), msg, self.get_clock().now().nanoseconds)
@@ -481,8 +500,10 @@ class FusionNode(LifecycleNode):
             self._clear_stock_sync()
 
     def _on_pair(self, rgb: Any, thermal: Any) -> None:
-        """The stock synchroniser's callback (runs under its lock): enqueue (decoding runs on
-        the worker thread)."""
+        """The stock synchroniser's callback (runs under its lock).
+
+        Enqueue (decoding runs on the worker thread).
+        """
         if self._worker is not None:
             self._worker.offer_pair(rgb, thermal, _stamp_ns(rgb), _stamp_ns(thermal))
 
@@ -494,8 +515,11 @@ class FusionNode(LifecycleNode):
                 throttle_duration_sec=30.0)
 
     def _clear_stock_sync(self) -> None:
-        """Empty the stock synchroniser's queues: after a backward time jump (a looping bag)
-        its queued future stamps would otherwise evict every new message forever."""
+        """Empty the stock synchroniser's queues.
+
+        After a backward time jump (a looping bag) its queued future stamps would otherwise evict
+        every new message forever.
+        """
         sync = self._sync
         if sync is not None:
             with sync.lock:
@@ -569,8 +593,10 @@ def _package_share(package: str) -> str:
 
 
 def main(args: list[str] | None = None) -> int:
-    """``ros2 run temcoco_ros fusion_node``: 0 on a clean exit (SIGINT/SIGTERM at any moment
-    included), 1 when the node cannot start."""
+    """``ros2 run temcoco_ros fusion_node``.
+
+    0 on a clean exit (SIGINT/SIGTERM at any moment included), 1 when the node cannot start.
+    """
     # rclpy's own handlers shut the context down at once (and raise KeyboardInterrupt wherever
     # the main thread is); ours only ask the spin loop to stop, so the shutdown runs in order
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """The fusion node's ROS plumbing that does not depend on its lifecycle.
 
 * QoS overriding options for every publisher and subscription, and ``qos_overrides.*``
@@ -17,10 +22,10 @@ The decisions (camera model arithmetic, codecs, override validation, signal hand
 from __future__ import annotations
 
 import array
+from collections.abc import Callable, Iterable
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import message_filters
@@ -62,8 +67,11 @@ SUBSCRIPTION_POLICIES = tuple(p for p in POLICIES if p != "lifespan")
 
 
 def overriding_options(kind: str, entity_id: str | None = None) -> QoSOverridingOptions:
-    """``QoSOverridingOptions`` declaring every policy rclpy can override for ``kind``
-    (``"publisher"`` or ``"subscription"``), under ``entity_id`` when topics repeat."""
+    """``QoSOverridingOptions`` declaring every policy rclpy can override.
+
+    ``QoSOverridingOptions`` declaring every policy rclpy can override for ``kind``
+    (``"publisher"`` or ``"subscription"``), under ``entity_id`` when topics repeat.
+    """
     policies = PUBLISHER_POLICIES if kind == "publisher" else SUBSCRIPTION_POLICIES
     return QoSOverridingOptions([_KINDS[p] for p in policies], entity_id=entity_id)
 
@@ -101,9 +109,11 @@ def check_qos_overrides(node: Any, entities: Iterable[QosEntity]) -> None:
 
 
 def incompatible_policies(node: Any, topic: str, qos: QoSProfile) -> list[str]:
-    """The policies (``RELIABILITY``, ``DURABILITY``, ...) in which a publisher now on
-    ``topic`` cannot serve a subscription with ``qos`` (ROS 2's request-vs-offered rules);
-    empty once the offending publisher has gone or changed."""
+    """The policies (``RELIABILITY``, ``DURABILITY``.
+
+    ...) in which a publisher now on ``topic`` cannot serve a subscription with ``qos`` (ROS 2's
+    request-vs-offered rules); empty once the offending publisher has gone or changed.
+    """
     out = set()
     for info in node.get_publishers_info_by_topic(node.resolve_topic_name(topic)):
         offered = info.qos_profile
@@ -134,8 +144,11 @@ def subscribe_image(node: Any, topic: str, transport: str, qos: QoSProfile, **kw
 
 
 def wall_timer(node: Any, period_s: float, callback: Callable[[], None], **kwargs: Any) -> Any:
-    """A timer on the steady clock: it fires with ``use_sim_time`` before ``/clock`` starts and
-    after a bag ends, exactly when a silent topic must be reported."""
+    """A timer on the steady clock.
+
+    A timer on the steady clock: it fires with ``use_sim_time`` before ``/clock`` starts and after
+    a bag ends, exactly when a silent topic must be reported.
+    """
     return node.create_timer(period_s, callback, clock=Clock(clock_type=ClockType.STEADY_TIME),
                              **kwargs)
 
@@ -186,7 +199,8 @@ class FusedOutputs:
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(frame.stamp_ns, 1_000_000_000)
         msg.header.frame_id = frame.frame_id
         msg.height, msg.width = fields.height, fields.width
-        msg.encoding, msg.is_bigendian, msg.step = fields.encoding, fields.is_bigendian, fields.step
+        msg.encoding, msg.is_bigendian = fields.encoding, fields.is_bigendian
+        msg.step = fields.step
         msg.data = array.array("B", fields.data.tobytes())
         if self.info is not None and self.camera_info is not None:
             info = self.camera_info.for_output((fields.width, fields.height),

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Shared pytest fixtures and hooks.
 
 Fixtures: paths to the real data beside the repo, small deterministic tensors, loggers that
@@ -27,8 +32,10 @@ def _deterministic() -> None:
 
 @pytest.fixture(autouse=True, scope="session")
 def _engine_cache(tmp_path_factory):
-    """Engines built by the tests (ONNX Runtime is the CPU default) go to a temporary folder,
-    never into the user's ~/.cache/temcoco/engines."""
+    """Engines built by the tests (ONNX Runtime is the CPU default) go to a temporary folder.
+
+    Never into the user's ~/.cache/temcoco/engines.
+    """
     previous = os.environ.get("TEMCOCO_ENGINE_CACHE")
     os.environ["TEMCOCO_ENGINE_CACHE"] = str(tmp_path_factory.mktemp("engines"))
     yield
@@ -40,8 +47,11 @@ def _engine_cache(tmp_path_factory):
 
 @pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread():
-    """One intra-op thread for the whole suite: the tensors are tiny, and on a small CPU shared
-    with other jobs OpenMP threads spin-waiting on each other slow them down many times over."""
+    """One intra-op thread for the whole suite.
+
+    The tensors are tiny, and on a small CPU shared with other jobs OpenMP threads spin-waiting on
+    each other slow them down many times over.
+    """
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -101,7 +111,7 @@ def _launch_test_module(path: Path, parent):
     try:
         if "generate_test_description" not in path.read_text(errors="ignore"):
             return None
-        from launch_testing.pytest.hooks import LaunchTestModule, find_launch_test_entrypoint
+        from launch_testing.pytest.hooks import find_launch_test_entrypoint, LaunchTestModule
     except (OSError, ImportError):
         return None
     try:  # imports the module; one that skips itself (no rclpy) is left to pytest to report

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """CameraInfo arithmetic of the fused image (temcoco_core.frames.camera_info)."""
 
 from types import SimpleNamespace
@@ -8,11 +13,11 @@ import pytest
 from temcoco_core.frames.camera_info import (
     CameraInfoData,
     CameraInfoError,
-    RegionOfInterest,
     load_calibration_yaml,
+    RegionOfInterest,
     resolve_camera_info_url,
 )
-from temcoco_core.frames.preprocess import PreprocessConfig, compute_geometry
+from temcoco_core.frames.preprocess import compute_geometry, PreprocessConfig
 
 D = (-0.2, 0.05, 0.001, -0.002, 0.0)
 
@@ -51,8 +56,10 @@ def test_resize_to_model_size_scales_k_p_and_size() -> None:
 
 
 def test_pad_mode_output_is_content_size_with_uniform_scale() -> None:
-    """pad: the output is the content (padding cropped off, top-left aligned), so the camera
-    is the RGB camera scaled by the content size."""
+    """Pad: the output is the content (padding cropped off, top-left aligned).
+
+    So the camera is the RGB camera scaled by the content size.
+    """
     geom = compute_geometry((640, 480), PreprocessConfig(model_size=(320, 320),
                                                          resize_mode="pad"))
     assert geom.content_size == (320, 240) and geom.padded
@@ -78,8 +85,10 @@ def test_stereo_tx_scales_and_shift_moves_principal_point_only() -> None:
 
 
 def test_binning_and_roi_follow_image_proc_conventions() -> None:
-    """Binning stays (the binned image scales with the full one), ROI scales; the image the
-    info describes is the resized image."""
+    """Binning stays (the binned image scales with the full one), ROI scales.
+
+    The image the info describes is the resized image.
+    """
     info = _info(w=1280, h=960, fx=1000, fy=1000, cx=640, cy=480, binning_x=2, binning_y=2,
                  roi=RegionOfInterest(0, 0, 0, 0, False))
     assert info.image_size == (640, 480)

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """The launch file and the parameter files, checked without a ROS install.
 
 ``launch/fusion.launch.py`` is parsed with ``ast`` (``launch`` is not importable here; the
@@ -14,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from temcoco_core.node_config import NodeConfig, load_parameter_file, parameter_specs
+from temcoco_core.node_config import load_parameter_file, NodeConfig, parameter_specs
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "launch" / "fusion.launch.py"

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """diagnostic_updater conventions in plain Python (temcoco_core.diagnostics.updater)."""
 
 import pytest
@@ -7,11 +12,11 @@ from temcoco_core.diagnostics import StatusValue
 from temcoco_core.diagnostics.updater import (
     FrequencyStatus,
     FrequencyStatusParam,
+    merge_statuses,
+    status_name,
     TimeStampStatus,
     TimeStampStatusParam,
     TopicStatus,
-    merge_statuses,
-    status_name,
     with_updater_names,
 )
 

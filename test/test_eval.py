@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """``temcoco eval``: tables, CSVs and plots from baselines, stored outputs and bad input."""
 
 import argparse
@@ -13,10 +18,10 @@ import pytest
 import torch
 
 from temcoco_core.evaluate import (
+    add_parser,
     EvalConfig,
     EvalError,
     EvalResult,
-    add_parser,
     evaluate,
     load_fused_outputs,
     markdown_table,

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """flake8 as ``ament_flake8`` runs it, with the package's configuration (setup.cfg [flake8]).
 
 ament_flake8's own settings (line length 99, Google import order, its ignores) plus this
@@ -9,9 +14,9 @@ extra); without either the test skips and says so.
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 

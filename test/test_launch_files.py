@@ -1,5 +1,12 @@
-"""The launch files, checked without a ROS install (parsed with ``ast``; the launch_testing
-tests in test_launch.py and test_launch_pipeline.py run them on a real ROS 2)."""
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+"""The launch files, checked without a ROS install (parsed with ``ast``.
+
+The launch_testing tests in test_launch.py and test_launch_pipeline.py run them on a real ROS 2).
+"""
 
 from __future__ import annotations
 
@@ -26,8 +33,10 @@ def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
 
 
 def test_launch_drives_the_lifecycle_and_never_races_the_nodes_autostart():
-    """autostart:=true: configure on every process start, activate once inactive; the node's
-    own autostart parameter is always off under the launch file."""
+    """Autostart:=true: configure on every process start, activate once inactive.
+
+    The node's own autostart parameter is always off under the launch file.
+    """
     src = LAUNCH.read_text()
     tree = _tree(LAUNCH)
     assert 'overrides["autostart"] = False' in src
@@ -56,5 +65,3 @@ def test_perception_example_remaps_fused_image_and_camera_info():
     assert ns["_absolute"]("cam", "fused/image") == "/cam/fused/image"
     assert ns["_absolute"]("", "fused/image") == "/fused/image"
     assert ns["_camera_info_topic"]("/cam/fused/image") == "/cam/fused/camera_info"
-
-

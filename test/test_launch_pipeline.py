@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """launch_testing: the fusion node in a ROS 2 image pipeline, started from the launch file.
 
 Two nodes run the ``edge`` network at a small size, each started through
@@ -22,10 +27,10 @@ from __future__ import annotations
 
 import array
 import json
+from pathlib import Path
 import tempfile
 import time
 import unittest
-from pathlib import Path
 
 import pytest
 
@@ -36,14 +41,14 @@ pytest.importorskip("launch_testing", reason="launch_testing is not importable "
                                              "(ros-$ROS_DISTRO-launch-testing)")
 pytest.importorskip("launch_ros", reason="launch_ros is not importable")
 
-import launch_testing.actions  # noqa: E402
-import launch_testing.markers  # noqa: E402
-import numpy as np  # noqa: E402
-from builtin_interfaces.msg import Time as TimeMsg  # noqa: E402
+from builtin_interfaces.msg import Time as TimeMsg  # noqa: E402, I100 (after the skips)
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description import LaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+import launch_testing.actions  # noqa: E402
+import launch_testing.markers  # noqa: E402
+import numpy as np  # noqa: E402
 from rcl_interfaces.msg import ParameterType  # noqa: E402
 from rcl_interfaces.srv import GetParameters, ListParameters  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402

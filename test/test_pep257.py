@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Docstring conventions as ``ament_pep257`` checks them.
 
 The package writes Google-style docstrings ("Args:", "Returns:", summary on the first line),
@@ -10,9 +15,9 @@ skips and says so.
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 

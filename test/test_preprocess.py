@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Frames ↔ model tensors (temcoco_core.frames.preprocess) and thermal registration."""
 
 from __future__ import annotations
@@ -9,17 +14,17 @@ import torch
 
 from temcoco_core.frames.preprocess import (
     ArrayPool,
+    compute_geometry,
     FrameError,
     FrameSizeMismatchError,
     PreprocessConfig,
-    compute_geometry,
     to_model_tensor,
     to_output_frame,
 )
 from temcoco_core.frames.registration import (
+    parse_homography,
     RegistrationConfig,
     ThermalRegistration,
-    parse_homography,
 )
 
 RNG = np.random.default_rng(0)

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """The suite under the conditions of ``colcon test`` with ROS sourced.
 
 launch (imported by launch_testing's pytest plugin) installs a logger class whose loggers do
@@ -8,9 +13,9 @@ package's log-checking tests working anyway.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import subprocess
 import sys
-from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,14 +1,19 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """qos_overrides.* parsing and validation (temcoco_core.qos_overrides)."""
 
 import pytest
 
-from temcoco_core.node_config import NodeConfig, load_parameter_file
+from temcoco_core.node_config import load_parameter_file, NodeConfig
 from temcoco_core.qos_overrides import (
     ENUM_POLICIES,
+    parse_qos_overrides,
     POLICIES,
     QosEntity,
     QosOverrideError,
-    parse_qos_overrides,
     validate_qos_overrides,
 )
 

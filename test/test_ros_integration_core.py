@@ -1,6 +1,13 @@
-"""The core side of the node's ROS integration (no ROS needed): parameters that ``ros2 param
-dump`` can read, diagnostic_updater conventions of the worker's statuses, statuses that
-recover when their condition clears."""
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+"""The core side of the node's ROS integration (no ROS needed).
+
+Parameters that ``ros2 param dump`` can read, diagnostic_updater conventions of the worker's
+statuses, statuses that recover when their condition clears.
+"""
 
 from __future__ import annotations
 
@@ -38,8 +45,10 @@ def _pair(worker: FusionWorker, i: int) -> None:
 
 
 def test_every_parameter_has_a_typed_value_for_ros2_param_dump() -> None:
-    """ROS cannot type an empty list: a parameter declared without a value has no value, and
-    ``ros2 param dump`` fails on it. Every schema default is typed and non-empty."""
+    """ROS cannot type an empty list: a parameter declared without a value has no value.
+
+    And ``ros2 param dump`` fails on it. Every schema default is typed and non-empty.
+    """
     for spec in parameter_specs():
         assert spec.default is not None, spec.name
         if spec.type == "double_array":

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """image_transport naming and compressed round trips (JPEG RGB, 16-bit PNG thermal)."""
 
 from types import SimpleNamespace
@@ -6,18 +11,18 @@ import numpy as np
 import pytest
 
 from temcoco_core.frames.image_msg import (
-    EncodingError,
     compressed_to_numpy,
     decode_image,
     encode_compressed,
+    EncodingError,
     to_grey,
     to_rgb,
 )
 from temcoco_core.frames.transport import (
-    TransportError,
     camera_info_topic,
     compressed_topic,
     transport_topic,
+    TransportError,
 )
 
 RNG = np.random.default_rng(3)

@@ -34,11 +34,11 @@ from __future__ import annotations
 
 import argparse
 import ast
+from pathlib import Path
 import re
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 HEADER = """# Copyright 2026 The temcoco_ros authors
 #
@@ -48,7 +48,8 @@ HEADER = """# Copyright 2026 The temcoco_ros authors
 """
 MAX_LINE = 99
 SKIP_DIRS = {"build", "install", "log", "runs"}
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`(*\"'0-9])")
+_SENTENCE_END = re.compile(  # a sentence ends at . ! ? -- not after Eq. Fig. e.g. i.e. vs.
+    r"(?<=[.!?])(?<!Eq\.)(?<!Fig\.)(?<!e\.g\.)(?<!i\.e\.)(?<!vs\.)\s+(?=[A-Z`(*\"'0-9])")
 
 
 def python_files(root: Path) -> list[Path]:
@@ -95,9 +96,11 @@ _CLAUSE_BREAKS = (": ", "; ", " -- ", ", ")
 
 
 def _split_clause(sentence: str, room: int) -> tuple[str | None, str]:
-    """A long first sentence as ``(summary that fits in room, the rest)``: cut at the last
-    clause break (colon, semicolon, dash, comma, in that preference) that leaves
-    a summary of at least a third of the room; ``(None, "")`` when there is none."""
+    """A long first sentence as ``(summary that fits in room, the rest)``.
+
+    Cut at the last clause break (colon, semicolon, dash, comma, in that preference) that leaves a
+    summary of at least a third of the room; ``(None, "")`` when there is none.
+    """
     for brk in _CLAUSE_BREAKS:
         cut = sentence.rfind(brk, 0, room - 1)
         while cut > 0 and sentence.count("``", 0, cut) % 2:  # not inside an inline literal
@@ -112,8 +115,10 @@ def _split_clause(sentence: str, room: int) -> tuple[str | None, str]:
 
 
 def _fix_docstring(lines: list[str], start: int, end: int) -> tuple[list[str], str]:
-    """New lines for the docstring occupying ``lines[start:end]`` (0-based), and a problem
-    text when it could not be fixed (``""`` when fixed or already fine)."""
+    """New lines for the docstring occupying ``lines[start:end]`` (0-based).
+
+    And a problem text when it could not be fixed (``""`` when fixed or already fine).
+    """
     first = lines[start]
     m = re.match(r'^(\s*)([rRuU]?)"""(.*)$', first)
     if not m:
@@ -175,9 +180,9 @@ def _fix_docstring(lines: list[str], start: int, end: int) -> tuple[list[str], s
     if extra:
         width = MAX_LINE - len(indent)
         out.append("")
-        out += [f"{indent}{w}" for w in textwrap.wrap(extra, width=width,
-                                                       break_long_words=False,
-                                                       break_on_hyphens=False)]
+        wrapped = textwrap.wrap(extra, width=width, break_long_words=False,
+                                break_on_hyphens=False)
+        out += [f"{indent}{w}" for w in wrapped]
     tail = [r.rstrip() for r in remainder]
     while tail and not tail[-1].strip():
         tail.pop()
@@ -225,7 +230,7 @@ known-first-party = ["temcoco_core", "temcoco_ros"]
 
 
 def configure_ruff(root: Path) -> bool:
-    """ruff.toml: ament's line length (99) and Google import order; True when changed."""
+    """Ruff.toml: ament's line length (99) and Google import order; True when changed."""
     path = root / "ruff.toml"
     text = path.read_text()
     new = re.sub(r"^line-length = \d+$", f"line-length = {MAX_LINE}", text, flags=re.M)

@@ -13,8 +13,8 @@ out of date. Run from the repository root: ``python3 tools/update_ros_docs.py``.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+import sys
 
 BEGIN, END = "<!-- parameters:begin -->", "<!-- parameters:end -->"
 

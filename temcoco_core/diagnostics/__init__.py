@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Rates, latencies, drop counters and ``diagnostic_msgs/DiagnosticStatus``-shaped values.
 
 ROS-free: the node turns :class:`StatusValue` s into rclpy messages and the bag replay into
@@ -7,11 +12,11 @@ publish identical ``/diagnostics`` content.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
+import math
 from typing import Any
 
 __all__ = [
@@ -159,8 +164,9 @@ class FusionDiagnostics:
 
     def statuses(self, pairing: Mapping[str, Any] | None = None,
                  extra: Mapping[str, Any] | None = None) -> list[StatusValue]:
-        """Current statuses: ``pairing`` (from ``ApproximatePairer.summary()``), ``output``
-        (rate, latency, resets, errors) and ``temporal`` (last per-frame metrics).
+        """Current statuses: ``pairing`` (from ``ApproximatePairer.summary()``).
+
+        ``output`` (rate, latency, resets, errors) and ``temporal`` (last per-frame metrics).
 
         Args:
             pairing: pairing counters; omitted when ``None``.
@@ -233,8 +239,7 @@ class DiagnosticTypes:
 
 def build_diagnostic_array(statuses: Iterable[StatusValue], stamp_ns: int,
                            types: DiagnosticTypes, frame_id: str = "") -> Any:
-    """``diagnostic_msgs/DiagnosticArray`` from status values, built with the caller's
-    classes."""
+    """``diagnostic_msgs/DiagnosticArray`` from status values, built with the caller's classes."""
     stamp = types.time(sec=int(stamp_ns // 1_000_000_000), nanosec=int(stamp_ns % 1_000_000_000))
     header = types.header(stamp=stamp, frame_id=frame_id)
     status = [

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """diagnostic_updater's conventions and topic checks, in plain Python.
 
 The node publishes ``/diagnostics`` itself (on a wall-clock timer, so a silent input is
@@ -21,10 +26,10 @@ for rates and its ROS clock for stamp delays.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+import threading
+import time
 
 from temcoco_core.diagnostics import DiagnosticLevel, StatusValue
 
@@ -51,9 +56,11 @@ def status_name(node_name: str, task: str) -> str:
 
 def with_updater_names(statuses: Iterable[StatusValue], node_name: str, hardware_id: str
                        ) -> list[StatusValue]:
-    """Statuses renamed ``"<node_name>: <task>"`` with ``hardware_id`` set, as ``Updater``
-    publishes them; a status whose name already starts with ``"<something>: "`` keeps only
-    its task part."""
+    """Statuses renamed ``"<node_name>: <task>"`` with ``hardware_id`` set.
+
+    As ``Updater`` publishes them; a status whose name already starts with ``"<something>: "``
+    keeps only its task part.
+    """
     out = []
     for s in statuses:
         task = s.name.split(": ", 1)[1] if ": " in s.name else s.name
@@ -64,8 +71,10 @@ def with_updater_names(statuses: Iterable[StatusValue], node_name: str, hardware
 
 def merge_statuses(name: str, parts: Iterable[StatusValue], hardware_id: str = ""
                    ) -> StatusValue:
-    """One status from several (``CompositeDiagnosticTask``): the worst level, the messages of
-    that level (OK or not) joined with ``"; "``, every key/value."""
+    """One status from several (``CompositeDiagnosticTask``).
+
+    The worst level, the messages of that level (OK or not) joined with ``"; "``, every key/value.
+    """
     level, message, values = DiagnosticLevel.OK, "", {}
     first = True
     for p in parts:
@@ -106,10 +115,13 @@ class FrequencyStatusParam:
 
 
 class FrequencyStatus:
-    """Rate of :meth:`tick` calls over the last ``window_size`` runs (diagnostic_updater's
-    ``FrequencyStatus``): ERROR "No events recorded." with no event in the window, WARN
-    "Frequency too low."/"Frequency too high." outside the bounds, else OK "Desired frequency
-    met". Thread-safe: ``tick`` from callbacks, ``run`` from the diagnostics timer."""
+    """Rate of :meth:`tick` calls over the last ``window_size`` runs.
+
+    Rate of :meth:`tick` calls over the last ``window_size`` runs (diagnostic_updater's
+    ``FrequencyStatus``): ERROR "No events recorded." with no event in the window, WARN "Frequency
+    too low."/"Frequency too high." outside the bounds, else OK "Desired frequency met".
+    Thread-safe: ``tick`` from callbacks, ``run`` from the diagnostics timer.
+    """
 
     def __init__(self, params: FrequencyStatusParam, name: str = "FrequencyStatus",
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -165,18 +177,23 @@ class FrequencyStatus:
 
 @dataclass(frozen=True)
 class TimeStampStatusParam:
-    """diagnostic_updater's ``TimeStampStatusParam``: acceptable ``now - stamp``, seconds
-    (negative: a stamp in the future)."""
+    """diagnostic_updater's ``TimeStampStatusParam``.
+
+    Acceptable ``now - stamp``, seconds (negative: a stamp in the future).
+    """
 
     min_acceptable: float = -1.0
     max_acceptable: float = 5.0
 
 
 class TimeStampStatus:
-    """Delay of message stamps behind the clock since the last run (diagnostic_updater's
-    ``TimeStampStatus``): WARN "No data since last update.", ERROR "Timestamps too far in
-    future seen." / "Timestamps too far in past seen." / "Zero timestamp seen.", else OK
-    "Timestamps are reasonable."; the counters of each error persist, the window does not."""
+    """Delay of message stamps behind the clock since the last run.
+
+    Delay of message stamps behind the clock since the last run (diagnostic_updater's
+    ``TimeStampStatus``): WARN "No data since last update.", ERROR "Timestamps too far in future
+    seen." / "Timestamps too far in past seen." / "Zero timestamp seen.", else OK "Timestamps are
+    reasonable."; the counters of each error persist, the window does not.
+    """
 
     def __init__(self, params: TimeStampStatusParam | None = None,
                  name: str = "Timestamp Status") -> None:
@@ -234,8 +251,11 @@ class TimeStampStatus:
 
 
 class TopicStatus:
-    """diagnostic_updater's ``TopicDiagnostic``: frequency and (optionally) timestamp checks of
-    one topic merged into ``"<topic> topic status"``."""
+    """diagnostic_updater's ``TopicDiagnostic``.
+
+    Frequency and (optionally) timestamp checks of one topic merged into ``"<topic> topic
+    status"``.
+    """
 
     def __init__(self, topic: str, freq: FrequencyStatusParam,
                  stamp: TimeStampStatusParam | None = None,

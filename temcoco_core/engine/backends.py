@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Inference backends behind one interface, with a fallback chain and warm-up.
 
 :func:`prepare_model` turns a fusion network (any preset of :func:`temcoco_core.model.build_model`)
@@ -43,26 +48,26 @@ Heavy optional packages (``torch_tensorrt``, ``tensorrt``, ``onnxruntime``) are 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping, Sequence
 import contextlib
+from dataclasses import dataclass, field, fields, replace
 import importlib
 import json
 import logging
 import os
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+import time
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn, Tensor
 
 from .cache import (
-    ENGINE_SUFFIXES,
-    EngineKey,
     cached_engine_problem,
     default_cache_dir,
     engine_key,
+    ENGINE_SUFFIXES,
+    EngineKey,
     metadata_path,
     platform_info,
     read_content_hash,
@@ -124,13 +129,13 @@ class BackendUnavailableError(BackendError):
 
 
 class EngineFileError(BackendError):
-    """An engine or ONNX file is corrupt, unreadable, or was built for another model, input
-    shape, precision, GPU or library version."""
+    """An engine or ONNX file is corrupt, unreadable, or was built for another model.
+
+    Input shape, precision, GPU or library version.
+    """
 
 
 # --------------------------------------------------------------------------------- config
-
-
 
 
 def canonical_backend(name: str) -> str:
@@ -307,26 +312,6 @@ class InputSpec:
 # ------------------------------------------------------------------- platform and cache key
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # ------------------------------------------------------------------------- model adapters
 
 
@@ -360,9 +345,12 @@ class FlatStep(nn.Module):
 
 
 def _canonical(x: Tensor) -> Tensor:
-    """``x`` with row-major strides (a copy only if needed). ``Tensor.contiguous`` is not enough:
-    a ``(1, C, H, W)`` slice of a larger buffer counts as contiguous but keeps the buffer's batch
-    stride, and compiled graphs guard on exact strides (each new stride would recompile)."""
+    """``x`` with row-major strides (a copy only if needed).
+
+    ``Tensor.contiguous`` is not enough: a ``(1, C, H, W)`` slice of a larger buffer counts as
+    contiguous but keeps the buffer's batch stride, and compiled graphs guard on exact strides
+    (each new stride would recompile).
+    """
     expected, step = [], 1
     for size in reversed(x.shape):
         expected.append(step)
@@ -432,10 +420,6 @@ def _effective_precision(backend: str, config: BackendConfig, notes: list[str]) 
     return precision
 
 
-
-
-
-
 def _require_cuda(backend: str, device: torch.device) -> None:
     if device.type != "cuda":
         raise BackendUnavailableError(f"{backend} needs a CUDA device (device is {device})")
@@ -453,14 +437,6 @@ def _import_optional(name: str, pip_name: str) -> Any:
         ) from None
     except Exception as exc:  # installed but broken (CUDA libraries, ABI): say so
         raise BackendUnavailableError(f"{name} failed to import: {exc}") from None
-
-
-
-
-
-
-
-
 
 
 def _first_line(exc: BaseException) -> str:
@@ -494,8 +470,8 @@ def _artifact_options(backend: str, config: BackendConfig) -> str:
 
 
 def build_engine_file(model: nn.Module, config: BackendConfig, spec: InputSpec,
-                 output: str | os.PathLike | None = None, weights: str | None = None,
-                 notes: list[str] | None = None) -> EngineArtifact:
+                      output: str | os.PathLike | None = None, weights: str | None = None,
+                      notes: list[str] | None = None) -> EngineArtifact:
     """Build (or find in the cache) the TensorRT engine or ONNX file of ``model`` for ``spec``.
 
     Args:
@@ -574,12 +550,13 @@ def build_engine_file(model: nn.Module, config: BackendConfig, spec: InputSpec,
     return EngineArtifact(backend, path, key, built=True, build_s=build_s)
 
 
-
-
 def _check_engine_file(path: Path, model: nn.Module, config: BackendConfig, spec: InputSpec,
                        precision: str, weights: str, cast: torch.dtype) -> None:
-    """Raise :class:`EngineFileError` unless ``path`` exists and its metadata (if any) matches
-    what this model, input, precision and platform need."""
+    """Check that an engine file exists and was built for this model.
+
+    Raise :class:`EngineFileError` unless ``path`` exists and its metadata (if any) matches what
+    this model, input, precision and platform need.
+    """
     if not path.is_file():
         raise EngineFileError(f"engine file not found: {path}")
     if path.stat().st_size == 0:
@@ -610,26 +587,6 @@ def _check_engine_file(path: Path, model: nn.Module, config: BackendConfig, spec
 
 
 # ------------------------------------------------------------------------------ ONNX
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # ---------------------------------------------------------------------------- prepared model
@@ -713,7 +670,7 @@ class PreparedModel(nn.Module):
 
     @property
     def compute_dtype(self) -> torch.dtype:
-        """dtype the compiled backend takes its inputs (and streaming state) in."""
+        """Dtype the compiled backend takes its inputs (and streaming state) in."""
         return self._runner.input_dtype
 
     def describe(self) -> dict[str, Any]:
@@ -776,8 +733,11 @@ class PreparedStreamingModel(PreparedModel):
     def init_state(self, batch: int, height: int, width: int,
                    device: torch.device | str | None = None,
                    dtype: torch.dtype | None = None) -> dict[str, Tensor]:
-        """The network's fresh state, by default on :attr:`device` in :attr:`compute_dtype`
-        for the prepared size (the eager dtype for other sizes)."""
+        """The network's fresh streaming state.
+
+        The network's fresh state, by default on :attr:`device` in :attr:`compute_dtype` for the
+        prepared size (the eager dtype for other sizes).
+        """
         if dtype is None:
             prepared = (batch, height, width) == (self.spec.batch, self.spec.height,
                                                   self.spec.width)
@@ -798,9 +758,9 @@ class PreparedStreamingModel(PreparedModel):
         out_dtype = visible.dtype if visible.is_floating_point() else torch.float32
         keys = self._state_keys()
         with _plain_mode():
-            if (self._runner.backend != "eager" and self._compiled_for("stream", visible,
-                                                                        infrared)
-                    and self._state_fits(state, keys)):
+            compiled = (self._runner.backend != "eager"
+                        and self._compiled_for("stream", visible, infrared))
+            if compiled and self._state_fits(state, keys):
                 dtype = self._runner.input_dtype
                 out = self._runner.call(_plain(self._cast(visible, dtype)),
                                         _plain(self._cast(infrared, dtype)),
@@ -883,8 +843,11 @@ def _build_runner(backend: str, model: nn.Module, config: BackendConfig, spec: I
 
 def _warm_up(runner: _Runner, reference: _Runner | None, model: nn.Module, spec: InputSpec,
              device: torch.device, calls: int, check: bool) -> None:
-    """Run ``calls`` steps/clips on random frames; compare with ``reference`` (the eager runner)
-    if given. Raises :class:`BackendError` on non-finite output or disagreement."""
+    """Run ``calls`` steps/clips on random frames.
+
+    Compare with ``reference`` (the eager runner) if given. Raises :class:`BackendError` on
+    non-finite output or disagreement.
+    """
     tolerance = PARITY_TOLERANCE[runner.precision]
     generator = torch.Generator().manual_seed(1234)
     state = ref_state = None
@@ -977,8 +940,8 @@ def prepare_model(model: nn.Module, config: BackendConfig | None = None,
     eager_notes: list[str] = []
     from .eager_backend import make_runner as make_eager_runner
 
-    eager = make_eager_runner(model, config, spec, _effective_precision("eager", config,
-                                                                       eager_notes))
+    eager_precision = _effective_precision("eager", config, eager_notes)
+    eager = make_eager_runner(model, config, spec, eager_precision)
     chain = config.chain()
     errors: list[str] = []
     for position, backend in enumerate(chain):

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """``sensor_msgs/CameraInfo`` for the fused image, without ROS.
 
 The fused image is the RGB image, possibly scaled (``output_size: model`` with ``resize_mode``
@@ -30,9 +35,9 @@ Example::
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+import math
 from pathlib import Path
 from typing import Any
 
@@ -237,8 +242,11 @@ class CameraInfoData:
 
     def resized(self, size: tuple[int, int], from_size: tuple[int, int] | None = None
                 ) -> CameraInfoData:
-        """The camera of the image resized from ``from_size`` (default: :attr:`image_size`) to
-        ``size`` ``(W, H)``; without binning or ROI the calibrated size becomes ``size``."""
+        """The camera of the image resized from ``from_size`` (default.
+
+        :attr:`image_size`) to ``size`` ``(W, H)``; without binning or ROI the calibrated size
+        becomes ``size``.
+        """
         src = from_size or self.image_size
         out = self.scaled(size[0] / src[0], size[1] / src[1])
         if self.roi.is_full and max(self.binning_x, 1) == 1 and max(self.binning_y, 1) == 1:
@@ -274,7 +282,9 @@ def _matrix(doc: Mapping[str, Any], key: str, n: int, path: str) -> tuple[float,
 
 
 def load_calibration_yaml(path: str | Path) -> CameraInfoData:
-    """A camera calibration file as written by ``camera_calibration`` / read by
+    """Read a camera calibration file.
+
+    A camera calibration file as written by ``camera_calibration`` / read by
     ``camera_info_manager`` (``image_width``, ``camera_matrix: {rows, cols, data}``, ...).
 
     Raises:
@@ -375,8 +385,11 @@ class FusedCameraInfo:
         self.last_error = ""
 
     def update_from_msg(self, msg: Any) -> bool:
-        """Take a received ``sensor_msgs/CameraInfo``; False (and :attr:`last_error` set) when
-        it cannot describe the image (e.g. an uncalibrated camera's K = 0)."""
+        """Take a received ``sensor_msgs/CameraInfo``.
+
+        False (and :attr:`last_error` set) when it cannot describe the image (e.g. an uncalibrated
+        camera's K = 0).
+        """
         with self._lock:
             self.received += 1
             if self._fixed:
@@ -396,9 +409,12 @@ class FusedCameraInfo:
 
     def for_output(self, output_size: tuple[int, int],
                    input_size: tuple[int, int] | None = None) -> CameraInfoData | None:
-        """The fused image's camera for an output of ``output_size`` ``(W, H)`` made from an
-        RGB image of ``input_size`` (default: the size the info describes); ``None`` while no
-        usable info is known."""
+        """The fused image's camera for an output of ``output_size``.
+
+        The fused image's camera for an output of ``output_size`` ``(W, H)`` made from an RGB image
+        of ``input_size`` (default: the size the info describes); ``None`` while no usable info is
+        known.
+        """
         with self._lock:
             info = self._info
             if info is None:

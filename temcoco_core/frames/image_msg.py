@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """``sensor_msgs/Image`` and ``sensor_msgs/CompressedImage`` ↔ numpy, without ROS or cv_bridge.
 
 Everything here is duck-typed so that the same code serves rclpy messages (in the node) and
@@ -63,8 +68,10 @@ __all__ = [
 
 
 class EncodingError(FrameError):
-    """An image message uses an encoding or compressed format this module does not support,
-    or its data does not decode."""
+    """An image message uses an encoding or compressed format this module does not support.
+
+    Or its data does not decode.
+    """
 
     kind = "decode_error"
 
@@ -140,8 +147,10 @@ def _check_encoding(encoding: str) -> tuple[np.dtype, int]:
 
 
 def _as_bytes_array(data: Any) -> np.ndarray:
-    """Message ``data`` (bytes, array.array, list, numpy) as a flat uint8 array, no copy if
-    possible."""
+    """Message ``data`` (bytes, array.array, list, numpy) as a flat uint8 array.
+
+    No copy if possible.
+    """
     if isinstance(data, np.ndarray):
         return data.reshape(-1).view(np.uint8) if data.dtype != np.uint8 else data.reshape(-1)
     if isinstance(data, (list, tuple)):
@@ -309,8 +318,10 @@ def _expected_codecs(fmt: str) -> tuple[str, ...]:
 
 
 def compressed_info(msg: CompressedImageLike) -> CompressedInfo:
-    """Check a ``sensor_msgs/CompressedImage``'s data against its ``format`` and read its size
-    from the image header, without decoding.
+    """Check a ``sensor_msgs/CompressedImage`` without decoding it.
+
+    Check a ``sensor_msgs/CompressedImage``'s data against its ``format`` and read its size from
+    the image header, without decoding.
 
     Raises:
         EncodingError: unsupported ``format``, data that is not the named format (BMP, TIFF,
@@ -387,8 +398,9 @@ def compressed_to_numpy(msg: CompressedImageLike,
 
 def check_message_size(msg: ImageLike | CompressedImageLike,
                        max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS) -> tuple[int, int]:
-    """``(width, height)`` of a raw or compressed image message without decoding it, checked
-    against ``max_pixels`` (for decoders, such as cv_bridge, that do not check themselves).
+    """``(width, height)`` of a raw or compressed image message without decoding it.
+
+    Checked against ``max_pixels`` (for decoders, such as cv_bridge, that do not check themselves).
 
     Raises:
         FrameTooLargeError, EncodingError, FrameError: as the decoders.

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Registration of the thermal image into the RGB camera's frame by a fixed homography.
 
 Thermal and RGB cameras on a robot sit side by side; for scenes far away compared with the

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """image_transport conventions without ROS: topic names and per-input transports.
 
 image_transport publishes one image on a *base topic* (``/cam/image_raw``, the raw
@@ -61,7 +66,9 @@ def transport_topic(base_topic: str, transport: str) -> str:
 
 
 def camera_info_topic(image_topic: str) -> str:
-    """The ``camera_info`` topic paired with an image base topic (image_transport's
+    """The ``camera_info`` topic paired with an image base topic.
+
+    The ``camera_info`` topic paired with an image base topic (image_transport's
     ``getCameraInfoTopic``: the last name token replaced by ``camera_info``).
 
     ``/cam/image_raw`` → ``/cam/camera_info``; ``rgb/image_raw`` → ``rgb/camera_info``

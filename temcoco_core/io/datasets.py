@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Infrared-visible video datasets as :class:`FusionSequence` objects.
 
 Layouts read (sequence = one scene, frame i of every stream shows the same instant):
@@ -37,10 +42,10 @@ import numpy as np
 
 from temcoco_core.io.video import (
     IMAGE_EXTENSIONS,
-    VideoError,
     natural_key,
     read_frame_folder,
     read_video,
+    VideoError,
 )
 
 __all__ = [
@@ -198,8 +203,11 @@ def _has_sequence_dirs(d: Path) -> bool:
 
 
 def detect_folder_layout(root: str | Path) -> FolderLayout | None:
-    """The first of :data:`FOLDER_LAYOUTS` whose input folders exist under ``root`` and hold
-    sequence sub-folders (and whose reference folders exist, when the layout names them)."""
+    """The folder layout of a dataset root.
+
+    The first of :data:`FOLDER_LAYOUTS` whose input folders exist under ``root`` and hold sequence
+    sub-folders (and whose reference folders exist, when the layout names them).
+    """
     r = Path(root)
     for lay in FOLDER_LAYOUTS:
         needed = [lay.visible, lay.infrared]
@@ -308,8 +316,10 @@ def load_m3svd_val(
     max_frames: int | None = None,
     progress: bool = False,
 ) -> list[FusionSequence]:
-    """Load the degraded M3SVD validation set (``visible_Blur``, ``infrared_noise`` as model
-    inputs; ``visible_Enhance``, ``infrared_Enhance`` as clean references).
+    """Load the degraded M3SVD validation set (``visible_Blur``.
+
+    ``infrared_noise`` as model inputs; ``visible_Enhance``, ``infrared_Enhance`` as clean
+    references).
 
     Returns:
         One :class:`FusionSequence` per sequence: visible (T, H, W, 3) RGB, infrared (T, H, W),
@@ -411,7 +421,8 @@ def load_video_pairs(
         ir = _read_ir_video(seq, ir_files[seq], max_frames)
         vis, ir = _pair(seq, vis, ir, vis_files[seq], ir_files[seq], truncate=False)
         out.append(FusionSequence(seq, vis, ir, vis, ir,
-                                  {"visible": str(vis_files[seq]), "infrared": str(ir_files[seq])}))
+                                  {"visible": str(vis_files[seq]),
+                                   "infrared": str(ir_files[seq])}))
     return out
 
 

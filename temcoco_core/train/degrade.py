@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Synthetic degradations of clean infrared-visible clips (training inputs; targets stay clean).
 
 As released (``../shared/notes/official-implementation.md``, "Training as released"):
@@ -29,8 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+import torch.nn.functional as F
 
 __all__ = [
     "DegradeConfig",
@@ -204,8 +209,9 @@ class Degrader:
         p = self.sample(rng, t, h, w)
         c = self.config
 
-        vis_lq = visible if p.blur_sigma is None else gaussian_blur(visible, p.blur_sigma,
-                                                                     c.blur_kernel)
+        vis_lq = visible
+        if p.blur_sigma is not None:
+            vis_lq = gaussian_blur(visible, p.blur_sigma, c.blur_kernel)
         ir_ref = minmax_per_frame(infrared) if c.infrared_minmax else infrared
         ir = ir_ref
         if c.agc_gain or c.agc_offset:

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """TemCoCo training losses: the paper's (Eqs. 13-17) and the released code's composition.
 
 Every image term works on luma/chroma of the YCbCr conversion the released code uses
@@ -38,14 +43,14 @@ norms as mean absolute errors.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
+import logging
 from typing import Protocol
 
 import torch
+from torch import nn, Tensor
 import torch.nn.functional as F
-from torch import Tensor, nn
 
 __all__ = [
     "COMPOSITIONS",
