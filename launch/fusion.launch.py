@@ -13,10 +13,13 @@ r"""Launch the TemCoCo thermal + RGB fusion node (a managed lifecycle node).
 temcoco_ros/config/jetson.yaml
     ros2 launch temcoco_ros fusion.launch.py use_sim_time:=true     # with ros2 bag play --clock
     ros2 launch temcoco_ros fusion.launch.py autostart:=false       # a lifecycle manager drives it
+    ros2 launch temcoco_ros fusion.launch.py registration:=registration.yaml  # temcoco calibrate
 
 Parameters come from ``config`` (default: the package's ``config/fusion.yaml``); the topic,
 model and engine arguments override the file when given (empty: the file's value stands).
-``ros2 launch temcoco_ros fusion.launch.py --show-args`` lists every argument.
+``registration`` names a second parameter file applied after ``config``: the one ``temcoco
+calibrate`` writes (thermal → RGB homography). ``ros2 launch temcoco_ros fusion.launch.py
+--show-args`` lists every argument.
 
 The node is started with launch_ros's ``LifecycleNode`` action. With ``autostart:=true``
 (default) this launch file drives it through ``configure`` and ``activate`` with lifecycle
@@ -127,12 +130,14 @@ def _launch_node(context, *args, **kwargs):
     autostart = _truthy("autostart", LaunchConfiguration("autostart").perform(context))
     respawn = _truthy("respawn", LaunchConfiguration("respawn").perform(context))
     respawn_delay = float(LaunchConfiguration("respawn_delay").perform(context))
+    registration = LaunchConfiguration("registration").perform(context).strip()
+    extra_files = [registration] if registration else []
     node = LifecycleNode(
         package=PACKAGE,
         executable="fusion_node",
         name=LaunchConfiguration("node_name"),
         namespace=LaunchConfiguration("namespace"),
-        parameters=[LaunchConfiguration("config"), overrides],
+        parameters=[LaunchConfiguration("config"), *extra_files, overrides],
         arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
         output="screen",
         emulate_tty=True,
@@ -181,6 +186,10 @@ def generate_launch_description() -> LaunchDescription:
             "config", default_value=_default_config(),
             description="ROS 2 parameter file for the node (every parameter is documented in "
                         "config/fusion.yaml; config/jetson.yaml is the Jetson profile)."),
+        DeclareLaunchArgument(
+            "registration", default_value="",
+            description="Parameter file applied after config, e.g. the thermal-to-RGB "
+                        "homography written by `temcoco calibrate`; empty: none."),
         DeclareLaunchArgument(
             "namespace", default_value="",
             description="Namespace of the node; relative topic names resolve inside it."),

@@ -6,7 +6,7 @@
 """``temcoco``: the command line of temcoco_ros (works without ROS).
 
 Subcommands: ``info`` (parameters and GFLOPs of a preset) and, as they are registered below,
-``demo``, ``replay``, ``fuse``, ``eval``, ``train``, ``export`` and ``bench``.
+``demo``, ``replay``, ``fuse``, ``calibrate``, ``eval``, ``train``, ``export`` and ``bench``.
 Each subcommand module exposes ``add_parser(subparsers)`` and sets ``func`` on its parser; the
 helpers they share (sizes, ``--threads``, the node's settings) are in :mod:`temcoco_core.cli_args`,
 so no module imports this one back.
@@ -77,12 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _subcommand_registrars() -> list:
     """``add_parser`` functions of the subcommand modules, in help order."""
-    from . import evaluate, replay
+    from . import calibrate_cmd, evaluate, replay
     from .engine import bench, export
     from .train import trainer
 
-    return [replay.add_parser, evaluate.add_parser, trainer.add_parser, export.add_parser,
-            bench.add_parser]
+    return [replay.add_parser, calibrate_cmd.add_parser, evaluate.add_parser, trainer.add_parser,
+            export.add_parser, bench.add_parser]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

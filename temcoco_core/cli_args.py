@@ -88,8 +88,10 @@ def add_settings_args(p: argparse.ArgumentParser, *, pipeline: bool = True) -> N
     Defaults are the node's (``None`` here: unset flags leave the file's or the schema's value).
     """
     g = p.add_argument_group("settings (the node's parameters; flags override --params)")
-    g.add_argument("--params", type=Path, default=None, metavar="YAML",
-                   help="the node's ROS 2 parameter file (e.g. config/fusion.yaml)")
+    g.add_argument("--params", type=Path, action="append", default=None, metavar="YAML",
+                   help="the node's ROS 2 parameter file (e.g. config/fusion.yaml); repeat to "
+                        "apply more in order, e.g. the registration.yaml of `temcoco "
+                        "calibrate` after it")
     g.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="set any node parameter (YAML value), e.g. -p thermal_invert=true; "
                         "repeatable")

@@ -55,6 +55,7 @@ from temcoco_core.io.video import (
     VideoWriter,
 )
 from temcoco_core.metrics import METRIC_INFO
+from temcoco_core.metrics.alignment import stream_alignment
 from temcoco_core.metrics.flow import FlowError, FlowEstimator, get_flow_estimator
 from temcoco_core.metrics.fusion import FUSION_METRICS, fusion_metrics
 from temcoco_core.metrics.temporal import (
@@ -123,7 +124,10 @@ class EvalResult:
 
     ``rows``: one dict per (method, sequence) with ``method``, ``sequence``, ``frames``, ``fuse_s``
     and the metric values; ``mean``: method -> metric -> mean over sequences (NaN if any sequence
-    is NaN); ``metrics``: metric columns in order.
+    is NaN); ``metrics``: metric columns in order; ``alignment``: sequence -> live alignment
+    score summary of its thermal/visible inputs
+    (:func:`~temcoco_core.metrics.alignment.stream_alignment`, as the node's registration status
+    would report it).
     """
 
     rows: list[dict]
@@ -135,6 +139,7 @@ class EvalResult:
     nan_notes: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
     runtime_s: float = 0.0
+    alignment: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- fused inputs
@@ -302,8 +307,10 @@ def evaluate(sequences: Sequence[FusionSequence],
         bar = tqdm(total=len(sequences) * len(methods), desc="eval", unit="run")
     rows: list[dict] = []
     artefacts: dict[str, dict] = {}
+    alignment: dict[str, dict[str, float]] = {}
     try:
         for seq in sequences:
+            alignment[seq.name] = stream_alignment(seq.visible, seq.infrared)
             ref: TemporalReference = prepare_reference(seq.vis_ref, seq.ir_ref, estimator,
                                                        resnet)
             art: dict = {"_visible": _artefact(seq.vis_ref, cfg.slice_row),
@@ -348,8 +355,14 @@ def evaluate(sequences: Sequence[FusionSequence],
             mean[label][m] = float(np.mean(vals))
         mean[label]["fuse_s_per_frame"] = (sum(r["fuse_s"] for r in mrows)
                                            / max(1, sum(r["frames"] for r in mrows)))
+    for name, a in alignment.items():
+        if a["alignment_warn_share"] > 0.5:
+            notes.append(f"{name}: the thermal and visible inputs look misregistered (alignment "
+                         f"score {a['alignment_score_mean']:.2f}, below the WARN level in "
+                         f"{a['alignment_warn_share']:.0%} of the readings); fusion metrics "
+                         "suffer from double edges. Register them (temcoco calibrate).")
     result = EvalResult(rows, mean, present, list(methods), names, notes, nan_notes,
-                        runtime_s=time.perf_counter() - t_start)
+                        alignment=alignment, runtime_s=time.perf_counter() - t_start)
     return result, artefacts
 
 
@@ -449,7 +462,13 @@ def write_reports(result: EvalResult, artefacts: dict, out_dir: str | Path,
           f"means over sequences; runtime {result.runtime_s:.1f} s.", "",
           markdown_table(result), ""]
     md += ["Metrics: " + "; ".join(f"{m}: {METRIC_INFO[m].description}" for m in cols) + ".",
-           "", "Notes:", ""]
+           ""]
+    if result.alignment:
+        md += ["Input alignment score (thermal vs visible structure, 1 = registered; the node's "
+               "registration status): " + ", ".join(
+                   f"{k} {_fmt(v['alignment_score_mean'])}" for k, v in result.alignment.items())
+               + ".", ""]
+    md += ["Notes:", ""]
     md += [f"- {n}" for n in notes + result.nan_notes]
     if plot_files:
         md += ["", "Files:", ""] + [f"- {Path(p).relative_to(out)}" for p in plot_files]
@@ -464,6 +483,8 @@ def write_reports(result: EvalResult, artefacts: dict, out_dir: str | Path,
                  for k, d in result.mean.items()},
         "per_sequence": [{k: (None if isinstance(v, float) and math.isnan(v) else v)
                           for k, v in r.items()} for r in result.rows],
+        "input_alignment": {k: {m: (None if math.isnan(v) else v) for m, v in d.items()}
+                            for k, d in result.alignment.items()},
         "notes": notes, "nan_notes": result.nan_notes, "runtime_s": result.runtime_s,
         "plots": plot_files,
     }, indent=2))

@@ -28,7 +28,7 @@ Example::
 from __future__ import annotations
 
 import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, MISSING
 import difflib
 import math
@@ -45,6 +45,7 @@ from temcoco_core.frames.registration import parse_homography, RegistrationConfi
 from temcoco_core.frames.thermal import ThermalConfig
 from temcoco_core.frames.transport import TRANSPORTS
 from temcoco_core.health import LivenessConfig
+from temcoco_core.metrics.alignment import AlignmentConfig
 from temcoco_core.pipeline import PipelineConfig
 
 __all__ = [
@@ -346,6 +347,14 @@ class NodeConfig:
         True, "Resample a thermal image of another size (e.g. 640x512 with 1280x720 RGB) into "
         "the RGB frame; with a homography the registration does it. false: a size mismatch "
         "without homography is an error (counted, named in /diagnostics).", "registration")
+    alignment_every: int = _param(
+        3, "Live thermal/RGB alignment check every N frame pairs (structure correlation on a "
+        "128-pixel copy; the registration status WARNs when the mount was knocked); 0: off.",
+        "registration", low=0, high=10000)
+    alignment_warn_score: float = _param(
+        0.75, "Alignment score (correlation at the registered position / best correlation "
+        "within +-12 % shifts, median of 7 readings) below which the registration status "
+        "WARNs.", "registration", low=0.01, high=1.0)
 
     # ------------------------------------------------------------------ output
     output_size: str = _param(
@@ -508,25 +517,33 @@ class NodeConfig:
                                 source=str(path))
 
     @classmethod
-    def from_sources(cls, params_file: str | Path | None = None, *,
+    def from_sources(cls, params_file: str | Path | Sequence[str | Path] | None = None, *,
                      node_name: str | None = None,
                      overrides: Mapping[str, Any] | None = None) -> NodeConfig:
-        """Defaults, then a ROS 2 parameter file, then single values (e.g. command-line flags).
+        """Defaults, then ROS 2 parameter files, then single values (e.g. command-line flags).
 
-        This is how ``temcoco replay|fuse|demo --params FILE`` rehearse the node: the file is
+        This is how ``temcoco replay|fuse|demo --params FILE`` rehearse the node: each file is
         the node's own (``ros__parameters`` under the node name or ``/**``) and is read with
-        ROS's typing rules; ``overrides`` are applied on top with the lenient ones.
+        ROS's typing rules; several files apply in order, each setting only the parameters it
+        names (as ``--params-file`` given twice to a ROS node: e.g. ``config/fusion.yaml`` then
+        the ``registration.yaml`` of ``temcoco calibrate``); ``overrides`` are applied on top
+        with the lenient rules.
 
         Raises:
             FileNotFoundError: no such parameter file.
             NodeConfigError: unknown names, wrong types or out-of-range values.
         """
+        files = ([] if params_file is None else [params_file]
+                 if isinstance(params_file, (str, Path)) else list(params_file))
         values: dict[str, Any] = {}
-        source = "defaults"
-        if params_file is not None:
-            source = str(params_file)
+        sources = []
+        for path in files:
+            sources.append(str(path))
             # validate the file alone first, so that its problems name the file
-            values = cls.from_yaml(params_file, node_name=node_name).as_dict()
+            typed = cls.from_yaml(path, node_name=node_name).as_dict()
+            named = load_parameter_file(path, node_name)
+            values.update({k: v for k, v in typed.items() if k in named})
+        source = " + ".join(sources) or "defaults"
         if overrides:
             values.update(overrides)
             source = f"{source} + command line"
@@ -584,6 +601,9 @@ class NodeConfig:
             metrics_max_side=self.metrics_max_side or None,
             metrics_flow="flowd" in self.metric_names,
             max_input_pixels=self.max_input_pixels or None,
+            alignment=(AlignmentConfig(every=self.alignment_every,
+                                       warn_score=self.alignment_warn_score)
+                       if self.alignment_every else None),
         )
 
     def metric_thresholds(self) -> list[MetricThreshold]:

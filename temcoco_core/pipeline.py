@@ -70,6 +70,7 @@ from temcoco_core.frames.registration import RegistrationConfig, ThermalRegistra
 from temcoco_core.frames.thermal import ThermalConfig, ThermalNormalizer
 from temcoco_core.health import failure_kind, FailureCounter, ThrottledLog
 from temcoco_core.metrics import OnlineTemporalMetrics
+from temcoco_core.metrics.alignment import AlignmentConfig, AlignmentMonitor
 
 if TYPE_CHECKING:
     from temcoco_core.node_config import NodeConfig
@@ -127,6 +128,8 @@ class PipelineConfig:
             the metrics size).
         max_input_pixels: largest ``width * height`` of an input image, checked before it is
             decoded (compressed headers included); ``None``: no cap.
+        alignment: live thermal ↔ RGB alignment score
+            (:class:`~temcoco_core.metrics.alignment.AlignmentMonitor`); ``None``: off.
     """
 
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
@@ -139,6 +142,7 @@ class PipelineConfig:
     metrics_max_side: int | None = 160
     metrics_flow: bool = False
     max_input_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS
+    alignment: AlignmentConfig | None = field(default_factory=AlignmentConfig)
 
     def __post_init__(self) -> None:
         if self.max_input_pixels is not None and self.max_input_pixels < 1:
@@ -232,6 +236,8 @@ class FusionPipeline:
         self.diagnostics = diagnostics or FusionDiagnostics()
         self.metrics = (OnlineTemporalMetrics(flow_scale=1.0, compute_flow=self.cfg.metrics_flow)
                         if self.cfg.metrics else None)
+        self.alignment = (AlignmentMonitor(self.cfg.alignment)
+                          if self.cfg.alignment is not None else None)
         self._pending: deque[_Pending] = deque()
         self._pool = ArrayPool()
         self._last_size: tuple[int, int] | None = None
@@ -242,7 +248,7 @@ class FusionPipeline:
         self._failure_log = ThrottledLog(log, 5.0)
         self.flushed = 0
         self.timings: dict[str, float] = {k: 0.0 for k in (
-            "decode", "thermal", "preprocess", "engine", "postprocess", "metrics")}
+            "decode", "thermal", "preprocess", "engine", "postprocess", "metrics", "alignment")}
 
     @classmethod
     def from_settings(cls, settings: NodeConfig, engine: Engine,
@@ -398,14 +404,27 @@ class FusionPipeline:
         self._last_size = size
 
         t = time.perf_counter()
-        infrared = self.registration(frame.infrared, size)
-        ir = self.thermal(infrared, frame.infrared_stamp_ns or frame.stamp_ns)
+        # thermal gain on the camera's own pixels (its statistics must not see the area outside
+        # the thermal field of view), then registration straight to the model's content size
+        # (the homography is in full-resolution pixels; one resampling instead of two)
+        th_native = self.thermal(frame.infrared, frame.infrared_stamp_ns or frame.stamp_ns)
+        geom = compute_geometry(size, cfg.preprocess)
+        at_model = self.registration.enabled and geom.content_size != size
+        reg_size = geom.content_size if at_model else None
+        ir = self.registration(th_native, size, reg_size)
         t1 = time.perf_counter()
         self.timings["thermal"] += t1 - t
-        vis_t, ir_t = to_model_tensor(visible, ir, cfg.preprocess, self._pool)
-        geom = compute_geometry(size, cfg.preprocess)
+        vis_t, ir_t = to_model_tensor(visible, ir, cfg.preprocess, self._pool,
+                                      infrared_at_content_size=at_model)
         t2 = time.perf_counter()
         self.timings["preprocess"] += t2 - t1
+        if self.alignment is not None:
+            th_size = (th_native.shape[1], th_native.shape[0])
+            self.alignment.update(visible, ir,
+                                  self.registration.valid_mask(th_size, size, reg_size))
+            t3 = time.perf_counter()
+            self.timings["alignment"] += t3 - t2
+            t2 = t3
 
         out_size = size if cfg.output_size == "rgb" else None
         if cfg.output_size == "rgb":
@@ -489,8 +508,12 @@ class FusionPipeline:
         extra = {"engine": self.engine_description, "frames_failed": self.frames_failed,
                  "thermal_gain_jumps": self.thermal.stats.gain_jumps}
         extra.update({f"failed {k}": v for k, v in sorted(self.failures.snapshot().items())})
-        return with_stamp_notes(self.diagnostics.statuses(self.pairer.summary(), extra),
-                                self.pairer.notes())
+        out = with_stamp_notes(self.diagnostics.statuses(self.pairer.summary(), extra),
+                               self.pairer.notes())
+        if self.alignment is not None:
+            out.append(self.alignment.status(self.diagnostics.name,
+                                             self.diagnostics.hardware_id))
+        return out
 
     def summary(self) -> dict[str, Any]:
         """Counters, latency and per-stage time per frame as plain data."""
@@ -507,6 +530,7 @@ class FusionPipeline:
             "latency": self.diagnostics.latency.summary(),
             "stage_ms_per_frame": {k: v * 1e3 / n for k, v in self.timings.items()},
             "thermal_gain_jumps": self.thermal.stats.gain_jumps,
+            "alignment": self.alignment.summary() if self.alignment is not None else {},
         }
 
 

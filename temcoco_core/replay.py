@@ -464,7 +464,8 @@ def fuse_videos(visible: str | Path, infrared: str | Path, out: str | Path | Non
             "fps": n_out / stats.wall_s if stats.wall_s > 0 else float("nan"),
             "s_per_frame": stats.wall_s / n_out if n_out else float("nan"),
             "stage_ms_per_frame": pipeline.summary()["stage_ms_per_frame"],
-            "engine": pipeline.engine_description, "metrics": means.means()}
+            "engine": pipeline.engine_description, "metrics": means.means(),
+            "alignment": pipeline.summary()["alignment"]}
 
 
 # ---------------------------------------------------------------------------------- demo
@@ -629,6 +630,12 @@ def _print_summary(summary: dict[str, Any], as_json: bool, title: str) -> None:
     if summary.get("metrics"):
         lines.append("  metrics (mean): " + ", ".join(f"{k} {v:.4g}"
                                                       for k, v in summary["metrics"].items()))
+    align = summary.get("alignment") or {}
+    if align.get("alignment_readings"):
+        lines.append(f"  thermal/RGB alignment score: mean {align['alignment_score_mean']:.2f}, "
+                     f"last {align['alignment_score_last']:.2f}, below the WARN level in "
+                     f"{align['alignment_warn_share']:.0%} of {align['alignment_readings']:.0f} "
+                     f"readings ({align['alignment_skipped']:.0f} without structure)")
     print("\n".join(lines))
 
 

@@ -581,6 +581,8 @@ class FusionWorker:
         out.append(self._worker_status(name, hw))
         if self.monitor is not None:
             out.append(self.monitor.status(f"{name}: temporal consistency", hw))
+        if self.pipeline.alignment is not None:
+            out.append(self.pipeline.alignment.status(name, hw))
         if self.output_status is not None:
             topic = self.output_status.run(hw)
             out.append(StatusValue(topic.level, f"{name}: {topic.name}", topic.message, hw,

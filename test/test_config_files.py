@@ -106,7 +106,8 @@ def test_launch_starts_the_installed_executable_with_yaml_then_overrides():
     assert ast.literal_eval(package) == "temcoco_ros"
     assert ast.literal_eval(kw["executable"]) == "fusion_node"
     assert {"name", "namespace", "respawn", "respawn_delay"} <= set(kw)
-    assert ast.unparse(kw["parameters"]) == "[LaunchConfiguration('config'), overrides]"
+    assert ast.unparse(kw["parameters"]) == ("[LaunchConfiguration('config'), *extra_files, "
+                                             "overrides]")
     assert "--log-level" in ast.unparse(kw["arguments"])
     assert "fusion_node = temcoco_ros.fusion_node:main" in (REPO / "setup.py").read_text()
 

@@ -207,3 +207,58 @@ def test_pooled_tensors_survive_while_held() -> None:
     vis2, ir2 = _pair()
     to_model_tensor(vis2, ir2, pool=pool)
     np.testing.assert_array_equal(to_output_frame(kept[0]), vis)
+
+
+def test_registration_at_model_size_matches_full_size_then_resize() -> None:
+    """Registering straight to the model size equals registering and then scaling.
+
+    Registering straight to the model size equals registering at the RGB size and then scaling down
+    (the pipeline's shortcut), for a thermal camera of another size.
+    """
+    hmat = [[2.9, 0.05, 20.0], [-0.04, 2.9, 12.0], [0.0, 0.0, 1.0]]  # 160x128 → 640x480
+    yy, xx = np.mgrid[:128, :160]
+    th = (128 + 100 * np.sin(xx / 9.0) * np.cos(yy / 7.0)).astype(np.float32)
+    reg = ThermalRegistration(RegistrationConfig(homography=hmat))
+    full = reg(th, (640, 480))
+    small = reg(th, (640, 480), out_size=(320, 240))
+    ref = cv2.resize(full, (320, 240), interpolation=cv2.INTER_AREA)
+    inner = (slice(12, 185), slice(15, 235))  # inside the thermal field of view
+    assert small.shape == (240, 320)
+    assert np.abs(small[inner] - ref[inner]).max() < 3.0
+    valid = reg.valid_mask((160, 128), (640, 480), (320, 240))
+    assert valid.shape == (240, 320) and not valid[0, 0] and valid[120, 160]
+    # the tensor path takes it as the model's content, padded not resized
+    cfg = PreprocessConfig(model_size=(320, 256), resize_mode="pad")
+    vis = np.zeros((480, 640, 3), np.uint8)
+    ir = np.clip(small / 255.0, 0, 1).astype(np.float32)
+    _, ir_t = to_model_tensor(vis, ir, cfg, infrared_at_content_size=True)
+    assert tuple(ir_t.shape) == (3, 256, 320)
+    np.testing.assert_allclose(ir_t[0, :240].numpy(), ir, atol=1e-6)
+    with pytest.raises(FrameError, match="content size"):
+        to_model_tensor(vis, ir[:100], cfg, infrared_at_content_size=True)
+
+
+def test_pipeline_normalises_thermal_on_its_own_pixels_and_registers_at_model_size() -> None:
+    """A 40x30 16-bit thermal camera seeing the middle of a 160x120 RGB frame.
+
+    The gain uses only thermal pixels (the black area outside the thermal view must not stretch the
+    range), and the warp goes straight to the 80x60 model size.
+    """
+    from temcoco_core.pipeline import AverageEngine, FrameInput, FusionPipeline, PipelineConfig
+
+    yy, xx = np.mgrid[:30, :40]
+    thermal = (27000 + 100 * xx + 50 * yy).astype(np.uint16)  # raw 27000..32350
+    hmat = [2.0, 0.0, 40.5, 0.0, 2.0, 30.5, 0.0, 0.0, 1.0]  # into x 40..119, y 30..89
+    cfg = PipelineConfig(preprocess=PreprocessConfig(model_size=(80, 60)),
+                         registration=RegistrationConfig(homography=hmat),
+                         output_size="model", metrics=False)
+    pipe = FusionPipeline(AverageEngine(), cfg)
+    (out,) = pipe.fuse_frames(FrameInput(0, np.zeros((120, 160, 3), np.uint8), thermal))
+    ir = out.infrared_unit
+    assert ir.shape == (60, 80)
+    inside = ir[17:43, 22:58]
+    assert inside.min() < 0.1 and inside.max() > 0.9  # full range over the thermal pixels
+    assert ir[:10].max() == 0.0  # outside the thermal view: black
+    assert pipe.summary()["alignment"]["alignment_readings"] == 1
+    names = [s.name for s in pipe.statuses()]
+    assert "temcoco_fusion: registration" in names

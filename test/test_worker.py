@@ -495,7 +495,9 @@ def test_statuses_cover_what_the_issue_lists():
             w.record_publish(out.stamp_ns, out.stamp_ns + 20_000_000)
     sts = {s.name: s for s in w.statuses()}
     assert set(sts) == {f"/fusion_node: {n}" for n in (
-        "inputs", "pairing", "output", "output liveness", "worker", "temporal consistency")}
+        "inputs", "pairing", "output", "output liveness", "worker", "temporal consistency",
+        "registration")}
+    assert "alignment_score" in sts["/fusion_node: registration"].values
     pairing = sts["/fusion_node: pairing"].values
     assert pairing["/rgb rate_hz"] != "nan" and pairing["/thermal dropped"] == "0"
     worker = sts["/fusion_node: worker"].values

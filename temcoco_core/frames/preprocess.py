@@ -279,6 +279,7 @@ def to_model_tensor(
     infrared: np.ndarray,
     cfg: PreprocessConfig | None = None,
     pool: ArrayPool | None = None,
+    infrared_at_content_size: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Decoded frame pair → model input tensors.
 
@@ -290,6 +291,10 @@ def to_model_tensor(
             (``cfg.resize_infrared_to_visible``, the default) or an error.
         cfg: sizing policy; default keeps the input size.
         pool: reuse output buffers that are no longer referenced (see :class:`ArrayPool`).
+        infrared_at_content_size: ``infrared`` was registered straight to the model geometry
+            (:class:`~temcoco_core.frames.registration.ThermalRegistration` with
+            ``out_size = compute_geometry(...).content_size``): it must have that size and is
+            only padded, not resized.
 
     Returns:
         ``(visible, infrared)``, each a contiguous ``(3, h, w)`` float32 CPU tensor in
@@ -318,7 +323,12 @@ def to_model_tensor(
 
     vis = _check_dtype(visible, "visible", allow_uint16=True)
     ir = _check_dtype(infrared, "infrared", allow_uint16=False)
-    if (ih, iw) != (vh, vw):
+    geom = compute_geometry((vw, vh), cfg)
+    if infrared_at_content_size:
+        if (iw, ih) != geom.content_size:
+            raise FrameError(f"registered infrared size {iw}x{ih} differs from the model "
+                             f"content size {geom.content_size[0]}x{geom.content_size[1]}")
+    elif (ih, iw) != (vh, vw):
         if not cfg.resize_infrared_to_visible:
             raise FrameSizeMismatchError(
                 f"infrared size {iw}x{ih} differs from visible size {vw}x{vh} (W x H); register "
@@ -326,7 +336,6 @@ def to_model_tensor(
             )
         ir = resize_image(ir, (vw, vh))
 
-    geom = compute_geometry((vw, vh), cfg)
     vis_t = _to_unit_tensor(_fit(vis, geom), pool=pool)
     ir_t = _to_unit_tensor(_fit(ir, geom), repeat=3, pool=pool)
     return vis_t, ir_t

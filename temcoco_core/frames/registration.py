@@ -10,9 +10,14 @@ baseline a single 3×3 homography ``H`` maps thermal pixel coordinates to RGB pi
 
     [x_rgb, y_rgb, 1]^T  ~  H · [x_thermal, y_thermal, 1]^T
 
-(pixel centres at integer coordinates, as OpenCV). ``H`` comes from config (a calibration step
-outside this package, e.g. ``cv2.findHomography`` on matched corners). Warping uses precomputed
-fixed-point remap tables, so the per-frame cost is one ``cv2.remap``.
+(pixel centres at integer coordinates, as OpenCV). ``H`` is always given in the *full-resolution*
+pixels of both cameras, whatever their sizes and aspect ratios; ``temcoco calibrate``
+(:mod:`temcoco_core.frames.calibration`) estimates it from recorded frame pairs.
+
+The pipeline needs the thermal image at the model's size, not at the RGB camera's: with an
+``out_size`` the warp goes straight there (``H`` composed with the RGB → output scaling), one
+resampling instead of a full-resolution warp followed by a resize. Warping uses precomputed
+fixed-point remap tables, so the per-frame cost is one ``cv2.remap`` at the output size.
 """
 
 from __future__ import annotations
@@ -86,19 +91,34 @@ class ThermalRegistration:
         self.cfg = cfg or RegistrationConfig()
         self.homography = (parse_homography(self.cfg.homography)
                            if self.cfg.homography is not None else None)
-        self._maps: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._maps: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+        self._valid: dict[tuple[int, ...], np.ndarray] = {}
 
     @property
     def enabled(self) -> bool:
         return self.homography is not None
 
-    def _tables(self, src_wh: tuple[int, int], dst_wh: tuple[int, int]
-                ) -> tuple[np.ndarray, np.ndarray]:
-        key = (*src_wh, *dst_wh)
+    def output_homography(self, rgb_size: tuple[int, int],
+                          out_size: tuple[int, int] | None = None) -> np.ndarray:
+        """``H`` for an output of ``out_size`` covering the RGB image.
+
+        ``H`` for an output of ``out_size`` ``(W, H)`` covering the RGB image of ``rgb_size``
+        (scaled as ``cv2.resize`` scales, pixel centres kept).
+        """
+        assert self.homography is not None
+        if out_size is None or tuple(out_size) == tuple(rgb_size):
+            return self.homography
+        sx = out_size[0] / rgb_size[0]
+        sy = out_size[1] / rgb_size[1]
+        scale = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
+        return scale @ self.homography
+
+    def _tables(self, src_wh: tuple[int, int], rgb_wh: tuple[int, int],
+                dst_wh: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        key = (*src_wh, *rgb_wh, *dst_wh)
         if key not in self._maps:
-            assert self.homography is not None
             w, h = dst_wh
-            inv = np.linalg.inv(self.homography)
+            inv = np.linalg.inv(self.output_homography(rgb_wh, dst_wh))
             xs, ys = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
             pts = np.stack([xs, ys, np.ones_like(xs)], axis=-1) @ inv.T
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -110,8 +130,15 @@ class ThermalRegistration:
             self._maps[key] = cv2.convertMaps(mx, my, cv2.CV_16SC2)
         return self._maps[key]
 
-    def __call__(self, thermal: np.ndarray, rgb_size: tuple[int, int]) -> np.ndarray:
-        """Warp ``thermal`` ``(h, w[, 1])`` into an image of the RGB size ``(W, H)``.
+    def __call__(self, thermal: np.ndarray, rgb_size: tuple[int, int],
+                 out_size: tuple[int, int] | None = None) -> np.ndarray:
+        """Warp ``thermal`` ``(h, w[, 1])`` into the RGB frame.
+
+        Args:
+            thermal: the thermal frame at its own resolution.
+            rgb_size: ``(W, H)`` of the RGB image the homography maps into.
+            out_size: ``(W, H)`` of the result, an image covering the whole RGB frame at
+                another resolution (the model's); ``None``: ``rgb_size``.
 
         Without a homography the frame is returned unchanged (its size must then already be
         the RGB size, which :func:`~temcoco_core.frames.preprocess.to_model_tensor` checks).
@@ -129,6 +156,26 @@ class ThermalRegistration:
         src = np.ascontiguousarray(thermal)
         if src.dtype not in (np.uint8, np.uint16, np.float32):
             src = src.astype(np.float32)
-        m1, m2 = self._tables((src.shape[1], src.shape[0]), (int(rgb_size[0]), int(rgb_size[1])))
+        rgb_wh = (int(rgb_size[0]), int(rgb_size[1]))
+        dst_wh = rgb_wh if out_size is None else (int(out_size[0]), int(out_size[1]))
+        m1, m2 = self._tables((src.shape[1], src.shape[0]), rgb_wh, dst_wh)
         return cv2.remap(src, m1, m2, interpolation=cv2.INTER_LINEAR,
                          borderMode=_BORDERS[self.cfg.border], borderValue=0)
+
+    def valid_mask(self, thermal_size: tuple[int, int], rgb_size: tuple[int, int],
+                   out_size: tuple[int, int] | None = None) -> np.ndarray | None:
+        """Where the warped thermal image has content.
+
+        ``(H, W)`` bool: where the warped thermal image has content (inside the thermal field of
+        view); ``None`` without a homography (everywhere).
+        """
+        if self.homography is None:
+            return None
+        dst = tuple(rgb_size) if out_size is None else tuple(out_size)
+        key = (*thermal_size, *rgb_size, *dst)
+        if key not in self._valid:
+            ones = np.full((thermal_size[1], thermal_size[0]), 255, np.uint8)
+            m1, m2 = self._tables(tuple(thermal_size), tuple(rgb_size), dst)
+            self._valid[key] = cv2.remap(ones, m1, m2, interpolation=cv2.INTER_NEAREST,
+                                         borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
+        return self._valid[key]
