@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """ament_python package temcoco_ros: TemCoCo thermal+RGB video fusion for ROS 2.
 
 Installs two Python packages: ``temcoco_core`` (no ROS) and ``temcoco_ros`` (the rclpy node).
@@ -40,9 +45,23 @@ setup(
         "train": ["matplotlib"],
         "eval": ["matplotlib"],
         "dinov2": ["transformers"],
+        # colcon's pytest step runs when pytest is a test dependency ("test" extra; setuptools
+        # >= 72 drops tests_require, and colcon then falls back to unittest and finds nothing)
+        "test": ["pytest"],
+        # what ament_flake8 / ament_pep257 bring on ROS, for test_flake8.py / test_pep257.py
+        "lint": ["flake8", "flake8-builtins", "flake8-comprehensions", "flake8-docstrings",
+                 "flake8-import-order", "flake8-quotes", "pydocstyle"],
         "dev": [
             "pytest",
             "ruff",
+            # the ament linters' tools (test_flake8.py, test_pep257.py), pinned in .ci
+            "flake8",
+            "flake8-builtins",
+            "flake8-comprehensions",
+            "flake8-docstrings",
+            "flake8-import-order",
+            "flake8-quotes",
+            "pydocstyle",
             "catkin_pkg",
             "onnx",
             "onnxruntime",

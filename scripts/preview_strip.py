@@ -1,4 +1,9 @@
 #!/usr/bin/env python3
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Side-by-side preview of one val frame: visible input | thermal input | fused A | fused B ...
 
 Reads the degraded M3SVD val inputs and fused videos written by ``temcoco eval --save-fused``
@@ -13,8 +18,8 @@ Reads the degraded M3SVD val inputs and fused videos written by ``temcoco eval -
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+import sys
 
 import cv2
 import numpy as np
@@ -34,10 +39,13 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
 
 def build_strip(visible: np.ndarray, infrared: np.ndarray,
                 fused: list[tuple[str, np.ndarray]], scale: float = 0.5) -> np.ndarray:
-    """(H, W, 3) RGB visible, (H, W) grey infrared and labelled (H, W, 3) RGB fused frames ->
-    one (h, n·w, 3) RGB strip, each panel scaled by ``scale`` and labelled."""
-    panels = [("visible (input)", visible), ("thermal (input)",
-                                              np.repeat(infrared[..., None], 3, -1))]
+    """Put the input frames and the labelled fused frames side by side.
+
+    (H, W, 3) RGB visible, (H, W) grey infrared and labelled (H, W, 3) RGB fused frames -> one
+    (h, n·w, 3) RGB strip, each panel scaled by ``scale`` and labelled.
+    """
+    thermal = np.repeat(infrared[..., None], 3, -1)
+    panels = [("visible (input)", visible), ("thermal (input)", thermal)]
     panels += fused
     out = []
     for name, img in panels:

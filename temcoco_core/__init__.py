@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """temcoco_core: everything TemCoCo fusion needs that does not need ROS.
 
 Network (:mod:`temcoco_core.model`), streaming engine and backends (:mod:`temcoco_core.engine`),

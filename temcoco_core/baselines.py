@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Classical fusion baselines and model methods behind one interface.
 
 A *method* is a callable ``FusionSequence -> (T, H, W, 3) uint8 RGB``; :func:`resolve_method`
@@ -21,9 +26,9 @@ Model methods (resolved lazily, so the baselines never import the network):
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
+import os
 from pathlib import Path
 
 import cv2
@@ -222,7 +227,7 @@ class EngineMethod:
 
     def engine(self) -> object:
         if self._engine is None:
-            from temcoco_core.engine.factory import EngineBuildError, build_engine
+            from temcoco_core.engine.factory import build_engine, EngineBuildError
 
             try:
                 self._engine, self.info = build_engine(self.settings)  # type: ignore[arg-type]
@@ -247,8 +252,8 @@ class EngineMethod:
         with torch.inference_mode():
             for t in range(seq.num_frames):
                 vis = torch.from_numpy(np.ascontiguousarray(seq.visible[t])).permute(2, 0, 1)
-                ir = torch.from_numpy(np.ascontiguousarray(seq.infrared[t]))[None].expand(3, -1,
-                                                                                         -1)
+                ir = torch.from_numpy(np.ascontiguousarray(seq.infrared[t]))[None]
+                ir = ir.expand(3, -1, -1)
                 fused = engine.push(vis.float().div(255.0),  # type: ignore[attr-defined]
                                     ir.float().div(255.0))
                 if fused is not None:
@@ -363,8 +368,10 @@ def available_methods() -> list[str]:
 
 
 def method_label(name: str) -> str:
-    """Short label for tables and file names: checkpoint paths become their file name
-    (``edge:/a/b/ck.pth`` -> ``edge:ck.pth``)."""
+    """Short label for tables and file names.
+
+    Checkpoint paths become their file name (``edge:/a/b/ck.pth`` -> ``edge:ck.pth``).
+    """
     head, sep, tail = name.rpartition(":")
     if sep and ("/" in tail or os.sep in tail):
         return f"{head}:{Path(tail).name}"

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """``temcoco calibrate``: estimate the thermal → RGB registration of a camera rig from data.
 
 ::
@@ -22,26 +27,26 @@ Reads up to ``--frames`` frame pairs spread over the input (a bag is paired exac
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator, Sequence
 import datetime
 import json
 import logging
 import math
-import sys
-from collections.abc import Iterator, Sequence
 from pathlib import Path
+import sys
 from typing import Any
 
 import cv2
 import numpy as np
 
 from temcoco_core.frames.calibration import (
-    MODELS,
     CalibrationConfig,
     CalibrationError,
     CalibrationResult,
-    GrayPair,
     edge_overlay,
     estimate_registration,
+    GrayPair,
+    MODELS,
     prepare_pair,
 )
 
@@ -144,8 +149,11 @@ def _length(path: Path) -> int:
 
 def read_video_pairs(visible: str | Path, infrared: str | Path, frames: int
                      ) -> tuple[list[RawPair], dict[str, Any]]:
-    """Up to ``frames`` (thermal, RGB) pairs spread over two videos or frame folders (frame
-    ``i`` of one pairs with frame ``i`` of the other)."""
+    """Up to ``frames`` (thermal, RGB) pairs spread over two videos or frame folders.
+
+    Up to ``frames`` (thermal, RGB) pairs spread over two videos or frame folders (frame ``i`` of
+    one pairs with frame ``i`` of the other).
+    """
     visible, infrared = Path(visible), Path(infrared)
     n = min(_length(visible), _length(infrared))
     if n <= 0:

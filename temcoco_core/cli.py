@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """``temcoco``: the command line of temcoco_ros (works without ROS).
 
 Subcommands: ``info`` (parameters and GFLOPs of a preset) and, as they are registered below,
@@ -10,10 +15,10 @@ so no module imports this one back.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 import json
 import logging
 import sys
-from collections.abc import Sequence
 
 from .cli_args import parse_size
 

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Command-line helpers shared by the ``temcoco`` subcommands (no subcommand imports ``cli``).
 
 * :func:`parse_size`, :func:`parse_floats`: argument types.
@@ -18,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from temcoco_core.node_config import BACKENDS, PRECISIONS, NodeConfig, parameter_specs
+from temcoco_core.node_config import BACKENDS, NodeConfig, parameter_specs, PRECISIONS
 
 __all__ = [
     "add_settings_args",
@@ -78,8 +83,10 @@ def _default(name: str) -> Any:
 
 
 def add_settings_args(p: argparse.ArgumentParser, *, pipeline: bool = True) -> None:
-    """``--params``, ``-p`` and the named engine (and pipeline) flags; defaults are the
-    node's (``None`` here: unset flags leave the file's or the schema's value)."""
+    """``--params``, ``-p`` and the named engine (and pipeline) flags.
+
+    Defaults are the node's (``None`` here: unset flags leave the file's or the schema's value).
+    """
     g = p.add_argument_group("settings (the node's parameters; flags override --params)")
     g.add_argument("--params", type=Path, action="append", default=None, metavar="YAML",
                    help="the node's ROS 2 parameter file (e.g. config/fusion.yaml); repeat to "

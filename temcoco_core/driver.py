@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Source → pipeline → sinks: the one loop of every offline front end.
 
 ``temcoco replay`` (bag messages), ``temcoco fuse`` (video frame pairs), ``temcoco demo`` and the
@@ -20,11 +25,11 @@ engine hands over the frames it still owes) unless ``max_frames`` stopped the ru
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from temcoco_core.frames.decoder import FrameInput

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """``temcoco eval``: fusion-quality and temporal-consistency tables and plots for fusion methods.
 
 ::
@@ -26,47 +31,47 @@ arrows, best in bold, notes), ``results.json`` and ``plots/``: brightness curves
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 import csv
+from dataclasses import dataclass, field
 import json
 import math
+from pathlib import Path
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from temcoco_core.baselines import MethodError, SequenceMethod, method_label, resolve_method
+from temcoco_core.baselines import method_label, MethodError, resolve_method, SequenceMethod
 from temcoco_core.cli_args import add_settings_args, apply_threads, settings_from_args
 from temcoco_core.engine.backends import release_freed_memory
 from temcoco_core.engine.factory import EngineBuildError, resolve_device
 from temcoco_core.io.datasets import (
+    dataset_loaders,
     DatasetError,
     FusionSequence,
-    SequenceLoader,
-    dataset_loaders,
     load_sequence,
+    SequenceLoader,
 )
 from temcoco_core.io.video import (
     IMAGE_EXTENSIONS,
-    VideoError,
-    VideoWriter,
     natural_key,
     read_frame_folder,
     read_video,
+    VideoError,
+    VideoWriter,
 )
 from temcoco_core.metrics import METRIC_INFO
 from temcoco_core.metrics.alignment import stream_alignment
 from temcoco_core.metrics.flow import FlowError, FlowEstimator, get_flow_estimator
 from temcoco_core.metrics.fusion import FUSION_METRICS, fusion_metrics
 from temcoco_core.metrics.temporal import (
-    TEMPORAL_METRICS,
-    TemporalReference,
     brightness_curve,
     prepare_reference,
+    TEMPORAL_METRICS,
     temporal_metrics,
     temporal_slice,
+    TemporalReference,
 )
 from temcoco_core.node_config import NodeConfigError
 
@@ -122,12 +127,15 @@ class EvalConfig:
 
 @dataclass
 class EvalResult:
-    """Numbers of a run. ``rows``: one dict per (method, sequence) with ``method``,
-    ``sequence``, ``frames``, ``fuse_s`` and the metric values; ``mean``: method -> metric ->
-    mean over sequences (NaN if any sequence is NaN); ``metrics``: metric columns in order;
-    ``alignment``: sequence -> live alignment score summary of its thermal/visible inputs
-    (:func:`~temcoco_core.metrics.alignment.stream_alignment`, as the node's registration
-    status would report it)."""
+    """Numbers of a run.
+
+    ``rows``: one dict per (method, sequence) with ``method``, ``sequence``, ``frames``, ``fuse_s``
+    and the metric values; ``mean``: method -> metric -> mean over sequences (NaN if any sequence
+    is NaN); ``metrics``: metric columns in order; ``alignment``: sequence -> live alignment
+    score summary of its thermal/visible inputs
+    (:func:`~temcoco_core.metrics.alignment.stream_alignment`, as the node's registration status
+    would report it).
+    """
 
     rows: list[dict]
     mean: dict[str, dict[str, float]]
@@ -147,7 +155,7 @@ class EvalResult:
 def _fused_from_bag(path: Path, topic: str | None) -> np.ndarray:
     try:
         from temcoco_core.frames.image_msg import decode_image, to_rgb
-        from temcoco_core.io.bag import IMAGE_TYPES, BagReader
+        from temcoco_core.io.bag import BagReader, IMAGE_TYPES
     except ImportError as e:
         raise EvalError(f"reading fused output from a bag needs temcoco_core.io.bag: {e}") from e
     with BagReader(path) as bag:
@@ -184,8 +192,11 @@ def _read_fused_one(p: Path, topic: str | None) -> np.ndarray:
 
 
 def _fused_entries(path: str | Path, names: Sequence[str]) -> dict[str, Path]:
-    """Sequence name -> the video, frame folder or bag holding its fused output under
-    ``path`` (checked to exist; nothing is read)."""
+    """Map each sequence name to the file or folder holding its fused output.
+
+    The video, frame folder or bag lies under ``path``; each is checked to exist, nothing is
+    read.
+    """
     p = Path(path)
     if not p.exists():
         raise EvalError(f"fused output not found: {p}")
@@ -248,7 +259,7 @@ def _load_resnet(cfg: EvalConfig, notes: list[str]):
     if not cfg.feacd:
         notes.append("feaCD skipped: disabled (--no-feacd).")
         return None
-    from temcoco_core.model.resnet import ResNetWeightsError, load_pretrained
+    from temcoco_core.model.resnet import load_pretrained, ResNetWeightsError
 
     try:
         model = load_pretrained(cfg.resnet_weights)
@@ -381,8 +392,10 @@ def evaluate(sequences: Sequence[FusionSequence | SequenceLoader],
 
 
 def _artefact(frames: np.ndarray, row: int | None) -> dict:
-    """What the plots need of a (T, H, W[, 3]) video; copies, never views that would keep the
-    whole video in memory after its sequence is done."""
+    """What the plots need of a (T, H, W[, 3]) video.
+
+    Copies, never views that would keep the whole video in memory after its sequence is done.
+    """
     return {"brightness": brightness_curve(frames),
             "slice": np.array(temporal_slice(frames, row)),
             "frame": frames[len(frames) // 2].copy()}
@@ -396,8 +409,10 @@ def _fmt(v: float) -> str:
 
 
 def markdown_table(result: EvalResult) -> str:
-    """The mean table in the paper's format: one row per method, ↑/↓ in the header, best
-    value of each column in bold (NaN never wins)."""
+    """The mean table in the paper's format.
+
+    One row per method, ↑/↓ in the header, best value of each column in bold (NaN never wins).
+    """
     cols = result.metrics
     arrows = {True: "↑", False: "↓", None: ""}
     head = ["Method"] + [f"{m}{arrows[METRIC_INFO[m].higher_is_better]}" for m in cols]
@@ -688,8 +703,10 @@ def build_methods(args: argparse.Namespace,
 
 def _stored(entries: dict[str, Path], topic: str | None
             ) -> Callable[[FusionSequence], np.ndarray]:
-    """A method that reads the fused output of a sequence when it is evaluated (checked
-    against the sequence by :func:`evaluate`)."""
+    """Return a method that reads a sequence's fused output when it is evaluated.
+
+    The output is checked against the sequence by :func:`evaluate`.
+    """
     def get(seq: FusionSequence) -> np.ndarray:
         fused = _read_fused_one(entries[seq.name], topic)
         check_fused(seq, fused, str(entries[seq.name]))

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Field checks of the live path: what the node's worker does with real-world input, as JSON.
 
 ``python -m temcoco_core.fieldcheck [CHECK ...] [--fast]`` drives
@@ -26,13 +31,13 @@ thread, real time where time matters) and ``temcoco replay`` through:
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 import json
+from pathlib import Path
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -73,8 +78,10 @@ def _worker(**settings: Any) -> Any:
 
 def clock_restart(seconds: float = 6.0, restart_at: float = 3.0, hz: float = 30.0
                   ) -> dict[str, Any]:
-    """30 Hz pairs in real time through the worker thread; the thermal clock restarts at
-    ``restart_at``."""
+    """30 Hz pairs in real time through the worker thread.
+
+    The thermal clock restarts at ``restart_at``.
+    """
     msg, w = _Messages(), _worker()
     published: list[float] = []
     w.start(lambda frame: published.append(time.monotonic()))
@@ -102,8 +109,11 @@ def clock_restart(seconds: float = 6.0, restart_at: float = 3.0, hz: float = 30.
 
 def jitter(frames: int = 300, jitter_ms: float = 20.0, reorder_every: int = 41
            ) -> dict[str, Any]:
-    """``frames`` pairs at 30 Hz with +-``jitter_ms`` stamp jitter on both cameras and one
-    message delivered after its successor every ``reorder_every`` messages."""
+    """Jittered and reordered stamps on both cameras.
+
+    ``frames`` pairs at 30 Hz with +-``jitter_ms`` stamp jitter on both cameras and one message
+    delivered after its successor every ``reorder_every`` messages.
+    """
     rng = np.random.default_rng(1)
     msg, w = _Messages(), _worker()
     base = time.time_ns()
@@ -128,8 +138,11 @@ def jitter(frames: int = 300, jitter_ms: float = 20.0, reorder_every: int = 41
 
 
 def stall(healthy_s: float = 2.0, seconds: float = 8.0, hz: float = 30.0) -> dict[str, Any]:
-    """Healthy pairs, then the thermal driver switches to ``yuv422_yuy2``; the output liveness
-    status is read at every pair (the node reads it every ``diagnostics_period``)."""
+    """Healthy pairs, then the thermal driver switches to ``yuv422_yuy2``.
+
+    The output liveness status is read at every pair (the node reads it every
+    ``diagnostics_period``).
+    """
     from temcoco_core.diagnostics import DiagnosticLevel
 
     msg, w = _Messages(), _worker(stall_error=5.0)
@@ -180,8 +193,8 @@ def _rss_child(kind: str, cap: bool) -> dict[str, Any]:
         ok, data = cv2.imencode(".jpg" if kind == "jpeg" else ".png", arr)
         return SimpleNamespace(header=header, format=kind, data=data.tobytes())
 
-    rgb, th = make(np.zeros((n, n, 3), np.uint8), "rgb8"), make(np.zeros((n, n), np.uint8),
-                                                               "mono8")
+    rgb = make(np.zeros((n, n, 3), np.uint8), "rgb8")
+    th = make(np.zeros((n, n), np.uint8), "mono8")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     cfg = PipelineConfig(metrics=False) if cap else PipelineConfig(metrics=False,
                                                                    max_input_pixels=None)
@@ -214,9 +227,9 @@ def input_rss(kinds: Sequence[str] = ("raw", "jpeg", "png"), uncapped: bool = Fa
 def corrupt_bag(frames: int = 60, size: tuple[int, int] = (640, 480)) -> dict[str, Any]:
     """A synthetic bag with one undeserialisable RGB record at ``frames // 2``, replayed."""
     from temcoco_core.io.bag import BagWriter
-    from temcoco_core.io.synthetic import SyntheticSceneConfig, generate_scene
+    from temcoco_core.io.synthetic import generate_scene, SyntheticSceneConfig
     from temcoco_core.node_config import NodeConfig
-    from temcoco_core.replay import ReplayOptions, replay_bag
+    from temcoco_core.replay import replay_bag, ReplayOptions
 
     scene = SyntheticSceneConfig(width=size[0], height=size[1], frames=frames, seed=1)
     with tempfile.TemporaryDirectory() as tmp:

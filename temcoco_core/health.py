@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Liveness of the fusion output: is it publishing, and if not, why.
 
 On a robot nobody watches the terminal: when fused output stops, ``/diagnostics`` must say so
@@ -21,13 +26,13 @@ Clocks are injectable (``clock() -> seconds``, monotonic by default) so that tes
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 import logging
 import math
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from temcoco_core.diagnostics import DiagnosticLevel, StatusValue
@@ -44,16 +49,21 @@ __all__ = [
 
 def failure_kind(exc: BaseException) -> str:
     """Counter key of a per-frame failure: a :class:`~temcoco_core.frames.preprocess.
-    FrameError`'s ``kind`` (``decode_error``, ``too_large``, ``non_finite``,
-    ``size_mismatch``, ``bad_frame``), else ``inference_error``."""
+
+    FrameError`'s ``kind`` (``decode_error``, ``too_large``, ``non_finite``, ``size_mismatch``,
+    ``bad_frame``), else ``inference_error``.
+    """
     kind = getattr(exc, "kind", None)
     return kind if isinstance(kind, str) and kind else "inference_error"
 
 
 @dataclass
 class FailureCounter:
-    """Per-frame failures by kind; ``last`` is the most recent ``(kind, message)`` and
-    ``last_time`` when it happened (``clock``, seconds)."""
+    """Per-frame failures by kind.
+
+    Per-frame failures by kind; ``last`` is the most recent ``(kind, message)`` and ``last_time``
+    when it happened (``clock``, seconds).
+    """
 
     counts: dict[str, int] = field(default_factory=dict)
     last_message: dict[str, str] = field(default_factory=dict)
@@ -107,9 +117,12 @@ class ThrottledLog:
         self._held: dict[str, int] = {}
 
     def log(self, level: int, key: str, message: str) -> bool:
-        """Log ``message`` unless ``key`` was logged less than ``interval_s`` ago (then it is
-        counted and the next line of the key says how many were held back). Returns whether
-        a line was written."""
+        """Log ``message`` unless ``key`` was logged less than ``interval_s`` ago.
+
+        Log ``message`` unless ``key`` was logged less than ``interval_s`` ago (then it is counted
+        and the next line of the key says how many were held back). Returns whether a line was
+        written.
+        """
         now = self._clock()
         last = self._last.get(key)
         if last is not None and now - last < self.interval_s:
@@ -226,8 +239,10 @@ class LivenessMonitor:
         return self.failures.record(kind, message, self._clock())
 
     def note(self, reason: str) -> None:
-        """Why inputs may not become outputs without a frame failing (e.g. no pair matched:
-        stamps apart); shown when no failure explains a stall. ``""`` clears it."""
+        """Why inputs may not become outputs without a frame failing (e.g. no pair matched.
+
+        Stamps apart); shown when no failure explains a stall. ``""`` clears it.
+        """
         self._note = reason
 
     # ------------------------------------------------------------------ state
@@ -236,16 +251,17 @@ class LivenessMonitor:
             self._outs.popleft()
 
     def rate_hz(self) -> float:
-        """Outputs per second over the last ``rate_window_s`` (or since the start, if
-        shorter)."""
+        """Outputs per second over the last ``rate_window_s`` (or since the start, if shorter)."""
         now = self._clock()
         self._trim(now)
         span = min(self.cfg.rate_window_s, now - self._started)
         return len(self._outs) / span if span > 0 else float("nan")
 
     def reason(self) -> str:
-        """The last reason output may be missing: the newest frame failure since the last
-        output, else the note, else ``""``."""
+        """The last reason output may be missing.
+
+        The newest frame failure since the last output, else the note, else ``""``.
+        """
         f = self.failures
         if f.last is not None and (self._last_output is None or
                                    (f.last_time or 0.0) >= self._last_output):

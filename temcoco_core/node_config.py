@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Every parameter of the ROS 2 fusion node, in one ROS-free schema.
 
 :class:`NodeConfig` is the single source of truth for the node's parameters: their names (flat,
@@ -23,21 +28,22 @@ Example::
 from __future__ import annotations
 
 import array
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, MISSING
 import difflib
 import math
+from pathlib import Path
 import re
 import typing
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import MISSING, dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 from temcoco_core.engine.backends import BACKENDS as ENGINE_BACKENDS
 from temcoco_core.engine.backends import PRECISIONS as ENGINE_PRECISIONS
 from temcoco_core.frames.pairing import PairingConfig
 from temcoco_core.frames.preprocess import PreprocessConfig
-from temcoco_core.frames.registration import RegistrationConfig, parse_homography
+from temcoco_core.frames.registration import parse_homography, RegistrationConfig
 from temcoco_core.frames.thermal import ThermalConfig
+from temcoco_core.frames.transport import TRANSPORTS
 from temcoco_core.health import LivenessConfig
 from temcoco_core.metrics.alignment import AlignmentConfig
 from temcoco_core.pipeline import PipelineConfig
@@ -66,6 +72,8 @@ METRIC_NAMES: dict[str, str] = {"flicker": "flicker", "dirc": "dirC", "flowd": "
 #: Parameters every rclpy node has, or ROS-level keys, that may appear in a parameter file.
 ROS_BUILTIN_PARAMETERS = ("use_sim_time", "start_type_description_service")
 _ROS_BUILTIN_PREFIXES = ("qos_overrides.",)
+#: The identity homography: thermal and RGB images already aligned (the default).
+IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 #: Group name → title, in documentation order.
@@ -189,6 +197,27 @@ class NodeConfig:
         "subscriber).", "topics", choices=("best_effort", "reliable"))
     output_depth: int = _param(1, "KEEP_LAST history depth of the fused image publisher.",
                                "topics", low=1, high=100)
+    rgb_transport: str = _param(
+        "raw", "image_transport of the RGB input: raw (sensor_msgs/Image on rgb_topic) or "
+        "compressed (sensor_msgs/CompressedImage, JPEG or PNG, on rgb_topic/compressed).",
+        "topics", choices=TRANSPORTS)
+    thermal_transport: str = _param(
+        "raw", "image_transport of the thermal input: raw or compressed (thermal_topic/"
+        "compressed; a 16-bit PNG keeps its depth, JPEG is 8-bit).", "topics",
+        choices=TRANSPORTS)
+    camera_info_source: str = _param(
+        "auto", "Where the fused image's camera_info (published beside fused_topic, e.g. "
+        "fused/camera_info) comes from: topic (the RGB camera's, rgb_camera_info_topic), url "
+        "(a calibration file, camera_info_url), auto (url when set, else the topic; nothing "
+        "published until one arrives) or none. It is transformed for output_size / "
+        "resize_mode and carries the fused image's header.", "topics",
+        choices=("auto", "topic", "url", "none"))
+    rgb_camera_info_topic: str = _param(
+        "", "The RGB camera's sensor_msgs/CameraInfo topic; empty: camera_info beside "
+        "rgb_topic (image_transport's convention, e.g. rgb/camera_info).", "topics")
+    camera_info_url: str = _param(
+        "", "Calibration file of the RGB camera (camera_calibration's YAML): file:///path, "
+        "package://<package>/<path> or a plain path.", "topics")
 
     # ------------------------------------------------------------------ synchronisation
     synchronizer: str = _param(
@@ -292,8 +321,9 @@ class NodeConfig:
         "flickers) or fixed (thermal_range).", "thermal",
         choices=("percentile", "minmax", "fixed"))
     thermal_range: tuple[float, ...] = _param(
-        (), "[low, high] raw thermal values for the fixed policy (e.g. centi-kelvin); unset: "
-        "the encoding's full range.", "thermal", constraints="unset or 2 values, low < high")
+        (0.0, 0.0), "[low, high] raw thermal values for the fixed policy (e.g. centi-kelvin); "
+        "[0, 0]: the encoding's full range.", "thermal",
+        constraints="[0, 0] or 2 values, low < high")
     thermal_percentiles: tuple[float, ...] = _param(
         (1.0, 99.0), "[low, high] percentiles of the percentile policy.", "thermal",
         constraints="2 values, 0 <= low < high <= 100")
@@ -307,8 +337,9 @@ class NodeConfig:
 
     # ------------------------------------------------------------------ registration
     homography: tuple[float, ...] = _param(
-        (), "3x3 thermal-to-RGB pixel homography, 9 values row-major; unset: the images are "
-        "already aligned.", "registration", constraints="unset or 9 values, invertible")
+        IDENTITY, "3x3 thermal-to-RGB pixel homography, 9 values row-major; the identity: "
+        "the images are already aligned.", "registration",
+        constraints="9 values, invertible")
     registration_border: str = _param(
         "constant", "Outside the thermal field of view: constant (black) or replicate.",
         "registration", choices=("constant", "replicate"))
@@ -337,6 +368,15 @@ class NodeConfig:
         "for everything when cv_bridge fails to import (NumPy 2 ABI); cv_bridge: require it "
         "for 8-bit encodings; core: temcoco_core only.", "output",
         choices=("auto", "cv_bridge", "core"))
+    output_compressed: bool = _param(
+        False, "Also publish fused_topic/compressed (sensor_msgs/CompressedImage, "
+        "image_transport's compressed transport) for Foxglove, rosbag or a radio link; "
+        "encoded only while someone subscribes.", "output")
+    output_compressed_format: str = _param(
+        "jpeg", "Format of the compressed output (as compressed_image_transport writes it).",
+        "output", choices=("jpeg", "png"))
+    output_jpeg_quality: int = _param(
+        90, "JPEG quality of the compressed output.", "output", low=1, high=100)
     max_input_pixels: int = _param(
         8192 * 4096, "Largest width x height of an input image, checked before it is decoded "
         "(compressed headers included); larger frames are skipped and counted. 0: no cap.",
@@ -394,6 +434,30 @@ class NodeConfig:
         "diagnostics", low=0.0, high=255.0)
     flowd_error: float = _param(12.0, "Mean flowd for ERROR; 0 disables.", "diagnostics",
                                 low=0.0, high=255.0)
+    hardware_id: str = _param(
+        "", "DiagnosticStatus.hardware_id of every status: the camera pair this node watches "
+        "(e.g. serial numbers); empty: the RGB and thermal frame_ids once seen.",
+        "diagnostics")
+    diagnostics_use_fqn: bool = _param(
+        False, "Prefix status names with the fully qualified node name (/ns/fusion_node: "
+        "output) instead of the node name, like diagnostic_updater.use_fqn; set it when "
+        "several fusion nodes share a name in different namespaces.", "diagnostics")
+    min_rate_hz: float = _param(
+        0.0, "Lowest acceptable rate of the fused output (diagnostic_updater FrequencyStatus "
+        "min, with rate_tolerance); 0: no lower bound (only a silent output is an error).",
+        "diagnostics", low=0.0, high=1000.0)
+    max_rate_hz: float = _param(
+        0.0, "Highest acceptable rate of the fused output; 0: no upper bound.", "diagnostics",
+        low=0.0, high=1000.0)
+    rate_tolerance: float = _param(
+        0.1, "Tolerance of the rate bounds: acceptable is min * (1 - tolerance) to max * (1 + "
+        "tolerance).", "diagnostics", low=0.0, high=1.0)
+    rate_window: int = _param(
+        5, "Diagnostics periods the output rate is measured over (FrequencyStatus "
+        "window_size).", "diagnostics", low=1, high=100)
+    max_stamp_delay: float = _param(
+        5.0, "Largest acceptable age of a fused frame's header stamp when published, seconds "
+        "(TimeStampStatus max_acceptable).", "diagnostics", low=0.0, high=3600.0)
 
     # ------------------------------------------------------------------ lifecycle
     autostart: bool = _param(
@@ -522,12 +586,13 @@ class NodeConfig:
                                         resize_infrared_to_visible=self.resize_thermal_to_rgb),
             thermal=ThermalConfig(
                 policy=self.thermal_policy,
-                fixed_range=(tuple(self.thermal_range) if self.thermal_range else None),
+                fixed_range=(tuple(self.thermal_range) if any(self.thermal_range) else None),
                 percentiles=(self.thermal_percentiles[0], self.thermal_percentiles[1]),
                 smoothing_s=self.thermal_smoothing, track_gain=self.thermal_track_gain,
                 invert=self.thermal_invert),
             registration=RegistrationConfig(
-                homography=list(self.homography) if self.homography else None,
+                homography=(list(self.homography) if self.homography
+                            and tuple(self.homography) != IDENTITY else None),
                 border=self.registration_border),
             pairing=self.pairing_config(),
             output_size=self.output_size,
@@ -658,8 +723,9 @@ def _validate(cfg: NodeConfig, strict_types: bool) -> list[str]:
         problems.append(f"input_width/input_height: give both or neither (0), got "
                         f"{cfg.input_width}x{cfg.input_height}")
     tr = cfg.thermal_range
-    if tr and (len(tr) != 2 or not tr[0] < tr[1]):
-        problems.append(f"thermal_range: needs [low, high] with low < high, got {list(tr)}")
+    if tr and any(tr) and (len(tr) != 2 or not tr[0] < tr[1]):
+        problems.append(f"thermal_range: needs [low, high] with low < high (or [0.0, 0.0]: "
+                        f"the full range), got {list(tr)}")
     p = cfg.thermal_percentiles
     if len(p) != 2 or not 0.0 <= p[0] < p[1] <= 100.0:
         problems.append(f"thermal_percentiles: needs [low, high] with 0 <= low < high <= 100, "
@@ -673,6 +739,11 @@ def _validate(cfg: NodeConfig, strict_types: bool) -> list[str]:
     if unknown:
         problems.append(f"metrics: unknown metric(s) {', '.join(unknown)}; known: "
                         f"{', '.join(METRIC_NAMES)}")
+    if cfg.max_rate_hz and cfg.max_rate_hz < cfg.min_rate_hz:
+        problems.append(f"max_rate_hz: {cfg.max_rate_hz:g} is below min_rate_hz "
+                        f"{cfg.min_rate_hz:g} (0: no upper bound)")
+    if cfg.camera_info_source == "url" and not cfg.camera_info_url:
+        problems.append("camera_info_url: needed with camera_info_source url")
     pairs = [("latency_warn_ms", "latency_error_ms")] + [
         (f"{n}_warn", f"{n}_error") for n in METRIC_NAMES]
     for warn, error in pairs:

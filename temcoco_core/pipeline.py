@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """The fusion loop shared by the ROS node, the bag replay and the video front end.
 
 ::
@@ -29,13 +34,13 @@ Temporal state (engine, thermal gain, online metrics) is reset whenever time jum
 
 from __future__ import annotations
 
-import functools
-import logging
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+import functools
+import logging
+import time
+from typing import Any, Protocol, TYPE_CHECKING, TypeVar
 
 import cv2
 import numpy as np
@@ -44,7 +49,7 @@ import torch
 from temcoco_core.diagnostics import FusionDiagnostics, StatusValue
 from temcoco_core.engine.average import AverageEngine
 from temcoco_core.frames.decoder import FrameInput, pair_to_frame
-from temcoco_core.frames.image_msg import DEFAULT_MAX_INPUT_PIXELS, decode_image
+from temcoco_core.frames.image_msg import decode_image, DEFAULT_MAX_INPUT_PIXELS
 from temcoco_core.frames.pairing import (
     AddResult,
     ApproximatePairer,
@@ -54,16 +59,16 @@ from temcoco_core.frames.pairing import (
 )
 from temcoco_core.frames.preprocess import (
     ArrayPool,
+    compute_geometry,
     FrameError,
     PreprocessConfig,
-    compute_geometry,
     resize_image,
     to_model_tensor,
     to_output_frame,
 )
 from temcoco_core.frames.registration import RegistrationConfig, ThermalRegistration
 from temcoco_core.frames.thermal import ThermalConfig, ThermalNormalizer
-from temcoco_core.health import FailureCounter, ThrottledLog, failure_kind
+from temcoco_core.health import failure_kind, FailureCounter, ThrottledLog
 from temcoco_core.metrics import OnlineTemporalMetrics
 from temcoco_core.metrics.alignment import AlignmentConfig, AlignmentMonitor
 
@@ -91,8 +96,11 @@ class Engine(Protocol):
     """What the pipeline needs from a fusion engine."""
 
     def push(self, visible: torch.Tensor, infrared: torch.Tensor) -> torch.Tensor | None:
-        """``(3, H, W)`` visible RGB and infrared grey×3 in ``[0, 1]`` → fused ``(3, H, W)``
-        (or ``None`` while a clip buffer fills)."""
+        """Fuse one visible and infrared frame.
+
+        ``(3, H, W)`` visible RGB and infrared grey×3 in ``[0, 1]`` → fused ``(3, H, W)`` (or
+        ``None`` while a clip buffer fills).
+        """
         ...
 
     def reset(self) -> None:
@@ -162,6 +170,8 @@ class FusedFrame:
             read-only view of the input message).
         infrared_unit: ``(H, W)`` float32 normalised, registered thermal input in ``[0, 1]`` at
             the output size; :attr:`infrared` is its uint8 version.
+        input_size: ``(W, H)`` of the RGB input this output was made from (the fused image
+            is that image, scaled to ``image``'s size: its camera_info follows from it).
     """
 
     stamp_ns: int
@@ -172,6 +182,7 @@ class FusedFrame:
     metrics: dict[str, float]
     visible: np.ndarray
     infrared_unit: np.ndarray
+    input_size: tuple[int, int] | None = None
 
     @functools.cached_property
     def infrared(self) -> np.ndarray:
@@ -244,13 +255,16 @@ class FusionPipeline:
                       topic_names: Sequence[str] | None = None,
                       diagnostics: FusionDiagnostics | None = None,
                       engine_description: Any = "") -> FusionPipeline:
-        """The pipeline the node's parameters describe: the one construction path of the node's
-        worker, ``temcoco replay``, ``fuse`` and ``demo``.
+        """The pipeline the node's parameters describe.
+
+        The one construction path of the node's worker, ``temcoco replay``, ``fuse`` and ``demo``.
 
         Args:
             settings: the node's parameters (:class:`~temcoco_core.node_config.NodeConfig`).
+            engine: the fusion engine (``push(visible, infrared)``).
             topic_names: RGB and thermal input names (default: the configured topics).
             diagnostics: accumulator (default: a new one with ``drop_warn_ratio``).
+            engine_description: what the worker status says the engine is.
         """
         names = list(topic_names or (settings.rgb_topic, settings.thermal_topic))
         diag = diagnostics or FusionDiagnostics(max_drop_ratio=settings.drop_warn_ratio)
@@ -287,9 +301,11 @@ class FusionPipeline:
                 self.reset(ev.kind)
 
     def record_failure(self, exc: BaseException, where: str = "") -> str:
-        """Count one failed frame by kind (``decode_error``, ``too_large``, ``non_finite``,
-        ``size_mismatch``, ``inference_error``…), report it in diagnostics and log it
-        throttled; returns the kind."""
+        """Count one failed frame by kind (``decode_error``, ``too_large``, ``non_finite``.
+
+        ``size_mismatch``, ``inference_error``…), report it in diagnostics and log it throttled;
+        returns the kind.
+        """
         kind = failure_kind(exc)
         text = f"{where}: {exc}" if where else str(exc)
         self.frames_failed += 1
@@ -304,8 +320,11 @@ class FusionPipeline:
         return decode_image(msg, self.cfg.max_input_pixels)
 
     def name_errors(self, pair: MatchedSet, fn: Callable[[Any], _T]) -> Callable[[Any], _T]:
-        """``fn(msg)`` (decoding, a size check) whose :class:`FrameError` s name the input
-        topic of the pair's message that failed."""
+        """Run ``fn(msg)``, naming the input topic in its errors.
+
+        ``fn(msg)`` (decoding, a size check) whose :class:`FrameError` s name the input topic of
+        the pair's message that failed.
+        """
         names = {id(p[0]): n for p, n in zip(pair.payloads, self.topic_names)}
 
         def named(msg: Any) -> _T:
@@ -322,11 +341,13 @@ class FusionPipeline:
     # ------------------------------------------------------------------ message front end
     def offer(self, topic_index: int, stamp_ns: int, msg: Any,
               receive_ns: int | None = None) -> AddResult:
-        """Pair one message (0: RGB, 1: thermal); cheap, no decoding. The caller passes the
-        result's ``pair`` and ``events`` to :meth:`process`.
+        """Pair one message (0: RGB, 1: thermal); cheap, no decoding.
+
+        The caller passes the result's ``pair`` and ``events`` to :meth:`process`.
 
         ``receive_ns``: arrival time on the header stamps' clock (node clock, bag log time);
-        enables receive-time stamps for unstamped input and clock re-synchronisation."""
+        enables receive-time stamps for unstamped input and clock re-synchronisation.
+        """
         self.diagnostics.input(self.topic_names[topic_index], stamp_ns)
         return self.pairer.add(topic_index, stamp_ns, (msg, time.perf_counter()), receive_ns)
 
@@ -357,8 +378,9 @@ class FusionPipeline:
 
     # ------------------------------------------------------------------ frame front end
     def fuse_frames(self, frame: FrameInput) -> list[FusedFrame]:
-        """Fuse one decoded pair; returns the outputs that became ready (0 or 1, more only
-        after :meth:`finish`).
+        """Fuse one decoded pair; returns the outputs that became ready (0 or 1.
+
+        More only after :meth:`finish`).
 
         Raises:
             FrameError: shapes/dtypes that do not fit (the frame is counted as failed).
@@ -455,12 +477,15 @@ class FusionPipeline:
         self.diagnostics.output(meta.stamp_ns, latency_ms)
         self.frames_out += 1
         return FusedFrame(meta.stamp_ns, meta.frame_id, image, cfg.output_encoding, latency_ms,
-                          values, meta.visible, meta.infrared)
+                          values, meta.visible, meta.infrared,
+                          getattr(meta.geometry, "input_size", None))
 
     # ------------------------------------------------------------------ end of stream
     def finish(self) -> list[FusedFrame]:
-        """End of stream: collect the outputs a clip engine still owes (its ``drain()``, or
-        ``flush()``) and count unpaired messages."""
+        """End of stream: collect the outputs a clip engine still owes (its ``drain()``.
+
+        Or ``flush()``) and count unpaired messages.
+        """
         outs: list[FusedFrame] = []
         drain: Callable[[], Any] | None = (getattr(self.engine, "drain", None)
                                            or getattr(self.engine, "flush", None))
@@ -510,8 +535,10 @@ class FusionPipeline:
 
 
 def with_stamp_notes(statuses: list[StatusValue], notes: Sequence[str]) -> list[StatusValue]:
-    """Raise the pairing status to WARN with the timeline's notes (unstamped input, clock
-    jumps), so ``/diagnostics`` names the topic."""
+    """Raise the pairing status to WARN with the timeline's notes (unstamped input, clock jumps).
+
+    So ``/diagnostics`` names the topic.
+    """
     if not notes:
         return statuses
     from temcoco_core.diagnostics import DiagnosticLevel

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Offline front ends of the fusion pipeline: ``temcoco replay``, ``fuse`` and ``demo``.
 
 Each takes the node's own settings (:class:`~temcoco_core.node_config.NodeConfig`; on the
@@ -22,26 +27,26 @@ and runs :func:`~temcoco_core.driver.run_pipeline` from its source to its sinks.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import sys
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+import json
+import logging
 from pathlib import Path
+import sys
+import time
 from typing import Any
 
 import cv2
 import numpy as np
 
 from temcoco_core.cli_args import add_settings_args, apply_threads, parse_size, settings_from_args
-from temcoco_core.driver import ON_ERROR, MessageItem, MetricMeans, RunStats, run_pipeline
-from temcoco_core.engine.factory import EngineInfo, build_engine
+from temcoco_core.driver import MessageItem, MetricMeans, ON_ERROR, run_pipeline, RunStats
+from temcoco_core.engine.factory import build_engine, EngineInfo
 from temcoco_core.frames.decoder import FrameInput
 from temcoco_core.frames.image_msg import numpy_to_image_fields, to_grey
 from temcoco_core.frames.preprocess import FrameError
 from temcoco_core.io.bag import BagError, BagReader, BagWriter, select_image_topics, stamp_to_ns
-from temcoco_core.io.outputs import OutputPathError, check_output_path, prepare_output_parent
+from temcoco_core.io.outputs import check_output_path, OutputPathError, prepare_output_parent
 from temcoco_core.node_config import NodeConfig
 from temcoco_core.pipeline import AverageEngine, Engine, FusedFrame, FusionPipeline
 
@@ -81,8 +86,9 @@ def side_by_side(frame: FusedFrame) -> np.ndarray:
         fused = fused[:, :, ::-1]
     h, w = fused.shape[:2]
     vis = frame.visible if frame.visible.shape[:2] == (h, w) else cv2.resize(frame.visible, (w, h))
-    ir = frame.infrared if frame.infrared.shape[:2] == (h, w) else cv2.resize(frame.infrared,
-                                                                               (w, h))
+    ir = frame.infrared
+    if ir.shape[:2] != (h, w):
+        ir = cv2.resize(ir, (w, h))
     ir = np.repeat(ir[:, :, None], 3, axis=2)
     return np.concatenate([_label(vis, "visible"), _label(ir, "thermal"),
                            _label(fused, "fused")], axis=1)
@@ -336,7 +342,7 @@ def _describe_skips(stats: RunStats) -> str:
 
 # ---------------------------------------------------------------------------------- fuse
 def _frame_source(path: Path, max_frames: int | None) -> Iterator[np.ndarray]:
-    from temcoco_core.io.video import VideoError, iter_video, list_frame_files, read_image
+    from temcoco_core.io.video import iter_video, list_frame_files, read_image, VideoError
 
     if path.is_dir():
         files = list_frame_files(path)
@@ -369,8 +375,9 @@ def fuse_videos(visible: str | Path, infrared: str | Path, out: str | Path | Non
                 fps: float | None = None, frames_dir: str | Path | None = None,
                 preview: str | Path | None = None, max_frames: int | None = None,
                 progress: bool = True, on_error: str = "skip") -> dict[str, Any]:
-    """Fuse a visible and an infrared video (or frame folders), frame i with frame i, through
-    the node's pipeline (``settings``: the node's parameters, default its defaults).
+    """Fuse a visible and an infrared video (or frame folders), frame i with frame i.
+
+    Through the node's pipeline (``settings``: the node's parameters, default its defaults).
 
     Args:
         visible, infrared: video files or folders of numbered images.
@@ -388,7 +395,7 @@ def fuse_videos(visible: str | Path, infrared: str | Path, out: str | Path | Non
     """
     from tqdm import tqdm
 
-    from temcoco_core.io.video import VideoWriter, video_info
+    from temcoco_core.io.video import video_info, VideoWriter
 
     visible, infrared = Path(visible), Path(infrared)
     for p in (visible, infrared):
@@ -466,8 +473,9 @@ def run_demo(out_dir: str | Path = "temcoco_demo", *, frames: int = 60,
              size: tuple[int, int] = (320, 256), seed: int = 0,
              settings: NodeConfig | None = None, storage: str = "sqlite3",
              progress: bool = True) -> dict[str, Any]:
-    """The built-in demo: synthetic bag → replay through the node's pipeline (``settings``,
-    default the node's defaults) → fused bag, preview mp4/PNG, summary JSON.
+    """The built-in demo: synthetic bag → replay through the node's pipeline (``settings``.
+
+    Default the node's defaults) → fused bag, preview mp4/PNG, summary JSON.
 
     Everything is written under ``out_dir`` (replacing an earlier demo's files):
     ``input_bag/``, ``fused_bag/``, ``preview.mp4``, ``preview.png``, ``summary.json``.

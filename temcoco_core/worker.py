@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """The fusion node's behaviour without ROS: latest-wins queueing, the worker step, diagnostics.
 
 The ROS 2 node (``temcoco_ros/fusion_node.py``) only carries messages; everything it decides
@@ -31,13 +36,13 @@ Message decoding lives in :mod:`temcoco_core.frames.decoder`, the monitors in
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 import logging
 import math
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import torch
@@ -54,12 +59,17 @@ from temcoco_core.diagnostics.monitors import (
     ThreadSafeDiagnostics,
     TopicWatchdog,
 )
+from temcoco_core.diagnostics.updater import (
+    FrequencyStatusParam,
+    TimeStampStatusParam,
+    TopicStatus,
+)
 from temcoco_core.engine.factory import EngineInfo
 from temcoco_core.frames.decoder import FrameDecoder, FrameInput, pair_to_frame
 from temcoco_core.frames.image_msg import check_message_size
 from temcoco_core.frames.pairing import MatchedSet
 from temcoco_core.frames.preprocess import FrameError
-from temcoco_core.health import LivenessConfig, LivenessMonitor, failure_kind
+from temcoco_core.health import failure_kind, LivenessConfig, LivenessMonitor
 from temcoco_core.node_config import MetricThreshold, NodeConfig
 from temcoco_core.pipeline import Engine, FusedFrame, FusionPipeline, with_stamp_notes
 
@@ -125,8 +135,11 @@ class LatestQueue(Generic[T]):
             return evicted
 
     def get(self, timeout: float | None = None) -> T | None:
-        """The oldest item, waiting up to ``timeout`` seconds (``None``: until one arrives or
-        the queue is closed). Returns ``None`` on timeout or when closed and empty."""
+        """The oldest item, waiting up to ``timeout`` seconds (``None``.
+
+        Until one arrives or the queue is closed). Returns ``None`` on timeout or when closed and
+        empty.
+        """
         with self._cond:
             if not self._cond.wait_for(lambda: self._items or self._closed, timeout):
                 return None
@@ -169,8 +182,10 @@ class _DetachedEngine:
 
 @dataclass
 class WorkItem:
-    """One matched pair of raw messages waiting for the worker (decoded there); ``seq``
-    numbers pairs in arrival order."""
+    """One matched pair of raw messages waiting for the worker (decoded there).
+
+    ``seq`` numbers pairs in arrival order.
+    """
 
     seq: int
     pair: MatchedSet
@@ -259,6 +274,8 @@ class FusionWorker:
         self._mf_last: list[int | None] = [None, None]
         self._mf_events: dict[str, int] = {}
         self._qos_incompatible: dict[tuple[str, str], int] = {}
+        #: frequency and stamp checks of the published output (``from_config(output_topic=)``)
+        self.output_status: TopicStatus | None = None
         self.processed = 0
         self.decode_failures = 0
         self.frame_failures = 0
@@ -273,10 +290,17 @@ class FusionWorker:
     def from_config(cls, cfg: NodeConfig, engine: Engine, info: EngineInfo | None = None, *,
                     decoder: FrameDecoder | None = None,
                     topic_names: Sequence[str] | None = None, name: str = "temcoco_fusion",
-                    hardware_id: str = "", clock: Callable[[], float] = time.monotonic
-                    ) -> FusionWorker:
-        """The worker the node runs for ``cfg`` (pipeline, metrics, thresholds, diagnostics)."""
+                    hardware_id: str = "", clock: Callable[[], float] = time.monotonic,
+                    output_topic: str | None = None) -> FusionWorker:
+        """The worker the node runs for ``cfg`` (pipeline, metrics, thresholds, diagnostics).
+
+        ``name`` prefixes the status names (``"<name>: <task>"``, diagnostic_updater's
+        convention); with ``output_topic`` the statuses include that topic's frequency and
+        timestamp checks (``"<name>: <topic> topic status"``, bounds from ``min_rate_hz``,
+        ``max_rate_hz``, ``rate_tolerance``, ``rate_window``, ``max_stamp_delay``).
+        """
         diag = ThreadSafeDiagnostics(name=name, hardware_id=hardware_id,
+                                     min_rate_hz=cfg.min_rate_hz or None,
                                      max_drop_ratio=cfg.drop_warn_ratio)
         info = info or EngineInfo("custom")
         pipeline = FusionPipeline.from_settings(cfg, engine, topic_names, diag, info)
@@ -289,16 +313,25 @@ class FusionWorker:
                      info={"synchronizer": cfg.synchronizer}, synchronizer=cfg.synchronizer,
                      clock=clock, liveness=cfg.liveness_config())
         worker.engine_info = info
+        if output_topic is not None:
+            worker.output_status = TopicStatus(
+                output_topic,
+                FrequencyStatusParam(min_hz=cfg.min_rate_hz, max_hz=cfg.max_rate_hz or None,
+                                     tolerance=cfg.rate_tolerance, window_size=cfg.rate_window),
+                TimeStampStatusParam(max_acceptable=cfg.max_stamp_delay), clock=clock)
         return worker
 
     # ------------------------------------------------------------------ callbacks side
     def offer(self, topic_index: int, stamp_ns: int, msg: Any,
               receive_ns: int | None = None) -> bool:
-        """One input message (``synchronizer=core``): pair it and enqueue a completed pair of
-        raw messages. Cheap: no decoding, no inference. Returns whether a pair was enqueued.
+        """One input message (``synchronizer=core``).
+
+        Pair it and enqueue a completed pair of raw messages. Cheap: no decoding, no inference.
+        Returns whether a pair was enqueued.
 
         ``receive_ns``: arrival time on the node's clock (the header stamps' domain): pairs
-        unstamped input by receive time and re-synchronises a camera whose clock restarts."""
+        unstamped input by receive time and re-synchronises a camera whose clock restarts.
+        """
         with self._lock:
             self.watchdog.seen(self.topic_names[topic_index])
             self.liveness.input()
@@ -311,9 +344,12 @@ class FusionWorker:
             return self._enqueue_locked(res.pair)
 
     def count_input(self, topic_index: int, stamp_ns: int) -> bool:
-        """One input message seen by a ``message_filters`` synchroniser: rates, silence, and
-        time-jump detection. Returns ``True`` when this topic's stamp went backwards: the
-        temporal state is being reset and the caller must clear its synchroniser's queues."""
+        """One input message seen by a ``message_filters`` synchroniser.
+
+        Rates, silence, and time-jump detection. Returns ``True`` when this topic's stamp went
+        backwards: the temporal state is being reset and the caller must clear its synchroniser's
+        queues.
+        """
         with self._lock:
             topic = self.topic_names[topic_index]
             self.watchdog.seen(topic)
@@ -345,9 +381,12 @@ class FusionWorker:
             return self._enqueue_locked(pair)
 
     def set_engine(self, engine: Engine | None, info: EngineInfo | str | None = None) -> None:
-        """Swap the engine (lifecycle activate after a release); ``None`` detaches it so that
-        its memory can be freed. ``info`` describes the new engine. Call only while the worker
-        thread is stopped. The temporal state restarts with the next frame."""
+        """Swap the engine (lifecycle activate after a release).
+
+        ``None`` detaches it so that its memory can be freed. ``info`` describes the new engine.
+        Call only while the worker thread is stopped. The temporal state restarts with the next
+        frame.
+        """
         self.pipeline.engine = engine if engine is not None else _DetachedEngine()
         if isinstance(info, EngineInfo):
             self.engine_info = info
@@ -356,15 +395,27 @@ class FusionWorker:
         self.request_reset("engine_changed")
 
     def report_qos_incompatible(self, topic_index: int, policy: str) -> None:
-        """A publisher on this input has a QoS the subscription cannot match (the input
-        status WARNs, naming the topic and the policy)."""
+        """Count a publisher whose QoS this input cannot match.
+
+        A publisher on this input has a QoS the subscription cannot match (the input status WARNs,
+        naming the topic and the policy).
+        """
         with self._lock:
             key = (self.topic_names[topic_index], policy)
             self._qos_incompatible[key] = self._qos_incompatible.get(key, 0) + 1
 
+    def clear_qos_incompatible(self, topic_index: int) -> None:
+        """No publisher with an incompatible QoS is left on this input: its WARN clears."""
+        with self._lock:
+            topic = self.topic_names[topic_index]
+            for key in [k for k in self._qos_incompatible if k[0] == topic]:
+                del self._qos_incompatible[key]
+
     def request_reset(self, reason: str) -> None:
-        """Reset the temporal state before the next frame (e.g. the ROS clock jumped back):
-        queued pairs and half-paired messages are discarded."""
+        """Reset the temporal state before the next frame (e.g. the ROS clock jumped back).
+
+        Queued pairs and half-paired messages are discarded.
+        """
         with self._lock:
             self.pipeline.pairer.reset()
             self._reset_locked([reason])
@@ -444,8 +495,10 @@ class FusionWorker:
         return StepResult(outputs, item.seq, waited, ms, error)
 
     def run(self, publish: Callable[[FusedFrame], None], poll_s: float = 0.1) -> None:
-        """Step until :meth:`stop`; every output goes to ``publish`` (its errors are counted,
-        never raised)."""
+        """Step until :meth:`stop`; every output goes to ``publish`` (its errors are counted.
+
+        Never raised).
+        """
         while not self._stop.is_set():
             res = self.step(timeout=poll_s)
             if res is None:
@@ -473,7 +526,9 @@ class FusionWorker:
 
     def stop(self, timeout: float | None = 10.0) -> bool:
         """Stop the worker thread after its current frame; queued pairs are discarded.
-        Returns ``False`` if the thread did not end within ``timeout``."""
+
+        Returns ``False`` if the thread did not end within ``timeout``.
+        """
         self._stop.set()
         self.queue.close()
         self.queue.clear()
@@ -489,13 +544,14 @@ class FusionWorker:
 
     def record_publish(self, stamp_ns: int, now_ns: int) -> float | None:
         """Header stamp → publish latency of one published frame (node clock)."""
+        if self.output_status is not None:
+            self.output_status.tick(stamp_ns / 1e9, now_ns / 1e9)
         with self._lock:
             return self.latency.add(stamp_ns, now_ns)
 
     # ------------------------------------------------------------------ diagnostics
     def pairing_summary(self) -> dict[str, Any]:
-        """Pairing counters in :meth:`ApproximatePairer.summary`'s format, for either
-        synchroniser."""
+        """Pairing counters in :meth:`ApproximatePairer.summary`'s format (either synchroniser)."""
         with self._lock:
             if self.synchronizer == "core":
                 return self.pipeline.pairer.summary()
@@ -527,6 +583,10 @@ class FusionWorker:
             out.append(self.monitor.status(f"{name}: temporal consistency", hw))
         if self.pipeline.alignment is not None:
             out.append(self.pipeline.alignment.status(name, hw))
+        if self.output_status is not None:
+            topic = self.output_status.run(hw)
+            out.append(StatusValue(topic.level, f"{name}: {topic.name}", topic.message, hw,
+                                   topic.values))
         return out
 
     def _pairing_note(self) -> str:

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Live alignment score (temcoco_core.metrics.alignment) on real M3SVD video."""
 
 from __future__ import annotations
@@ -26,8 +31,7 @@ def video(request, data_dir: Path) -> tuple[str, np.ndarray, np.ndarray]:
 
 def knock(ir: np.ndarray, dx: float = 28.0, dy: float = -12.0, angle: float = 1.5
           ) -> tuple[np.ndarray, np.ndarray]:
-    """The thermal image after a knocked mount (registered with the old map) and its valid
-    area."""
+    """The thermal image after a knocked mount (registered with the old map) and its valid area."""
     h, w = ir.shape
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     m[:, 2] += (dx, dy)

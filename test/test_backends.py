@@ -1,19 +1,26 @@
-"""Inference backends: configuration, fallback chain, engine cache keys, Torch-TensorRT version
-branching (a fake ``torch_tensorrt`` module records its calls: TensorRT cannot be installed
-here), onnxruntime parity, corrupt/mismatched engine files, and the engines of
-:mod:`temcoco_core.engine.streaming` running a prepared model unchanged."""
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+"""Inference backends: configuration, fallback chain, engine cache keys.
+
+Torch-TensorRT version branching (a fake ``torch_tensorrt`` module records its calls: TensorRT
+cannot be installed here), onnxruntime parity, corrupt/mismatched engine files, and the engines of
+:mod:`temcoco_core.engine.streaming` running a prepared model unchanged.
+"""
 
 from __future__ import annotations
 
 import importlib.machinery
 import logging
+from pathlib import Path
 import sys
 import types
-from pathlib import Path
 
 import pytest
 import torch
-from torch import Tensor, nn
+from torch import nn, Tensor
 
 from temcoco_core.engine import backends
 from temcoco_core.engine.backends import (
@@ -22,11 +29,11 @@ from temcoco_core.engine.backends import (
     BackendUnavailableError,
     EngineFileError,
     InputSpec,
+    prepare_model,
     PreparedModel,
     PreparedStreamingModel,
-    prepare_model,
 )
-from temcoco_core.engine.cache import PlatformInfo, engine_key, parse_version, weights_digest
+from temcoco_core.engine.cache import engine_key, parse_version, PlatformInfo, weights_digest
 from temcoco_core.engine.onnxruntime_backend import onnxruntime_providers
 from temcoco_core.engine.tensorrt_backend import tensorrt_compile_settings
 
@@ -177,8 +184,9 @@ def test_tensorrt_precision_settings_branch_on_version():
 
 
 def _platform(**changes) -> PlatformInfo:
-    base = dict(device_name="NVIDIA Jetson AGX Orin", compute_capability="8.7", torch="2.13.0",
-                tensorrt="10.7.0", torch_tensorrt="2.13.0", onnxruntime="1.20.0")
+    base = {"device_name": "NVIDIA Jetson AGX Orin", "compute_capability": "8.7",
+            "torch": "2.13.0", "tensorrt": "10.7.0", "torch_tensorrt": "2.13.0",
+            "onnxruntime": "1.20.0"}
     base.update(changes)
     return PlatformInfo(**base)
 
@@ -223,8 +231,8 @@ def test_engine_key_changes_with_everything_it_depends_on(toy):
     assert any("weights" in m for m in variants["weights"].mismatches(base.as_dict()))
     # ONNX files are portable: the GPU does not enter their key.
     onnx_a = engine_key("onnxruntime", toy, spec, "fp32", _platform(), inputs)
-    onnx_b = engine_key("onnxruntime", toy, spec, "fp32", _platform(device_name="x",
-                                                                     tensorrt="9"), inputs)
+    onnx_b = engine_key("onnxruntime", toy, spec, "fp32",
+                        _platform(device_name="x", tensorrt="9"), inputs)
     assert onnx_a.digest() == onnx_b.digest()
 
 
@@ -305,9 +313,12 @@ def test_inductor_wiring_and_parity_check(toy, monkeypatch):
 
 
 def test_parity_reference_runs_first_and_checks_every_warmup_step(toy, monkeypatch):
-    """The eager reference outputs are computed (and their memory freed) before the backend
-    is built, and every warm-up step is compared, not only the first: a backend that goes
-    wrong on the second streamed frame (its state) is fallen back from."""
+    """Compute the eager reference first and compare every warm-up step.
+
+    The reference outputs are computed (and their memory freed) before the backend is built,
+    and every warm-up step is compared, not only the first: a backend that goes wrong on the
+    second streamed frame (its state) is fallen back from.
+    """
     order = []
     reference = backends._reference_outputs
 
@@ -347,8 +358,11 @@ def test_non_finite_warmup_output_falls_back(toy, monkeypatch):
 
 
 class FakeTorchTensorRT(types.ModuleType):
-    """Stands in for ``torch_tensorrt``: records calls; "compiles" to the exported program's
-    module (runs on the CPU); "saves" a marker file that :meth:`load` maps back."""
+    """Stands in for ``torch_tensorrt``.
+
+    Records calls; "compiles" to the exported program's module (runs on the CPU); "saves" a marker
+    file that :meth:`load` maps back.
+    """
 
     MAGIC = b"FAKE-TRT-ENGINE "
 
@@ -410,8 +424,8 @@ def test_tensorrt_212_builds_caches_and_reuses(toy, fake_trt, tmp_path, caplog):
     assert compile_args["enabled_precisions"] == {torch.float32, torch.float16}
     assert compile_args["type"] is torch.export.ExportedProgram
     assert all(t.dtype in (torch.float32, torch.int64) for t in compile_args["inputs"])
-    assert [tuple(t.shape) for t in compile_args["inputs"]] == [(1, 3, H, W), (1, 3, H, W),
-                                                               (1,), (1, 3, H, W)]
+    shapes = [tuple(t.shape) for t in compile_args["inputs"]]
+    assert shapes == [(1, 3, H, W), (1, 3, H, W), (1,), (1, 3, H, W)]
     save_args = next(c for n, c in trt.calls if n == "save")
     assert save_args["output_format"] == "exported_program" and "arg_inputs" in save_args
     engine = prepared.engine_path
@@ -438,8 +452,8 @@ def test_tensorrt_213_casts_to_half_instead_of_enabled_precisions(toy, fake_trt,
     prepared = prepare_model(toy, cfg, example_shape=(H, W))
     (_, compile_args), = [c for c in trt.calls if c[0] == "compile"]
     assert "enabled_precisions" not in compile_args
-    assert [t.dtype for t in compile_args["inputs"]] == [torch.float16, torch.float16,
-                                                        torch.int64, torch.float16]
+    dtypes = [t.dtype for t in compile_args["inputs"]]
+    assert dtypes == [torch.float16, torch.float16, torch.int64, torch.float16]
     assert prepared.compute_dtype == torch.float16
     pairs = frames(2)
     out = run_steps(prepared, pairs)
@@ -503,8 +517,8 @@ def test_explicit_engine_file_errors_are_clear(toy, fake_trt, tmp_path):
 
 
 def test_onnxruntime_providers_by_device():
-    assert onnxruntime_providers(["CPUExecutionProvider"], "cpu") == [("CPUExecutionProvider",
-                                                                        {})]
+    providers = onnxruntime_providers(["CPUExecutionProvider"], "cpu")
+    assert providers == [("CPUExecutionProvider", {})]
     gpu = onnxruntime_providers(["TensorrtExecutionProvider", "CUDAExecutionProvider",
                                  "CPUExecutionProvider"], "cuda:1", "fp16", Path("/c"))
     assert [name for name, _ in gpu] == ["TensorrtExecutionProvider", "CUDAExecutionProvider",
@@ -546,8 +560,10 @@ def test_onnxruntime_stream_matches_eager_and_is_cached(onnx_cache):
 
 
 def test_auto_reaches_file_backends_under_their_own_name(onnx_cache, tmp_path):
-    """Regression: ``auto`` (and any fallback step) must hand each backend a config named for
-    it; the cache used to receive ``'auto'`` and refuse, so ``auto`` never left eager."""
+    """Regression: ``auto`` (and any fallback step) must hand each backend a config named for it.
+
+    The cache used to receive ``'auto'`` and refuse, so ``auto`` never left eager.
+    """
     model = onnx_cache[0]
     prepared = prepare_model(model, BackendConfig(cache_dir=tmp_path), example_shape=(H, W))
     assert prepared.backend == "onnxruntime", prepared.fallback_log

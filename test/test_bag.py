@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """rosbag2 reading/writing with rosbags (temcoco_core.io.bag) and the synthetic scene."""
 
 from __future__ import annotations
@@ -13,11 +18,11 @@ from temcoco_core.io.bag import (
     BagError,
     BagReader,
     BagWriter,
-    TopicInfo,
     select_image_topics,
     stamp_to_ns,
+    TopicInfo,
 )
-from temcoco_core.io.synthetic import SyntheticSceneConfig, generate_scene, write_synthetic_bag
+from temcoco_core.io.synthetic import generate_scene, SyntheticSceneConfig, write_synthetic_bag
 
 STORAGES = ["sqlite3", "mcap"]
 RNG = np.random.default_rng(1)

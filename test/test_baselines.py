@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Classical baselines, method resolution and the clip schedule of model methods."""
 
 import cv2
@@ -7,13 +12,13 @@ import torch
 
 from temcoco_core.baselines import (
     BASELINES,
-    MethodError,
-    ModelMethod,
     framewise_method,
     fuse_average,
     fuse_laplacian,
     fuse_max,
     method_label,
+    MethodError,
+    ModelMethod,
     resolve_method,
 )
 from temcoco_core.io.datasets import FusionSequence

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """``temcoco bench``: runs at a tiny size and prints well-formed JSON (no timed assertions)."""
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import pytest
 import torch
 
 from temcoco_core.engine import bench
-from temcoco_core.engine.bench import BenchConfig, _percentile, gpu_peak_tflops, run_benchmark
+from temcoco_core.engine.bench import _percentile, BenchConfig, gpu_peak_tflops, run_benchmark
 
 NUMBER = (int, float)
 

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Thermal → RGB registration estimation (temcoco_core.frames.calibration, temcoco calibrate).
 
 The real-data cases take the pixel-aligned M3SVD infrared frames, warp them by a known
@@ -21,11 +26,11 @@ import numpy as np
 import pytest
 
 from temcoco_core.frames.calibration import (
-    MODELS,
     CalibrationConfig,
     CalibrationError,
     estimate_registration,
     fit_model,
+    MODELS,
     prepare_pair,
     scale_matrix,
     structure_map,
@@ -56,8 +61,10 @@ def corner_error(h_est: np.ndarray, h_true: np.ndarray, thermal_size: tuple[int,
 def rig_homography(tsize: tuple[int, int], scale: float, angle_deg: float,
                    shift: tuple[float, float], persp: tuple[float, float] = (0.0, 0.0),
                    rgb_size: tuple[int, int] = (640, 480)) -> np.ndarray:
-    """Thermal → RGB: rotate about the thermal centre, scale, tilt, centre on the RGB centre
-    plus ``shift``."""
+    """Thermal → RGB: rotate about the thermal centre, scale, tilt.
+
+    Centre on the RGB centre plus ``shift``.
+    """
     tw, th = tsize
     centre = np.array([[1, 0, -(tw - 1) / 2], [0, 1, -(th - 1) / 2], [0, 0, 1.0]])
     a = math.radians(angle_deg)
@@ -71,8 +78,11 @@ def rig_homography(tsize: tuple[int, int], scale: float, angle_deg: float,
 
 
 def thermal_view(ir: np.ndarray, h: np.ndarray, tsize: tuple[int, int]) -> np.ndarray:
-    """What a thermal camera of ``tsize`` whose pixels map to the IR frame by ``h`` sees
-    (anti-aliased when it is coarser than the IR frame)."""
+    """What a thermal camera of ``tsize`` sees.
+
+    What a thermal camera of ``tsize`` whose pixels map to the IR frame by ``h`` sees (anti-aliased
+    when it is coarser than the IR frame).
+    """
     c = np.array([[(tsize[0] - 1) / 2, (tsize[1] - 1) / 2]])
     p = _apply(h, np.r_[c, c + [1.0, 0.0], c + [0.0, 1.0]])
     density = math.sqrt(abs(np.linalg.det(np.c_[p[1] - p[0], p[2] - p[0]])))
@@ -278,7 +288,7 @@ def test_calibrate_command_on_frame_folders_json(tmp_path: Path, stairs, base, c
         cv2.imwrite(str(tdir / f"{k:04d}.png"), t)  # 16-bit PNG, read unchanged
     out = tmp_path / "reg.yaml"
     code = cli(["calibrate", str(vdir), str(tdir), "-o", str(out), "--model", "similarity",
-                 "--preview", str(tmp_path / "o.png"), "--json"])
+                "--preview", str(tmp_path / "o.png"), "--json"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["model"] == "similarity" and summary["frames_used"] >= 4
@@ -293,10 +303,13 @@ def test_calibrate_command_on_frame_folders_json(tmp_path: Path, stairs, base, c
 
 def test_calibrated_file_drives_replay_and_the_live_score(tmp_path: Path, stairs, capsys
                                                           ) -> None:
-    """calibrate → registration.yaml → `temcoco replay --params fusion.yaml --params
-    registration.yaml`: the replay registers the 240x192 thermal camera into the 640x480 RGB
-    frame at the model size and its live alignment score says so; the same bag with the
-    thermal image merely stretched onto the RGB frame scores as misregistered."""
+    """Calibrate, then replay with the registration file.
+
+    calibrate → registration.yaml → `temcoco replay --params fusion.yaml --params
+    registration.yaml`: the replay registers the 240x192 thermal camera into the 640x480 RGB frame
+    at the model size and its live alignment score says so; the same bag with the thermal image
+    merely stretched onto the RGB frame scores as misregistered.
+    """
     import json
 
     from temcoco_core.cli import main as cli

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """load_checkpoint / read_state_dict: wrappers, prefixes, safetensors and every error path."""
 
 from __future__ import annotations
@@ -8,9 +13,9 @@ import pytest
 import torch
 
 from temcoco_core.model import (
+    build_model,
     CheckpointError,
     CheckpointMismatchError,
-    build_model,
     load_checkpoint,
     read_state_dict,
 )

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """The launch file and the parameter files, checked without a ROS install.
 
 ``launch/fusion.launch.py`` is parsed with ``ast`` (``launch`` is not importable here; the
@@ -14,13 +19,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from temcoco_core.node_config import NodeConfig, load_parameter_file, parameter_specs
+from temcoco_core.node_config import load_parameter_file, NodeConfig, parameter_specs
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "launch" / "fusion.launch.py"
 PARAM_FILES = [REPO / "config" / "fusion.yaml", REPO / "config" / "jetson.yaml"]
 ISSUE_LAUNCH_ARGUMENTS = {"config", "namespace", "rgb_topic", "thermal_topic", "fused_topic",
-                          "preset", "backend", "device", "use_sim_time", "log_level"}
+                          "preset", "backend", "device", "use_sim_time", "log_level",
+                          "autostart", "respawn", "input_width", "input_height", "precision",
+                          "fusion_engine"}
 
 
 def _tree(path: Path) -> ast.Module:
@@ -90,13 +97,15 @@ def test_launch_overrides_are_schema_parameters():
 
 def test_launch_starts_the_installed_executable_with_yaml_then_overrides():
     tree = _tree(LAUNCH)
-    (node,) = _calls(tree, "Node")
+    assert not _calls(tree, "Node"), "the node is a managed lifecycle node: LifecycleNode"
+    (node,) = _calls(tree, "LifecycleNode")
     kw = {k.arg: k.value for k in node.keywords}
     package = kw["package"]
     if isinstance(package, ast.Name):
         package = _module_assign(tree, package.id)
     assert ast.literal_eval(package) == "temcoco_ros"
     assert ast.literal_eval(kw["executable"]) == "fusion_node"
+    assert {"name", "namespace", "respawn", "respawn_delay"} <= set(kw)
     assert ast.unparse(kw["parameters"]) == ("[LaunchConfiguration('config'), *extra_files, "
                                              "overrides]")
     assert "--log-level" in ast.unparse(kw["arguments"])

@@ -1,19 +1,24 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Tests for temcoco_core.model.deform (pure-PyTorch deformable convolution)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from temcoco_core.model.deform import (
-    DeformConv2d,
-    DeformConvShapeError,
     deform_conv2d,
     deform_conv_output_size,
+    DeformConv2d,
+    DeformConvShapeError,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -69,7 +74,7 @@ def deform_conv2d_ref(x, offset, weight, bias, stride, padding, dilation, mask):
                             cols[chans, i, j] = val
                 for o in range(out_ch):
                     gw = o // out_per_group
-                    grp = cols[gw * in_per_group : (gw + 1) * in_per_group]
+                    grp = cols[gw * in_per_group:(gw + 1) * in_per_group]
                     acc = (weight[o] * grp).sum()
                     out[b, o, oh, ow] = acc + (bias[o] if bias is not None else 0.0)
     return out
@@ -149,7 +154,8 @@ def _make_inputs(case: Case, dtype=torch.float64, seed: int = 0):
         case.size, case.kernel, case.stride, case.padding, case.dilation
     )
     x = torch.randn(case.batch, case.in_ch, *case.size, generator=gen, dtype=dtype)
-    weight = torch.randn(case.out_ch, case.in_ch // case.groups, kh, kw, generator=gen, dtype=dtype)
+    weight = torch.randn(case.out_ch, case.in_ch // case.groups, kh, kw, generator=gen,
+                         dtype=dtype)
     offset = case.offset_scale * torch.randn(
         case.batch, 2 * case.dgroups * kh * kw, out_h, out_w, generator=gen, dtype=dtype
     )
@@ -165,7 +171,8 @@ def _make_inputs(case: Case, dtype=torch.float64, seed: int = 0):
 def test_matches_slow_reference(case: Case) -> None:
     x, offset, weight, bias, mask = _make_inputs(case)
     got = deform_conv2d(x, offset, weight, bias, case.stride, case.padding, case.dilation, mask)
-    ref = deform_conv2d_ref(x, offset, weight, bias, case.stride, case.padding, case.dilation, mask)
+    ref = deform_conv2d_ref(x, offset, weight, bias, case.stride, case.padding, case.dilation,
+                            mask)
     assert got.shape == ref.shape
     assert got.dtype == torch.float64
     assert (got - ref).abs().max().item() <= 1e-5

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Synthetic degradations (temcoco_core.train.degrade): seeds, released ranges, camera effects."""
 
 from __future__ import annotations
@@ -165,9 +170,9 @@ def test_minmax_scope_frame_uses_given_range_crop_ignores_it():
     rng_vals = (torch.zeros(3), torch.ones(3) * 2.0)     # a frame range twice the crop's
     vis = torch.rand(3, 3, 8, 8)
     ir = torch.rand(3, 1, 8, 8) * 0.5 + 0.25
-    quiet = dict(visible_blur=False, infrared_noise=(0, 0), infrared_stripes=(0, 0))
-    _, _, ref_f, _ = Degrader(DegradeConfig(**quiet))(vis, ir, np.random.default_rng(0),
-                                                     ir_range=rng_vals)
+    quiet = {"visible_blur": False, "infrared_noise": (0, 0), "infrared_stripes": (0, 0)}
+    _, _, ref_f, _ = Degrader(DegradeConfig(**quiet))(
+        vis, ir, np.random.default_rng(0), ir_range=rng_vals)
     assert torch.allclose(ref_f, ir / 2.0)
     _, _, ref_c, _ = Degrader(DegradeConfig(infrared_minmax_scope="crop", **quiet))(
         vis, ir, np.random.default_rng(0), ir_range=rng_vals)
@@ -178,8 +183,8 @@ def test_minmax_scope_frame_uses_given_range_crop_ignores_it():
 
 def test_infrared_gamma_lifts_the_input_only_and_is_off_by_default():
     vis, ir = _clip(4)
-    quiet = dict(visible_blur=False, infrared_minmax=False, infrared_noise=(0, 0),
-                 infrared_stripes=(0, 0))
+    quiet = {"visible_blur": False, "infrared_minmax": False, "infrared_noise": (0, 0),
+             "infrared_stripes": (0, 0)}
     lq, ir_lq, ref, p = Degrader(DegradeConfig(infrared_gamma=(0.5, 0.5), **quiet))(
         vis, ir, np.random.default_rng(0))
     assert p.gamma == 0.5

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Tests for the causal ``edge`` network (temcoco_core.model.edge / .causal)."""
 
 from __future__ import annotations
@@ -8,26 +13,29 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from temcoco_core.model import build_model
 from temcoco_core.model.causal import (
-    COUNT_KEY,
-    CausalTemporalAttention,
-    ClipContext,
-    StepContext,
     assign_state_keys,
     causal_band_mask,
+    CausalTemporalAttention,
+    ClipContext,
+    COUNT_KEY,
+    StepContext,
 )
 from temcoco_core.model.edge import (
+    build_edge,
     EDGE_PRESETS,
     EdgeConfig,
     EdgeStateError,
     EdgeTCM,
     EdgeTemCoCo,
-    build_edge,
 )
 
 
 def _randomize_offsets(model: torch.nn.Module, std: float = 0.3) -> None:
-    """Give the zero-initialised layers (offset heads, the RGB head on top of the input skip)
-    weights so alignment really deforms and the features reach the output."""
+    """Give the zero-initialised layers (offset heads.
+
+    The RGB head on top of the input skip) weights so alignment really deforms and the features
+    reach the output.
+    """
     gen = torch.Generator().manual_seed(1)
     if isinstance(model, EdgeTemCoCo):
         head = model.reconstruction.to_rgb
@@ -369,8 +377,11 @@ def test_gflops_per_frame_at_640x480_is_a_fraction_of_official() -> None:
 
 
 def test_untrained_network_starts_as_average_fusion() -> None:
-    """The input skip is initialised to the average of visible RGB and infrared grey and the RGB
-    head to zero, so training starts from average fusion (see EdgeTemCoCo.__init__)."""
+    """The network starts from average fusion.
+
+    The input skip is initialised to the average of visible RGB and infrared grey and the RGB head
+    to zero, so training starts from average fusion (see EdgeTemCoCo.__init__).
+    """
     net = build_edge().eval()
     vis, ir = _clip(1, 3, 40, 24, seed=11)
     with torch.inference_mode():

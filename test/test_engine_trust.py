@@ -1,25 +1,30 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Engine cache trust (temcoco_core.engine.trust), issue 11 case 9."""
 
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 import pickle
 import stat
 import threading
 import zipfile
-from pathlib import Path
 
 import pytest
 import torch
 
 from temcoco_core.engine.trust import (
-    CacheTrustError,
-    PickleRefusedError,
     atomic_path,
     atomic_write,
+    CacheTrustError,
     file_sha256,
     load_exported_program,
+    PickleRefusedError,
     private_dir,
     untrusted_reason,
     verify_file,
@@ -124,8 +129,11 @@ def test_exported_program_loads_without_pickle(tmp_path: Path) -> None:
 
 def test_malicious_program_is_refused_and_runs_nothing(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A planted .ep whose weight is a pickle that runs a command (torch.export.load would
-    run it: weights with use_pickle are read with weights_only=False)."""
+    """A planted engine whose weights would run code is refused.
+
+    A planted .ep whose weight is a pickle that runs a command (torch.export.load would run it:
+    weights with use_pickle are read with weights_only=False).
+    """
     good = _program(tmp_path / "m.ep")
     bad = tmp_path / "bad.ep"
     pwned = tmp_path / "pwned"

@@ -1,11 +1,17 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """``temcoco eval``: tables, CSVs and plots from baselines, stored outputs and bad input."""
 
 import argparse
 import csv
+import importlib.util
 import json
 import math
-import weakref
 from pathlib import Path
+import weakref
 
 import cv2
 import numpy as np
@@ -13,24 +19,26 @@ import pytest
 import torch
 
 from temcoco_core.evaluate import (
+    add_parser,
     EvalConfig,
     EvalError,
     EvalResult,
-    add_parser,
     evaluate,
     load_fused_outputs,
     markdown_table,
     run,
 )
 from temcoco_core.io.datasets import (
-    FusionSequence,
-    SequenceLoader,
     dataset_loaders,
+    FusionSequence,
     load_dataset,
+    SequenceLoader,
 )
 from temcoco_core.io.video import VideoWriter, write_frame_folder
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "m3svd" / "val"
+#: matplotlib is the 'eval' extra, not a rosdep dependency: without it eval says it skipped plots
+HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 
 def _parse(argv):
@@ -81,10 +89,13 @@ def test_cli_on_synthetic_dataset(tmp_path):
     assert "MI↑" in md and "flowD↓" in md and "**" in md
     assert "feaCD skipped" in md or "feaCD↓" in md
     assert "DIS" in md and "SEA-RAFT" in md
-    for kind in ("brightness", "slices", "frames"):
-        for s in ("s1", "s2"):
-            p = out / "plots" / f"{kind}_{s}.png"
-            assert p.is_file() and p.stat().st_size > 1000
+    if HAVE_MATPLOTLIB:
+        for kind in ("brightness", "slices", "frames"):
+            for s in ("s1", "s2"):
+                p = out / "plots" / f"{kind}_{s}.png"
+                assert p.is_file() and p.stat().st_size > 1000
+    else:  # a workspace with only the rosdep dependencies: said, not failed
+        assert "plots skipped" in md
     res = json.loads((out / "results.json").read_text())
     assert res["methods"] == ["average", "max", "laplacian"]
 
@@ -195,12 +206,15 @@ def test_real_m3svd_val_two_sequences(tmp_path):
         assert 0.2 < vals["SSIM"] < 2.0 and 0 < vals["Qabf"] < 1 and vals["flowD"] > 0
     # max keeps more of each source than the plain average (more MI, higher contrast)
     assert res["mean"]["max"]["MI"] > res["mean"]["average"]["MI"]
-    assert (out / "plots" / "slices_0114_1551.png").is_file()
+    assert (out / "plots" / "slices_0114_1551.png").is_file() or not HAVE_MATPLOTLIB
 
 
 def test_evaluate_holds_one_sequence_at_a_time(tmp_path):
-    """Sequences given as loaders are read when their turn comes, and each is freed (with the
-    methods' outputs) before the next is read; the numbers are those of loaded sequences."""
+    """Sequences given as loaders are read when their turn comes.
+
+    And each is freed (with the methods' outputs) before the next is read; the numbers are those of
+    loaded sequences.
+    """
     root = _make_dataset(tmp_path / "ds", seqs=("s1", "s2", "s3"))
     loaders = dataset_loaders(root)
     assert [loader.name for loader in loaders] == ["s1", "s2", "s3"]

@@ -1,5 +1,13 @@
-"""Compilability of the official network without TensorRT: torch.export (strict, so any graph
-break fails) and ONNX export whose onnxruntime output matches PyTorch."""
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+"""Compilability of the official network without TensorRT.
+
+Torch.export (strict, so any graph break fails) and ONNX export whose onnxruntime output matches
+PyTorch.
+"""
 
 from __future__ import annotations
 

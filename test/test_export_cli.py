@@ -1,5 +1,12 @@
-"""``temcoco export``: ONNX export end to end (onnxruntime checks it against PyTorch), TensorRT
-through a fake ``torch_tensorrt`` (TensorRT cannot be installed here), and clear errors."""
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+"""``temcoco export``: ONNX export end to end (onnxruntime checks it against PyTorch).
+
+TensorRT through a fake ``torch_tensorrt`` (TensorRT cannot be installed here), and clear errors.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,9 @@ import contextlib
 import importlib.machinery
 import io
 import json
+from pathlib import Path
 import sys
 import types
-from pathlib import Path
 
 import pytest
 

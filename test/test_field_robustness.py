@@ -1,11 +1,18 @@
-"""Issue 11: the node's worker and `temcoco replay` keep fusing through what real cameras,
-drivers and clocks do (clock restarts, jitter, unstamped drivers, bad frames, huge frames,
-corrupt bag records), and say why when they cannot."""
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+"""Issue 11: the node's worker and `temcoco replay` keep fusing through what real cameras.
+
+Drivers and clocks do (clock restarts, jitter, unstamped drivers, bad frames, huge frames, corrupt
+bag records), and say why when they cannot.
+"""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+import time
 from types import SimpleNamespace as NS
 
 import cv2
@@ -16,9 +23,9 @@ from temcoco_core.diagnostics import DiagnosticLevel
 from temcoco_core.engine.factory import build_engine
 from temcoco_core.frames.preprocess import FrameError
 from temcoco_core.io.bag import BagReader, BagWriter, stamp_to_ns
-from temcoco_core.io.synthetic import SyntheticSceneConfig, generate_scene
+from temcoco_core.io.synthetic import generate_scene, SyntheticSceneConfig
 from temcoco_core.node_config import NodeConfig
-from temcoco_core.replay import ReplayOptions, main, replay_bag
+from temcoco_core.replay import main, replay_bag, ReplayOptions
 from temcoco_core.worker import FusionWorker
 
 MS = 1_000_000
@@ -130,8 +137,10 @@ def test_unstamped_driver_keeps_fusing_and_is_named():
 
 # ---------------------------------------------------------------------------------- liveness
 def test_stall_warns_within_two_seconds_and_names_the_decode_error():
-    """Cases 1 and 4: inputs arrive, nothing is published -> WARN within 2 s, ERROR later,
-    naming the reason (the first WARN used to come after ~31 s, or never)."""
+    """Cases 1 and 4: inputs arrive, nothing is published -> WARN within 2 s, ERROR later.
+
+    Naming the reason (the first WARN used to come after ~31 s, or never).
+    """
     clock = FakeClock()
     w = _worker(clock, stall_error=4.0)
     base = 10**15
@@ -195,9 +204,11 @@ def test_huge_frame_is_not_decoded_in_the_callback_and_is_rejected_by_size():
 # ---------------------------------------------------------------------------------- replay
 def _write_bag(path: Path, frames: int = 12, bad: dict[int, str] | None = None,
                repeat_stamps: bool = False, compressed: bool = False) -> Path:
-    """A synthetic bag; ``bad[i]`` replaces frame i's message: ``"corrupt"`` (RGB record
-    that does not deserialise), ``"nan"``/``"1e20"`` (32FC1 thermal), ``"jpeg65500"`` (RGB
-    JPEG whose header claims 65500^2 pixels)."""
+    """A synthetic bag; ``bad[i]`` replaces frame i's message.
+
+    ``"corrupt"`` (RGB record that does not deserialise), ``"nan"``/``"1e20"`` (32FC1 thermal),
+    ``"jpeg65500"`` (RGB JPEG whose header claims 65500^2 pixels).
+    """
     bad = bad or {}
     scene = list(generate_scene(SyntheticSceneConfig(width=48, height=32, frames=frames, seed=4)))
     with BagWriter(path) as w:
@@ -242,9 +253,11 @@ def test_replay_skips_one_corrupt_message_and_fuses_every_readable_pair(tmp_path
 
 @pytest.mark.parametrize("kind,first", [("nan", 0), ("1e20", 0), ("nan", 5), ("1e20", 7)])
 def test_replay_skips_non_finite_and_absurd_thermal_frames(tmp_path: Path, kind: str,
-                                                            first: int):
-    """Case 6: NaN in the first thermal frame, or a 32FC1 frame of 1e20 (ZeroDivisionError)
-    ended the replay."""
+                                                           first: int):
+    """Case 6: NaN in the first thermal frame.
+
+    Or a 32FC1 frame of 1e20 (ZeroDivisionError) ended the replay.
+    """
     src = _write_bag(tmp_path / "in", bad={first: kind})
     s = replay_bag(src, tmp_path / "out", NodeConfig(fusion_engine="average"), QUIET)
     assert s["frames_written"] == 11 and s["skipped"]["by_kind"] == {"non_finite": 1}
@@ -288,7 +301,7 @@ def test_on_error_stop_and_cli_lines(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_overwrite_never_removes_the_input_or_user_files(tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture):
+                                                         capsys: pytest.CaptureFixture):
     """Case 8: --overwrite ran rmtree on whatever -o named (the input bag, user folders)."""
     data = tmp_path / "data"
     src = _write_bag(data / "in", frames=3)
@@ -357,8 +370,11 @@ def test_engine_build_for_the_first_frame_is_the_named_reason_and_only_a_warn():
 @pytest.mark.parametrize("content", [b"\x00" * 64, b"not a checkpoint at all"])
 def test_explicit_corrupt_weights_are_an_error_not_a_fallback(tmp_path: Path, content: bytes,
                                                               capsys: pytest.CaptureFixture):
-    """Case 8: an explicit corrupt --weights with the default engine fused with the average
-    and exited 0."""
+    """Case 8: an explicit corrupt --weights is an error.
+
+    Case 8: an explicit corrupt --weights with the default engine fused with the average and exited
+    0.
+    """
     src = _write_bag(tmp_path / "in", frames=3)
     weights = tmp_path / "edge.safetensors"
     weights.write_bytes(content)

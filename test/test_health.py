@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Output liveness, failure counters and throttled logging (temcoco_core.health), issue 11."""
 
 from __future__ import annotations
@@ -10,10 +15,10 @@ from temcoco_core.diagnostics import DiagnosticLevel
 from temcoco_core.frames.image_msg import EncodingError
 from temcoco_core.frames.preprocess import FrameSizeMismatchError, FrameTooLargeError
 from temcoco_core.health import (
+    failure_kind,
     LivenessConfig,
     LivenessMonitor,
     ThrottledLog,
-    failure_kind,
 )
 
 
@@ -35,8 +40,10 @@ def _run(mon: LivenessMonitor, clock: FakeClock, seconds: float, rate_hz: float,
 
 
 def test_stall_goes_warn_within_two_seconds_then_error_and_names_the_reason() -> None:
-    """Issue 11 cases 1 and 4: output stops while inputs arrive -> WARN within 2 s, ERROR
-    later, with the last reason (before: ~31 s, or 'no fused frame yet' forever)."""
+    """Issue 11 cases 1 and 4: output stops while inputs arrive -> WARN within 2 s, ERROR later.
+
+    With the last reason (before: ~31 s, or 'no fused frame yet' forever).
+    """
     clock = FakeClock()
     mon = LivenessMonitor(LivenessConfig(expected_rate_hz=30, stall_error_s=4.0), clock)
     _run(mon, clock, 6.0, 30, publish=True)

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """sensor_msgs/Image and CompressedImage <-> numpy (temcoco_core.frames.image_msg)."""
 
 from __future__ import annotations
@@ -11,11 +16,11 @@ import numpy as np
 import pytest
 
 from temcoco_core.frames.image_msg import (
-    ENCODINGS,
-    EncodingError,
     compressed_to_numpy,
     decode_image,
     encode_compressed,
+    EncodingError,
+    ENCODINGS,
     image_to_numpy,
     make_image,
     numpy_to_image_fields,
@@ -240,13 +245,15 @@ def _jpeg_claiming(width: int, height: int) -> bytes:
 
 
 def test_compressed_size_cap_is_checked_from_the_header_before_decoding() -> None:
-    """Issue 11 cases 5-7: a JPEG claiming 65500^2 pixels gave cv2.error; a 261 KB PNG decoded
-    to 256 MiB; nothing capped the size."""
+    """Issue 11 cases 5-7: a JPEG claiming 65500^2 pixels gave cv2.error.
+
+    A 261 KB PNG decoded to 256 MiB; nothing capped the size.
+    """
     from temcoco_core.frames.image_msg import check_message_size, compressed_info
     from temcoco_core.frames.preprocess import FrameTooLargeError
 
-    big_png = _encoded(".png", np.zeros((4096, 16384), np.uint8), [cv2.IMWRITE_PNG_COMPRESSION,
-                                                                    9])
+    big_png = _encoded(".png", np.zeros((4096, 16384), np.uint8),
+                       [cv2.IMWRITE_PNG_COMPRESSION, 9])
     assert len(big_png) < 300_000
     assert compressed_info(_msg(format="png", data=big_png)).width == 16384
     with pytest.raises(FrameTooLargeError, match="16384x4096"):

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """launch_testing tests of ``launch/fusion.launch.py`` on a ROS 2 Humble or Jazzy install.
 
 Three nodes are started through the launch file (namespaces ``fast``, ``slow`` and ``strict``,
@@ -24,10 +29,10 @@ from __future__ import annotations
 import array
 import json
 import math
+from pathlib import Path
 import tempfile
 import time
 import unittest
-from pathlib import Path
 
 import pytest
 
@@ -38,16 +43,16 @@ pytest.importorskip("launch_testing", reason="launch_testing is not importable "
                                              "(ros-$ROS_DISTRO-launch-testing)")
 pytest.importorskip("launch_ros", reason="launch_ros is not importable")
 
-import launch_testing.actions  # noqa: E402
-import launch_testing.asserts  # noqa: E402
-import launch_testing.markers  # noqa: E402
-import numpy as np  # noqa: E402
-from builtin_interfaces.msg import Time as TimeMsg  # noqa: E402
+from builtin_interfaces.msg import Time as TimeMsg  # noqa: E402, I100 (after the skips)
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description import LaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 from launch_ros.actions import Node  # noqa: E402
+import launch_testing.actions  # noqa: E402
+import launch_testing.asserts  # noqa: E402
+import launch_testing.markers  # noqa: E402
+import numpy as np  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
@@ -60,6 +65,7 @@ STARTUP_S = 90.0  # node start (torch import) + discovery; a deadline, not a mea
 THERMAL_SKEW_NS = 3_000_000
 
 COMMON = {"fusion_engine": "average", "diagnostics_period": 0.5, "topic_timeout": 1.0,
+          "diagnostics_use_fqn": True,  # three nodes named fusion_node: /ns/fusion_node: ...
           "metrics": "flicker,dirc"}
 NODES = {
     "fast": dict(COMMON),

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Training losses on hand-checkable cases (temcoco_core.train.losses)."""
 
 from __future__ import annotations
@@ -6,20 +11,20 @@ import logging
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
+import torch.nn.functional as F
 
 from temcoco_core.train.losses import (
+    brightness_temporal_loss,
+    color_loss,
     DistillationError,
     DistillationLoss,
     FusionLoss,
-    LossConfig,
-    brightness_temporal_loss,
-    color_loss,
     gaussian_window,
     gradient_max_loss,
     intensity_max_loss,
     loss_weights,
+    LossConfig,
     rgb_to_ycbcr,
     salience_loss,
     sobel_gradients,
@@ -86,8 +91,8 @@ def test_max_intensity_target():
     target = torch.tensor([0.5, 0.8, 0.3, 0.5]).view(1, 1, 2, 2)
     assert float(intensity_max_loss(target, y_vis, y_ir)) == pytest.approx(0.0)
     zeros = torch.zeros_like(target)
-    assert float(intensity_max_loss(zeros, y_vis, y_ir)) == pytest.approx((0.5 + 0.8 + 0.3
-                                                                            + 0.5) / 4)
+    expected = (0.5 + 0.8 + 0.3 + 0.5) / 4
+    assert float(intensity_max_loss(zeros, y_vis, y_ir)) == pytest.approx(expected)
 
 
 def test_sobel_on_step_edge():

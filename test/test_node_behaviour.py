@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """What the ROS node does, exercised through the core objects it is made of (no ROS needed).
 
 ``temcoco_ros/fusion_node.py`` declares ``parameter_specs()``, reads them into a ``NodeConfig``,
@@ -15,11 +20,11 @@ import pytest
 import torch
 
 from temcoco_core.engine.factory import (
+    build_engine,
+    default_cpu_threads,
     EngineBuildError,
     EngineHandle,
     NetworkEngine,
-    build_engine,
-    default_cpu_threads,
 )
 from temcoco_core.frames.image_msg import numpy_to_image_fields
 from temcoco_core.io.bag import get_typestore, make_header

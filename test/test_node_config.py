@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """The node's parameter schema (temcoco_core.node_config), without ROS."""
 
 from __future__ import annotations
@@ -10,12 +15,12 @@ import pytest
 
 from temcoco_core.frames.pairing import PairingConfig
 from temcoco_core.node_config import (
-    METRIC_NAMES,
-    PARAMETER_GROUPS,
-    NodeConfig,
-    NodeConfigError,
     load_parameter_file,
     markdown_parameter_table,
+    METRIC_NAMES,
+    NodeConfig,
+    NodeConfigError,
+    PARAMETER_GROUPS,
     parameter_specs,
 )
 from temcoco_core.pipeline import PipelineConfig

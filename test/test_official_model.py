@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """The official preset: state-dict manifest, call contract, odd sizes and the clip scheduler."""
 
 from __future__ import annotations
@@ -7,9 +12,9 @@ import json
 import pytest
 import torch
 
-from temcoco_core.model import TemCoCoConfig, build_model
-from temcoco_core.model.network import TemCoCo, pad_to_multiple
-from temcoco_core.model.scheduler import ClipSchedule, clip_spans, run_clips
+from temcoco_core.model import build_model, TemCoCoConfig
+from temcoco_core.model.network import pad_to_multiple, TemCoCo
+from temcoco_core.model.scheduler import clip_spans, ClipSchedule, run_clips
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +75,11 @@ def test_pad_to_multiple_is_noop_on_multiples():
 
 
 def test_reshape_quirk_kept_and_switchable(official):
-    """The release reshapes (B*T, C, H, W) straight to (B, C, T, H, W): with T > 1 frames and
-    channels are mixed. The official preset keeps it (the checkpoint needs it); the switch
-    gives the permuted (correct) layout, which must then differ from the quirk."""
+    """The release reshapes (B*T, C, H, W) straight to (B, C, T, H, W).
+
+    With T > 1 frames and channels are mixed. The official preset keeps it (the checkpoint needs
+    it); the switch gives the permuted (correct) layout, which must then differ from the quirk.
+    """
     fixed = build_model("official", faithful_reshape=False)
     fixed.load_state_dict(official.state_dict())
     x = torch.rand(1, 2, 3, 32, 32)
@@ -92,8 +99,11 @@ def test_quirk_is_identity_for_single_frame(official):
 
 
 def test_alignment_is_causal_but_network_is_not(official):
-    """Frame 0's output changes when a later frame changes (3-D convs and temporal attention
-    look ahead), as in the release."""
+    """Frame 0's output depends on later frames, as in the release.
+
+    Frame 0's output changes when a later frame changes (3-D convs and temporal attention look
+    ahead), as in the release.
+    """
     vis, ir = torch.rand(1, 4, 3, 32, 32), torch.rand(1, 4, 3, 32, 32)
     changed = vis.clone()
     changed[:, 3] = torch.rand_like(changed[:, 3])

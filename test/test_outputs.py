@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Output path safety (temcoco_core.io.outputs + BagWriter), issue 11 case 8."""
 
 from __future__ import annotations
@@ -10,10 +15,10 @@ import pytest
 
 from temcoco_core.io.bag import BagError, BagReader, BagWriter
 from temcoco_core.io.outputs import (
-    WRITER_KEY,
-    OutputPathError,
     check_output_path,
     is_temcoco_bag,
+    OutputPathError,
+    WRITER_KEY,
 )
 
 

@@ -1,5 +1,12 @@
-"""ROS packaging checked with the real off-ROS tools: catkin_pkg parses and validates
-package.xml; setup.py installs what ament_python expects."""
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+"""ROS packaging checked with the real off-ROS tools.
+
+Catkin_pkg parses and validates package.xml; setup.py installs what ament_python expects.
+"""
 
 from __future__ import annotations
 

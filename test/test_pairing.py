@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Approximate-time pairing (temcoco_core.frames.pairing) and diagnostics values."""
 
 from __future__ import annotations
@@ -8,12 +13,12 @@ import numpy as np
 import pytest
 
 from temcoco_core.diagnostics import (
+    build_diagnostic_array,
     DiagnosticLevel,
     DiagnosticTypes,
     FusionDiagnostics,
     LatencyStats,
     RateMeter,
-    build_diagnostic_array,
 )
 from temcoco_core.frames.pairing import ApproximatePairer, PairingConfig
 
@@ -204,8 +209,10 @@ def test_build_diagnostic_array_with_caller_classes() -> None:
 # ------------------------------------------------------------------ issue 11: time policy
 def _jittery_streams(n: int, jitter_ms: float, seed: int, reorder_every: int = 0
                      ) -> list[tuple[int, int, int]]:
-    """``(topic, stamp, receive)`` for two 30 Hz cameras with +-jitter hardware stamps, in
-    arrival order (a message occasionally swapped with its successor)."""
+    """``(topic, stamp, receive)`` for two 30 Hz cameras with +-jitter hardware stamps.
+
+    In arrival order (a message occasionally swapped with its successor).
+    """
     rng = np.random.default_rng(seed)
     period = 33 * MS
     msgs = []

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """One pipeline: the node's ROS-free worker path and ``replay_bag`` give identical results.
 
 The same bag messages go (a) through what ``temcoco_ros/fusion_node.py`` runs --
@@ -20,9 +25,9 @@ from temcoco_core.diagnostics import StatusValue
 from temcoco_core.engine.factory import EngineHandle
 from temcoco_core.frames.image_msg import decode_image
 from temcoco_core.io.bag import BagReader, BagWriter, stamp_to_ns
-from temcoco_core.io.synthetic import SyntheticSceneConfig, generate_scene
+from temcoco_core.io.synthetic import generate_scene, SyntheticSceneConfig
 from temcoco_core.node_config import NodeConfig
-from temcoco_core.replay import ReplayOptions, main, replay_bag
+from temcoco_core.replay import main, replay_bag, ReplayOptions
 from temcoco_core.worker import FusionWorker
 
 RGB, THERMAL = "/camera/color/image_raw", "/thermal/image_raw"

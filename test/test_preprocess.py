@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Frames ↔ model tensors (temcoco_core.frames.preprocess) and thermal registration."""
 
 from __future__ import annotations
@@ -9,17 +14,17 @@ import torch
 
 from temcoco_core.frames.preprocess import (
     ArrayPool,
+    compute_geometry,
     FrameError,
     FrameSizeMismatchError,
     PreprocessConfig,
-    compute_geometry,
     to_model_tensor,
     to_output_frame,
 )
 from temcoco_core.frames.registration import (
+    parse_homography,
     RegistrationConfig,
     ThermalRegistration,
-    parse_homography,
 )
 
 RNG = np.random.default_rng(0)
@@ -205,8 +210,11 @@ def test_pooled_tensors_survive_while_held() -> None:
 
 
 def test_registration_at_model_size_matches_full_size_then_resize() -> None:
-    """Registering straight to the model size equals registering at the RGB size and then
-    scaling down (the pipeline's shortcut), for a thermal camera of another size."""
+    """Registering straight to the model size equals registering and then scaling.
+
+    Registering straight to the model size equals registering at the RGB size and then scaling down
+    (the pipeline's shortcut), for a thermal camera of another size.
+    """
     hmat = [[2.9, 0.05, 20.0], [-0.04, 2.9, 12.0], [0.0, 0.0, 1.0]]  # 160x128 → 640x480
     yy, xx = np.mgrid[:128, :160]
     th = (128 + 100 * np.sin(xx / 9.0) * np.cos(yy / 7.0)).astype(np.float32)
@@ -231,9 +239,11 @@ def test_registration_at_model_size_matches_full_size_then_resize() -> None:
 
 
 def test_pipeline_normalises_thermal_on_its_own_pixels_and_registers_at_model_size() -> None:
-    """A 40x30 16-bit thermal camera seeing the middle of a 160x120 RGB frame: the gain uses
-    only thermal pixels (the black area outside the thermal view must not stretch the range),
-    and the warp goes straight to the 80x60 model size."""
+    """A 40x30 16-bit thermal camera seeing the middle of a 160x120 RGB frame.
+
+    The gain uses only thermal pixels (the black area outside the thermal view must not stretch the
+    range), and the warp goes straight to the 80x60 model size.
+    """
     from temcoco_core.pipeline import AverageEngine, FrameInput, FusionPipeline, PipelineConfig
 
     yy, xx = np.mgrid[:30, :40]

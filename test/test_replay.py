@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """The fusion pipeline and its offline front ends: replay, fuse, demo (temcoco_core.replay)."""
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from temcoco_core.frames.image_msg import decode_image
 from temcoco_core.frames.preprocess import FrameError, to_output_frame
 from temcoco_core.frames.thermal import ThermalNormalizer
 from temcoco_core.io.bag import BagError, BagReader, BagWriter, stamp_to_ns
-from temcoco_core.io.synthetic import SyntheticSceneConfig, generate_scene, write_synthetic_bag
+from temcoco_core.io.synthetic import generate_scene, SyntheticSceneConfig, write_synthetic_bag
 from temcoco_core.node_config import NodeConfig
 from temcoco_core.pipeline import (
     AverageEngine,
@@ -26,12 +31,12 @@ from temcoco_core.pipeline import (
     PipelineConfig,
 )
 from temcoco_core.replay import (
-    ReplayOptions,
     add_parser,
     benchmark_pipeline,
     fuse_videos,
     main,
     replay_bag,
+    ReplayOptions,
 )
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -368,9 +373,11 @@ def test_engine_error_keeps_outputs_aligned() -> None:
 
 @pytest.mark.slow
 def test_demo_command_default_engine(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """``temcoco demo`` as a new user runs it: no ``--engine``, so the default engine (the
-    edge network on the default backend, built for the frames' real size), at a tiny size and
-    frame count."""
+    """``temcoco demo`` as a new user runs it.
+
+    No ``--engine``, so the default engine (the edge network on the default backend, built for the
+    frames' real size), at a tiny size and frame count.
+    """
     out = tmp_path / "demo"
     assert main(["demo", "--out-dir", str(out), "--frames", "3", "--size", "64x48"]) == 0
     text = capsys.readouterr().out

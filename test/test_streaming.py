@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Tests for the fusion engines (temcoco_core.engine.streaming)."""
 
 from __future__ import annotations
@@ -9,16 +14,16 @@ from torch import nn
 
 from temcoco_core.engine.streaming import (
     ClipBuffer,
+    count_flops,
     EngineConfig,
     FrameError,
-    StreamingFuser,
-    count_flops,
     has_step,
     make_streaming_engine,
     streaming_cost,
+    StreamingFuser,
 )
 from temcoco_core.frames.preprocess import to_model_tensor
-from temcoco_core.model.edge import EdgeTCM, build_edge
+from temcoco_core.model.edge import build_edge, EdgeTCM
 
 
 class ClipMean(nn.Module):

@@ -1,21 +1,26 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Distillation teachers: torchvision-layout VGG19, weights loading, a tiny local DINOv2."""
 
 from __future__ import annotations
 
 import pytest
+from safetensors.torch import save_file
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 
 from temcoco_core.model.vgg import RELU3_1, VGG19
 from temcoco_core.train.losses import DistillationLoss, FusionLoss, LossConfig
 from temcoco_core.train.teachers import (
+    build_distillation,
     DinoV2Teacher,
+    resolve_vgg19_path,
     TeacherConfig,
     TeacherError,
     VGGTeacher,
-    build_distillation,
-    resolve_vgg19_path,
 )
 
 # torchvision.models.vgg19().state_dict(): every key and shape, in order.
@@ -43,7 +48,7 @@ def test_vgg19_keys_match_torchvision():
 
 def test_vgg19_relu3_1_truncation():
     m = VGG19(num_feature_layers=RELU3_1)
-    assert [k for k in m.state_dict()] == [k for k, _ in TORCHVISION_VGG19[:10]]
+    assert list(m.state_dict()) == [k for k, _ in TORCHVISION_VGG19[:10]]
     out = m(torch.rand(1, 3, 32, 40))
     assert out.shape == (1, 256, 8, 10)
     assert float(out.detach().min()) >= 0.0             # ends in relu3_1

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Training clips (temcoco_core.train.data): seeded reproducibility, crops, flips, bad input."""
 
 from __future__ import annotations
@@ -208,7 +213,7 @@ def test_infrared_minmax_over_the_full_frame_not_the_crop():
     ir[:, 20:, 20:] = 80
     vis = np.full((t, h, w, 3), 100, np.uint8)
     seq = FusionSequence("a", vis, ir)
-    quiet = dict(visible_blur=False, infrared_noise=(0, 0), infrared_stripes=(0, 0))
+    quiet = {"visible_blur": False, "infrared_noise": (0, 0), "infrared_stripes": (0, 0)}
     cfg = DataConfig(clip_len=3, crop=16, hflip=False, degrade=DegradeConfig(**quiet))
     for i in range(6):
         it = ClipDataset([seq], cfg, seed=1)[i]

@@ -1,18 +1,23 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Training-data subset for GPU sessions (temcoco_core.train.subset, scripts/train_gpu.sh)."""
 
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from temcoco_core.train.subset import SubsetError, build_subset, main
+from temcoco_core.train.subset import build_subset, main, SubsetError
 
 REPO = Path(__file__).resolve().parents[1]
 VAL_FOLDERS = ("visible_Blur", "infrared_noise", "visible_Enhance", "infrared_Enhance")

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Trainer smoke tests: steps, checkpoints, resume, Ctrl-C, config validation, CLI."""
 
 from __future__ import annotations
@@ -6,8 +11,8 @@ import argparse
 import csv
 import json
 import os
-import signal
 from pathlib import Path
+import signal
 
 import cv2
 import numpy as np
@@ -18,13 +23,13 @@ from torch import nn
 from temcoco_core.io.datasets import FusionSequence
 from temcoco_core.model.vgg import RELU3_1, VGG19
 from temcoco_core.train.config import (
-    ConfigError,
-    TrainConfig,
     config_from_dict,
     config_to_dict,
+    ConfigError,
     load_config,
+    TrainConfig,
 )
-from temcoco_core.train.trainer import Trainer, add_parser, learning_rate, run
+from temcoco_core.train.trainer import add_parser, learning_rate, run, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_EDGE = {"channels": [4, 8, 8], "semantic_channels": 8, "attention_dim": 8, "num_heads": 1,

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Video / frame-folder readers and dataset loaders (temcoco_core.io.video, .datasets)."""
 
 from pathlib import Path
@@ -8,20 +13,20 @@ import pytest
 
 from temcoco_core.io.datasets import (
     DatasetError,
-    FusionSequence,
     detect_folder_layout,
+    FusionSequence,
     load_dataset,
     load_m3svd_val,
     load_sequence,
     load_video_pairs,
 )
 from temcoco_core.io.video import (
-    VideoError,
-    VideoWriter,
     iter_video,
     read_frame_folder,
     read_video,
     video_info,
+    VideoError,
+    VideoWriter,
     write_frame_folder,
 )
 

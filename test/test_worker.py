@@ -1,5 +1,13 @@
-"""The fusion node's behaviour without ROS (temcoco_core.worker): latest-wins queueing with
-counted drops, bounded latency under a slow engine, conversion, resets and diagnostics."""
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+"""The fusion node's behaviour without ROS (temcoco_core.worker).
+
+Latest-wins queueing with counted drops, bounded latency under a slow engine, conversion, resets
+and diagnostics.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +26,11 @@ from temcoco_core.diagnostics.monitors import (
     TopicWatchdog,
 )
 from temcoco_core.engine.factory import (
+    build_engine,
     DelayEngine,
     EngineBuildError,
     EngineHandle,
     EngineInfo,
-    build_engine,
     resolve_device,
 )
 from temcoco_core.frames.decoder import FrameDecoder, ImageConversionError, make_decoder
@@ -52,7 +60,8 @@ def rgb_msg(i: int, h: int = H, w: int = W):
     return image_msg(T0 + i * DT, rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "rgb8")
 
 
-def thermal_msg(i: int, encoding: str = "mono16", h: int = H, w: int = W, skew_ns: int = 2_000_000):
+def thermal_msg(i: int, encoding: str = "mono16", h: int = H, w: int = W,
+                skew_ns: int = 2_000_000):
     rng = np.random.default_rng(1000 + i)
     base = rng.integers(29000, 31000, (h, w))
     arr = {"mono16": base.astype(np.uint16), "16UC1": base.astype(np.uint16),
@@ -184,9 +193,12 @@ def test_a_pair_becomes_one_output_with_the_rgb_stamp_and_size(encoding):
 
 
 def test_slow_engine_single_thread_latest_wins_vs_fifo():
-    """K pairs arrive per inference: with depth 1 every processed pair is the newest (waited 0
-    at dequeue) and K - 1 of every K are dropped; a deep FIFO processes everything but the
-    backlog, and with it the latency in frames, grows without bound."""
+    """Latest-wins keeps latency bounded where a FIFO does not.
+
+    K pairs arrive per inference: with depth 1 every processed pair is the newest (waited 0 at
+    dequeue) and K - 1 of every K are dropped; a deep FIFO processes everything but the backlog,
+    and with it the latency in frames, grows without bound.
+    """
     k, steps = 4, 12
     latest, fifo = make_worker(queue_depth=1), make_worker(queue_depth=1000)
     waited: dict[int, list[int]] = {}
@@ -246,10 +258,11 @@ class _LockstepEngine(AverageEngine):
 
 @pytest.mark.parametrize("depth", [1, 2])
 def test_slow_engine_threads_bounded_queue_counted_drops_bounded_wait(depth):
-    """Inference K times slower than the cameras, with the camera in another thread: the queue
-    never exceeds its depth, every pair is accounted for, and each processed pair waited
-    exactly K frames (the ones that arrived during its own inference) -- not a growing
-    backlog."""
+    """Inference K times slower than the cameras, with the camera in another thread.
+
+    The queue never exceeds its depth, every pair is accounted for, and each processed pair waited
+    exactly K frames (the ones that arrived during its own inference) -- not a growing backlog.
+    """
     k, steps = 5, 10
     engine = _LockstepEngine(k)
     w = make_worker(engine, queue_depth=depth)
@@ -317,8 +330,10 @@ def test_publish_errors_are_counted_not_raised():
 
 
 def test_decode_failures_are_counted_on_the_worker_not_in_the_callback():
-    """Issue 11 case 5: decoding runs on the worker thread, never in the subscription
-    callback; a failure is counted by kind with the encoding named."""
+    """Issue 11 case 5: decoding runs on the worker thread, never in the subscription callback.
+
+    A failure is counted by kind with the encoding named.
+    """
     w = make_worker()
     w.offer(0, T0, rgb_msg(0))
     bad = thermal_msg(0)

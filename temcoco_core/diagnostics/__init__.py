@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Rates, latencies, drop counters and ``diagnostic_msgs/DiagnosticStatus``-shaped values.
 
 ROS-free: the node turns :class:`StatusValue` s into rclpy messages and the bag replay into
@@ -7,11 +12,11 @@ publish identical ``/diagnostics`` content.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
+import math
 from typing import Any
 
 __all__ = [
@@ -137,6 +142,8 @@ class FusionDiagnostics:
     resets: dict[str, int] = field(default_factory=dict)
     errors: int = 0
     last_error: str = ""
+    #: an error happened after the last good output (the output status WARNs until one comes)
+    error_active: bool = False
     metrics: dict[str, float] = field(default_factory=dict)
 
     def input(self, topic: str, stamp_ns: int) -> None:
@@ -145,6 +152,7 @@ class FusionDiagnostics:
     def output(self, stamp_ns: int, latency_ms: float) -> None:
         self.output_rate.tick(stamp_ns)
         self.latency.add(latency_ms)
+        self.error_active = False
 
     def reset_event(self, reason: str) -> None:
         self.resets[reason] = self.resets.get(reason, 0) + 1
@@ -152,11 +160,13 @@ class FusionDiagnostics:
     def error(self, message: str) -> None:
         self.errors += 1
         self.last_error = message
+        self.error_active = True
 
     def statuses(self, pairing: Mapping[str, Any] | None = None,
                  extra: Mapping[str, Any] | None = None) -> list[StatusValue]:
-        """Current statuses: ``pairing`` (from ``ApproximatePairer.summary()``), ``output``
-        (rate, latency, resets, errors) and ``temporal`` (last per-frame metrics).
+        """Current statuses: ``pairing`` (from ``ApproximatePairer.summary()``).
+
+        ``output`` (rate, latency, resets, errors) and ``temporal`` (last per-frame metrics).
 
         Args:
             pairing: pairing counters; omitted when ``None``.
@@ -189,10 +199,12 @@ class FusionDiagnostics:
         vals.update({k: _fmt(v) for k, v in self.latency.summary().items()})
         vals.update({f"resets {k}": _fmt(v) for k, v in self.resets.items()})
         vals["errors"] = _fmt(self.errors)
+        if self.last_error:
+            vals["last error"] = self.last_error
         if extra:
             vals.update({k: _fmt(v) for k, v in extra.items()})
         level, msg = DiagnosticLevel.OK, "fusing"
-        if self.errors and self.last_error:
+        if self.error_active and self.last_error:  # until the next good frame
             level, msg = DiagnosticLevel.WARN, f"last error: {self.last_error}"
         if self.min_rate_hz is not None and not (rate >= self.min_rate_hz):
             level = max(level, DiagnosticLevel.WARN)
@@ -227,8 +239,7 @@ class DiagnosticTypes:
 
 def build_diagnostic_array(statuses: Iterable[StatusValue], stamp_ns: int,
                            types: DiagnosticTypes, frame_id: str = "") -> Any:
-    """``diagnostic_msgs/DiagnosticArray`` from status values, built with the caller's
-    classes."""
+    """``diagnostic_msgs/DiagnosticArray`` from status values, built with the caller's classes."""
     stamp = types.time(sec=int(stamp_ns // 1_000_000_000), nanosec=int(stamp_ns % 1_000_000_000))
     header = types.header(stamp=stamp, frame_id=frame_id)
     status = [

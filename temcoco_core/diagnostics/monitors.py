@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Monitors of the live node: topic silence, stamp latency, windowed temporal metrics.
 
 ROS-free and thread-safe; :class:`~temcoco_core.worker.FusionWorker` feeds them and turns them
@@ -6,13 +11,13 @@ into ``/diagnostics`` values.
 
 from __future__ import annotations
 
-import math
-import threading
-import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+import math
+import threading
+import time
+from typing import Any, TYPE_CHECKING
 
 from temcoco_core.diagnostics import (
     DiagnosticLevel,
@@ -29,8 +34,10 @@ __all__ = ["StampLatency", "TemporalMonitor", "ThreadSafeDiagnostics", "TopicWat
 
 @dataclass
 class ThreadSafeDiagnostics(FusionDiagnostics):
-    """:class:`FusionDiagnostics` whose updates and reads hold one lock (the callbacks, the
-    worker and the diagnostics timer run in different threads)."""
+    """:class:`FusionDiagnostics` whose updates and reads hold one lock (the callbacks.
+
+    The worker and the diagnostics timer run in different threads).
+    """
 
     _lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)
 
@@ -63,8 +70,10 @@ class ThreadSafeDiagnostics(FusionDiagnostics):
 
 
 class TopicWatchdog:
-    """Which inputs have been silent for longer than ``timeout_s`` (monotonic wall clock: a
-    paused bag *is* silence)."""
+    """Which inputs have been silent for longer than ``timeout_s`` (monotonic wall clock.
+
+    A paused bag *is* silence).
+    """
 
     def __init__(self, topics: Sequence[str], timeout_s: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -115,8 +124,11 @@ class StampLatency:
         self.last_offset_s = float("nan")
 
     def add(self, stamp_ns: int, now_ns: int) -> float | None:
-        """Record one publish; returns the latency in ms, or ``None`` when implausible (a
-        stamp more than ``max_future_s`` ahead of the clock or ``max_plausible_s`` behind)."""
+        """Record one publish; returns the latency in ms.
+
+        Or ``None`` when implausible (a stamp more than ``max_future_s`` ahead of the clock or
+        ``max_plausible_s`` behind).
+        """
         delta = int(now_ns) - int(stamp_ns)
         self.last_offset_s = delta / 1e9
         if delta < -self.max_future_ns or delta > self.max_plausible_ns:

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Inference backends behind one interface, with a fallback chain and warm-up.
 
 :func:`prepare_model` turns a fusion network (any preset of :func:`temcoco_core.model.build_model`)
@@ -43,30 +48,30 @@ Heavy optional packages (``torch_tensorrt``, ``tensorrt``, ``onnxruntime``) are 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping, Sequence
 import contextlib
 import ctypes
+from dataclasses import dataclass, field, fields, replace
 import functools
 import gc
 import importlib
 import json
 import logging
 import os
+from pathlib import Path
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn, Tensor
 
 from .cache import (
-    ENGINE_SUFFIXES,
-    EngineKey,
     cached_engine_problem,
     default_cache_dir,
     engine_key,
+    ENGINE_SUFFIXES,
+    EngineKey,
     metadata_path,
     platform_info,
     read_content_hash,
@@ -128,13 +133,13 @@ class BackendUnavailableError(BackendError):
 
 
 class EngineFileError(BackendError):
-    """An engine or ONNX file is corrupt, unreadable, or was built for another model, input
-    shape, precision, GPU or library version."""
+    """An engine or ONNX file is corrupt, unreadable, or was built for another model.
+
+    Input shape, precision, GPU or library version.
+    """
 
 
 # --------------------------------------------------------------------------------- config
-
-
 
 
 def canonical_backend(name: str) -> str:
@@ -311,26 +316,6 @@ class InputSpec:
 # ------------------------------------------------------------------- platform and cache key
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # ------------------------------------------------------------------------- model adapters
 
 
@@ -364,9 +349,12 @@ class FlatStep(nn.Module):
 
 
 def _canonical(x: Tensor) -> Tensor:
-    """``x`` with row-major strides (a copy only if needed). ``Tensor.contiguous`` is not enough:
-    a ``(1, C, H, W)`` slice of a larger buffer counts as contiguous but keeps the buffer's batch
-    stride, and compiled graphs guard on exact strides (each new stride would recompile)."""
+    """``x`` with row-major strides (a copy only if needed).
+
+    ``Tensor.contiguous`` is not enough: a ``(1, C, H, W)`` slice of a larger buffer counts as
+    contiguous but keeps the buffer's batch stride, and compiled graphs guard on exact strides
+    (each new stride would recompile).
+    """
     expected, step = [], 1
     for size in reversed(x.shape):
         expected.append(step)
@@ -436,10 +424,6 @@ def _effective_precision(backend: str, config: BackendConfig, notes: list[str]) 
     return precision
 
 
-
-
-
-
 def _require_cuda(backend: str, device: torch.device) -> None:
     if device.type != "cuda":
         raise BackendUnavailableError(f"{backend} needs a CUDA device (device is {device})")
@@ -457,14 +441,6 @@ def _import_optional(name: str, pip_name: str) -> Any:
         ) from None
     except Exception as exc:  # installed but broken (CUDA libraries, ABI): say so
         raise BackendUnavailableError(f"{name} failed to import: {exc}") from None
-
-
-
-
-
-
-
-
 
 
 def _first_line(exc: BaseException) -> str:
@@ -498,8 +474,8 @@ def _artifact_options(backend: str, config: BackendConfig) -> str:
 
 
 def build_engine_file(model: nn.Module, config: BackendConfig, spec: InputSpec,
-                 output: str | os.PathLike | None = None, weights: str | None = None,
-                 notes: list[str] | None = None) -> EngineArtifact:
+                      output: str | os.PathLike | None = None, weights: str | None = None,
+                      notes: list[str] | None = None) -> EngineArtifact:
     """Build (or find in the cache) the TensorRT engine or ONNX file of ``model`` for ``spec``.
 
     Args:
@@ -578,12 +554,13 @@ def build_engine_file(model: nn.Module, config: BackendConfig, spec: InputSpec,
     return EngineArtifact(backend, path, key, built=True, build_s=build_s)
 
 
-
-
 def _check_engine_file(path: Path, model: nn.Module, config: BackendConfig, spec: InputSpec,
                        precision: str, weights: str, cast: torch.dtype) -> None:
-    """Raise :class:`EngineFileError` unless ``path`` exists and its metadata (if any) matches
-    what this model, input, precision and platform need."""
+    """Check that an engine file exists and was built for this model.
+
+    Raise :class:`EngineFileError` unless ``path`` exists and its metadata (if any) matches what
+    this model, input, precision and platform need.
+    """
     if not path.is_file():
         raise EngineFileError(f"engine file not found: {path}")
     if path.stat().st_size == 0:
@@ -614,26 +591,6 @@ def _check_engine_file(path: Path, model: nn.Module, config: BackendConfig, spec
 
 
 # ------------------------------------------------------------------------------ ONNX
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # ---------------------------------------------------------------------------- prepared model
@@ -717,7 +674,7 @@ class PreparedModel(nn.Module):
 
     @property
     def compute_dtype(self) -> torch.dtype:
-        """dtype the compiled backend takes its inputs (and streaming state) in."""
+        """Dtype the compiled backend takes its inputs (and streaming state) in."""
         return self._runner.input_dtype
 
     def describe(self) -> dict[str, Any]:
@@ -780,8 +737,11 @@ class PreparedStreamingModel(PreparedModel):
     def init_state(self, batch: int, height: int, width: int,
                    device: torch.device | str | None = None,
                    dtype: torch.dtype | None = None) -> dict[str, Tensor]:
-        """The network's fresh state, by default on :attr:`device` in :attr:`compute_dtype`
-        for the prepared size (the eager dtype for other sizes)."""
+        """The network's fresh streaming state.
+
+        The network's fresh state, by default on :attr:`device` in :attr:`compute_dtype` for the
+        prepared size (the eager dtype for other sizes).
+        """
         if dtype is None:
             prepared = (batch, height, width) == (self.spec.batch, self.spec.height,
                                                   self.spec.width)
@@ -802,9 +762,9 @@ class PreparedStreamingModel(PreparedModel):
         out_dtype = visible.dtype if visible.is_floating_point() else torch.float32
         keys = self._state_keys()
         with _plain_mode():
-            if (self._runner.backend != "eager" and self._compiled_for("stream", visible,
-                                                                        infrared)
-                    and self._state_fits(state, keys)):
+            compiled = (self._runner.backend != "eager"
+                        and self._compiled_for("stream", visible, infrared))
+            if compiled and self._state_fits(state, keys):
                 dtype = self._runner.input_dtype
                 out = self._runner.call(_plain(self._cast(visible, dtype)),
                                         _plain(self._cast(infrared, dtype)),
@@ -886,8 +846,10 @@ def _build_runner(backend: str, model: nn.Module, config: BackendConfig, spec: I
 
 
 def _warm_up_calls(backend: str, config: BackendConfig) -> int:
-    """Warm-up calls of ``backend``: ``config.warmup`` (compiled backends at least one; Inductor
-    with CUDA graphs at least three, as the graphs are recorded on the first calls)."""
+    """Warm-up calls of ``backend``: ``config.warmup`` (compiled backends at least one.
+
+    Inductor with CUDA graphs at least three, as the graphs are recorded on the first calls).
+    """
     calls = config.warmup if backend == "eager" else max(1, config.warmup)
     if backend == "inductor" and config.torch_device.type == "cuda" and config.cuda_graphs:
         calls = max(3, calls)
@@ -895,8 +857,10 @@ def _warm_up_calls(backend: str, config: BackendConfig) -> int:
 
 
 def _warm_up_frames(spec: InputSpec, calls: int) -> Iterator[tuple[Tensor, Tensor]]:
-    """The ``(visible, infrared)`` random frames of the warm-up, CPU float32, always the same
-    (the first ``n`` of any longer run are those of a run of ``n``)."""
+    """The ``(visible, infrared)`` random frames of the warm-up, CPU float32.
+
+    Always the same (the first ``n`` of any longer run are those of a run of ``n``).
+    """
     generator = torch.Generator().manual_seed(1234)
     for _ in range(calls):
         visible = torch.rand(spec.frame_shape, generator=generator)
@@ -906,8 +870,10 @@ def _warm_up_frames(spec: InputSpec, calls: int) -> Iterator[tuple[Tensor, Tenso
 
 def _run_steps(runner: _Runner, model: nn.Module, spec: InputSpec, device: torch.device,
                calls: int) -> Iterator[Tensor]:
-    """The fused outputs of ``runner`` on the ``calls`` warm-up frames, one at a time (stream
-    mode carries the state from step to step; only the current one is held)."""
+    """The fused outputs of ``runner`` on the ``calls`` warm-up frames.
+
+    One at a time (stream mode carries the state from step to step; only the current one is held).
+    """
     state = None
     if spec.mode == "stream":
         init = model.init_state(spec.batch, spec.height, spec.width, device=device,
@@ -943,9 +909,12 @@ def _reference_outputs(reference: _Runner, model: nn.Module, spec: InputSpec,
 
 def _warm_up(runner: _Runner, expected: Sequence[Tensor] | None, model: nn.Module,
              spec: InputSpec, device: torch.device, calls: int) -> None:
-    """Run ``calls`` steps/clips on the warm-up frames; compare each output with ``expected``
-    (the eager model's, :func:`_reference_outputs`) if given. Raises :class:`BackendError` on
-    a wrong shape, non-finite output or disagreement beyond :data:`PARITY_TOLERANCE`."""
+    """Run ``calls`` steps/clips on the warm-up frames.
+
+    Compare each output with ``expected`` (the eager model's, :func:`_reference_outputs`) if given.
+    Raises :class:`BackendError` on a wrong shape, non-finite output or disagreement beyond
+    :data:`PARITY_TOLERANCE`.
+    """
     tolerance = PARITY_TOLERANCE[runner.precision]
     if expected is not None and len(expected) < calls:
         raise ValueError(f"parity check needs {calls} reference outputs, got {len(expected)}")
@@ -1041,8 +1010,8 @@ def prepare_model(model: nn.Module, config: BackendConfig | None = None,
     eager_notes: list[str] = []
     from .eager_backend import make_runner as make_eager_runner
 
-    eager = make_eager_runner(model, config, spec, _effective_precision("eager", config,
-                                                                       eager_notes))
+    eager_precision = _effective_precision("eager", config, eager_notes)
+    eager = make_eager_runner(model, config, spec, eager_precision)
     chain = config.chain()
     errors: list[str] = []
     expected: list[Tensor] = []  # the eager model's warm-up outputs (parity reference)

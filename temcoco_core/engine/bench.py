@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """``temcoco bench``: throughput, latency, memory and FLOP efficiency of the fusion networks.
 
 For each preset × backend × precision × size × mode asked for, the network is prepared with
@@ -24,33 +29,33 @@ a row with ``status: "unavailable"`` and the reason (no silent fallback).
 from __future__ import annotations
 
 import argparse
+from collections import deque
+from collections.abc import Sequence
 import copy
+from dataclasses import asdict, dataclass, field
 import json
 import math
 import os
+from pathlib import Path
 import platform
 import resource
 import statistics
 import sys
 import time
-from collections import deque
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn, Tensor
 
 from temcoco_core.cli_args import add_threads_arg
 
 from .backends import (
-    PRECISIONS,
     BackendConfig,
     BackendError,
-    PreparedModel,
     canonical_backend,
+    PRECISIONS,
     prepare_model,
+    PreparedModel,
 )
 
 __all__ = ["BENCH_MODES", "BenchConfig", "add_parser", "gpu_peak_tflops", "run",
@@ -128,8 +133,10 @@ class BenchConfig:
 
 
 def peak_rss_mb() -> float:
-    """The process's resident-set high-water mark so far, MiB (``getrusage``: kB on Linux,
-    bytes on macOS)."""
+    """The process's resident-set high-water mark so far, MiB (``getrusage``.
+
+    KB on Linux, bytes on macOS).
+    """
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
@@ -144,8 +151,11 @@ def current_rss_mb() -> float | None:
 
 
 def gpu_peak_tflops(device: torch.device, precision: str) -> tuple[float | None, str]:
-    """The peak of :data:`GPU_PEAK_TFLOPS_FP16` for ``device`` (halved for fp32) and where it
-    came from; ``(None, reason)`` for CPUs and unknown GPUs."""
+    """The fp16 peak of ``device`` in TFLOPS and where it came from.
+
+    The peak of :data:`GPU_PEAK_TFLOPS_FP16` for ``device`` (halved for fp32) and where it came
+    from; ``(None, reason)`` for CPUs and unknown GPUs.
+    """
     if device.type != "cuda":
         return None, "no peak known for CPUs (pass --peak-tflops)"
     name = torch.cuda.get_device_name(device)
@@ -163,8 +173,10 @@ def gpu_peak_tflops(device: torch.device, precision: str) -> tuple[float | None,
 
 def _flops(model: nn.Module, height: int, width: int, length: int, streaming: bool,
            device: torch.device) -> dict[str, float]:
-    """GFLOPs of one step (if ``streaming``) and of one forward on ``length`` frames, counted
-    on a meta-device copy when possible (no memory, no time), else on ``device``."""
+    """Giga-FLOPs of one step (if ``streaming``) and of one forward on ``length`` frames.
+
+    Counted on a meta-device copy when possible (no memory, no time), else on ``device``.
+    """
     from .streaming import count_flops
 
     def count(net: nn.Module, dev: torch.device) -> dict[str, float]:
@@ -201,8 +213,10 @@ def _percentile(values: Sequence[float], q: float) -> float:
 
 def _time_mode(prepared: PreparedModel, mode: str, frames: list[tuple[Tensor, Tensor]],
                warmup: int, length: int, device: torch.device) -> tuple[list[float], int]:
-    """Run ``mode`` over ``frames`` (the first ``warmup`` untimed). Returns per-call seconds and
-    the number of frames fused in the timed calls."""
+    """Run ``mode`` over ``frames`` (the first ``warmup`` untimed).
+
+    Returns per-call seconds and the number of frames fused in the timed calls.
+    """
     latencies: list[float] = []
     timed_frames = 0
     if mode == "stream":
@@ -279,8 +293,11 @@ def _row_base(preset: str, backend: str, precision: str, size: tuple[int, int], 
 
 
 def run_benchmark(config: BenchConfig, progress: bool = True) -> dict[str, Any]:
-    """Measure every combination of ``config``; returns the JSON-ready report
-    ``{"meta": …, "results": [row, …], "costs": [cost, …]}`` (see the module docstring)."""
+    """Measure every combination of ``config``.
+
+    Returns the JSON-ready report ``{"meta": …, "results": [row, …], "costs": [cost, …]}`` (see the
+    module docstring).
+    """
     from tqdm import tqdm
 
     from .streaming import has_step

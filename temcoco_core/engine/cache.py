@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """The on-disk engine cache: where built TensorRT/ONNX engines live and when they are stale.
 
 An engine is only valid for the model weights, input shape, precision, GPU and library versions
@@ -14,21 +19,21 @@ temporary names and renamed into place.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 import hashlib
 import importlib
 import json
 import os
+from pathlib import Path
 import platform
 import re
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TYPE_CHECKING
 
 import torch
-from torch import Tensor, nn
+from torch import nn, Tensor
 
 if TYPE_CHECKING:
     from .backends import InputSpec
@@ -57,8 +62,11 @@ ENGINE_SUFFIXES = {"tensorrt": ".ep", "onnxruntime": ".onnx"}
 
 
 def default_cache_dir() -> Path:
-    """Where built engines are cached: ``$TEMCOCO_ENGINE_CACHE``, else
-    ``$XDG_CACHE_HOME/temcoco/engines`` (``~/.cache/temcoco/engines``)."""
+    """Where built engines are cached.
+
+    ``$TEMCOCO_ENGINE_CACHE``, else ``$XDG_CACHE_HOME/temcoco/engines``
+    (``~/.cache/temcoco/engines``).
+    """
     explicit = os.environ.get("TEMCOCO_ENGINE_CACHE")
     if explicit:
         return Path(explicit).expanduser()
@@ -67,8 +75,10 @@ def default_cache_dir() -> Path:
 
 
 def parse_version(text: str) -> tuple[int, ...]:
-    """Leading numeric components: ``"2.13.0+cu128"`` → ``(2, 13, 0)``, ``"2.12.0.dev1"`` →
-    ``(2, 12, 0)``; ``()`` if none."""
+    """Leading numeric components: ``"2.13.0+cu128"`` → ``(2, 13, 0)``.
+
+    ``"2.12.0.dev1"`` → ``(2, 12, 0)``; ``()`` if none.
+    """
     parts = []
     for piece in re.split(r"[.+\-]", text.strip()):
         match = re.match(r"\d+", piece)
@@ -130,9 +140,11 @@ def platform_info(device: str | torch.device = "cpu") -> PlatformInfo:
 
 
 def weights_digest(model: nn.Module) -> str:
-    """SHA-256 of the model's class, config and every tensor of its state dict (names, dtypes,
-    shapes, bytes), and of the source files of the (non-torch) classes it is built from, so
-    that editing the network's code invalidates engines built from it."""
+    """SHA-256 of the model's class, config and every tensor of its state dict (names, dtypes.
+
+    Shapes, bytes), and of the source files of the (non-torch) classes it is built from, so that
+    editing the network's code invalidates engines built from it.
+    """
     digest = hashlib.sha256()
     digest.update(f"{type(model).__module__}.{type(model).__qualname__}".encode())
     digest.update(repr(getattr(model, "config", None)).encode())
@@ -228,8 +240,10 @@ def metadata_path(path: Path) -> Path:
 
 
 def write_metadata(path: Path, key: EngineKey, build_s: float) -> Path:
-    """``<engine>.json``: the key, and the engine file's SHA-256 (checked before loading);
-    written through a unique temporary file and an atomic rename, mode 0600."""
+    """``<engine>.json``: the key, and the engine file's SHA-256 (checked before loading).
+
+    Written through a unique temporary file and an atomic rename, mode 0600.
+    """
     from .trust import atomic_write, file_sha256
 
     meta = {"key": key.as_dict(), "digest": key.digest(), "build_s": round(build_s, 3),
@@ -248,9 +262,11 @@ def read_content_hash(path: Path) -> str | None:
 
 
 def cached_engine_problem(path: Path) -> str | None:
-    """Why a cached engine must not be loaded (``None``: it may): the file or its metadata is
-    not the user's, is writable by others or a symlink, or the file's content hash differs
-    from the one recorded when it was built."""
+    """Why a cached engine must not be loaded (``None``: it may).
+
+    The file or its metadata is not the user's, is writable by others or a symlink, or the file's
+    content hash differs from the one recorded when it was built.
+    """
     from .trust import CacheTrustError, untrusted_reason, verify_file
 
     why = untrusted_reason(metadata_path(path))

@@ -1,18 +1,23 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """The ``eager`` backend: the PyTorch module as it is (a copy on the device and precision)."""
 
 from __future__ import annotations
 
 import copy
 
-from torch import Tensor, nn
+from torch import nn, Tensor
 
-from .backends import PRECISIONS, BackendConfig, InputSpec, _export_module, _Runner
+from .backends import _export_module, _Runner, BackendConfig, InputSpec, PRECISIONS
 
 __all__ = ["make_runner"]
 
 
 def make_runner(model: nn.Module, config: BackendConfig, spec: InputSpec,
-                  precision: str) -> _Runner:
+                precision: str) -> _Runner:
     dtype = PRECISIONS[precision]
     module = copy.deepcopy(model).to(config.torch_device, dtype).eval()
     flat = _export_module(module, spec)

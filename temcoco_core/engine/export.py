@@ -1,11 +1,16 @@
-"""``temcoco export``: build a TensorRT engine or an ONNX file ahead of deployment.
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+r"""``temcoco export``: build a TensorRT engine or an ONNX file ahead of deployment.
 
 A Torch-TensorRT build takes minutes (much longer on small Jetsons); doing it here, once, means a
 robot never waits for it at start-up::
 
-    temcoco export --backend tensorrt --preset edge --weights edge.safetensors \\
+    temcoco export --backend tensorrt --preset edge --weights edge.safetensors \
         --size 640x480 --precision fp16            # → the engine cache, found automatically
-    temcoco export --backend onnx --preset official --weights VideoFusionNet_495000.pth \\
+    temcoco export --backend onnx --preset official --weights VideoFusionNet_495000.pth \
         --size 640x480 --mode clip --clip-length 4 --output official-640x480.onnx
 
 Without ``--output`` the file goes into the engine cache (``--cache-dir``, default
@@ -20,19 +25,19 @@ file is printed on stdout.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import json
 import logging
 import time
-from dataclasses import replace
 from typing import Any
 
 import torch
 
 from .backends import (
     BackendConfig,
-    InputSpec,
     build_engine_file,
     canonical_backend,
+    InputSpec,
     prepare_model,
 )
 

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Settings → fusion engine: the one place every engine is built.
 
 The node (:mod:`temcoco_ros.fusion_node` through :class:`EngineHandle`), ``temcoco replay``,
@@ -23,17 +28,17 @@ CPU, ``tensorrt → inductor → eager`` on CUDA).
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 import gc
 import logging
 import os
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, TYPE_CHECKING
 
 import torch
-from torch import Tensor, nn
+from torch import nn, Tensor
 
 from .average import AverageEngine
 from .backends import BackendConfig, prepare_model
@@ -145,8 +150,10 @@ def apply_cpu_threads(threads: int) -> int:
 
 
 class DelayEngine:
-    """Wraps an engine and sleeps ``delay_s`` in every push: a deliberately slow backend for
-    tests of the drop policy (``simulate_inference_ms``)."""
+    """Wraps an engine and sleeps ``delay_s`` in every push.
+
+    A deliberately slow backend for tests of the drop policy (``simulate_inference_ms``).
+    """
 
     def __init__(self, engine: Engine, delay_s: float) -> None:
         self.engine = engine
@@ -307,7 +314,8 @@ def _build_network(cfg: NodeConfig, fallback: list[str]) -> tuple[Engine, Engine
 
 
 def build_engine(cfg: NodeConfig) -> tuple[Engine, EngineInfo]:
-    """The fusion engine ``cfg`` asks for (``fusion_engine``, ``preset``, ``weights``,
+    """The fusion engine ``cfg`` asks for (``fusion_engine``, ``preset``, ``weights``.
+
     ``backend``, ``precision``, ``device``, ``buffer_mode``/``buffer_length``, engine cache,
     ``cpu_threads``; ``simulate_inference_ms`` wraps it in a :class:`DelayEngine`).
 

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """The ``inductor`` backend: ``torch.compile``; CUDA graphs (``reduce-overhead``) on a GPU."""
 
 from __future__ import annotations
@@ -5,15 +10,15 @@ from __future__ import annotations
 import copy
 
 import torch
-from torch import Tensor, nn
+from torch import nn, Tensor
 
-from .backends import PRECISIONS, BackendConfig, InputSpec, _export_module, _Runner
+from .backends import _export_module, _Runner, BackendConfig, InputSpec, PRECISIONS
 
 __all__ = ["make_runner"]
 
 
 def make_runner(model: nn.Module, config: BackendConfig, spec: InputSpec,
-                     precision: str) -> _Runner:
+                precision: str) -> _Runner:
     dtype = PRECISIONS[precision]
     device = config.torch_device
     module = copy.deepcopy(model).to(device, dtype).eval()

@@ -1,30 +1,33 @@
-"""The ``onnxruntime`` backend: an ONNX export (``torch.onnx.export(dynamo=True)``) run by ONNX
-Runtime: the CPU provider, and the CUDA / TensorRT providers where present."""
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+"""The ``onnxruntime`` backend: an ONNX export run by ONNX Runtime.
+
+The ``onnxruntime`` backend: an ONNX export (``torch.onnx.export(dynamo=True)``) run by ONNX
+Runtime: the CPU provider, and the CUDA / TensorRT providers where present.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 import contextlib
 import copy
+from dataclasses import replace
 import hashlib
 import json
 import logging
 import os
-import sys
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
+import sys
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn, Tensor
 
 from .backends import (
-    PRECISIONS,
-    BackendConfig,
-    BackendUnavailableError,
-    EngineFileError,
-    InputSpec,
     _check_engine_file,
     _example_inputs,
     _export_module,
@@ -33,7 +36,12 @@ from .backends import (
     _input_signature,
     _Runner,
     _state_keys,
+    BackendConfig,
+    BackendUnavailableError,
     build_engine_file,
+    EngineFileError,
+    InputSpec,
+    PRECISIONS,
 )
 from .cache import platform_info
 from .trust import atomic_path, private_dir
@@ -46,8 +54,10 @@ log = logging.getLogger(__name__)
 def export_onnx(model: nn.Module, spec: InputSpec, path: str | os.PathLike,
                 precision: str = "fp32", device: str | torch.device = "cpu",
                 opset: int = 18) -> Path:
-    """Export ``model`` (clip forward, or in stream mode its ``step`` as :class:`FlatStep`) to
-    ONNX with ``torch.onnx.export(dynamo=True)``, static shapes of ``spec``.
+    """Export ``model`` (clip forward.
+
+    Or in stream mode its ``step`` as :class:`FlatStep`) to ONNX with
+    ``torch.onnx.export(dynamo=True)``, static shapes of ``spec``.
 
     Inputs are named ``visible``, ``infrared`` (and ``state.<key>``), outputs ``fused`` (and
     ``new_state.<key>``). Written atomically; returns the path.
@@ -70,8 +80,11 @@ def export_onnx(model: nn.Module, spec: InputSpec, path: str | os.PathLike,
 
 @contextlib.contextmanager
 def _quiet_exporter() -> Iterator[None]:
-    """Keep the ONNX exporter's progress prints off stdout (which may carry JSON) and its
-    INFO logging quiet."""
+    """Keep the ONNX exporter quiet.
+
+    Keep the ONNX exporter's progress prints off stdout (which may carry JSON) and its INFO logging
+    quiet.
+    """
     names = ("onnxscript", "onnx_ir", "torch.onnx")
     saved = {n: logging.getLogger(n).level for n in names}
     try:
@@ -95,7 +108,7 @@ def _onnx_names(model: nn.Module, spec: InputSpec) -> tuple[list[str], list[str]
 def onnxruntime_providers(available: Sequence[str], device: str | torch.device,
                           precision: str = "fp32", cache_dir: Path | None = None
                           ) -> list[tuple[str, dict[str, Any]]]:
-    """onnxruntime execution providers (with options) for ``device``, best first.
+    """Onnxruntime execution providers (with options) for ``device``, best first.
 
     CUDA devices: ``TensorrtExecutionProvider`` (fp16 when asked, its own engine cache under
     ``cache_dir``), then ``CUDAExecutionProvider``, then the CPU; only those in ``available``.
@@ -173,7 +186,7 @@ def _check_onnx_signature(session: Any, path: Path, model: nn.Module, spec: Inpu
 
 
 def make_runner(model: nn.Module, config: BackendConfig, spec: InputSpec,
-                        precision: str, weights: str) -> _Runner:
+                precision: str, weights: str) -> _Runner:
     ort = _import_optional("onnxruntime", "onnxruntime (or onnxruntime-gpu)")
     device = config.torch_device
     dtype = PRECISIONS[precision]
@@ -197,7 +210,7 @@ def make_runner(model: nn.Module, config: BackendConfig, spec: InputSpec,
             raise
         notes.append(f"onnxruntime: cached file unusable ({exc}); re-exporting")
         path = build_engine_file(model, replace(config, rebuild=True), spec, weights=weights,
-                            notes=notes).path
+                                 notes=notes).path
         session = _onnx_session(ort, path, providers, config.onnx_threads)
     _check_onnx_signature(session, path, model, spec, dtype)
     in_names = [i.name for i in session.get_inputs()]
@@ -217,8 +230,10 @@ def make_runner(model: nn.Module, config: BackendConfig, spec: InputSpec,
 
 def _onnx_cuda_call(session: Any, in_names: list[str], out_names: list[str],
                     device: torch.device) -> Callable[..., tuple[Tensor, ...]]:
-    """Run a session on CUDA tensors without host copies (I/O binding; outputs are allocated
-    by onnxruntime and handed over through DLPack)."""
+    """Run a session on CUDA tensors without host copies (I/O binding.
+
+    Outputs are allocated by onnxruntime and handed over through DLPack).
+    """
     index = device.index or 0
 
     def call(*inputs: Tensor) -> tuple[Tensor, ...]:

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Frame-by-frame fusion engines: one frame pair in, fused frames out.
 
 Every engine has the same interface, the one :class:`temcoco_core.pipeline.FusionPipeline`
@@ -48,7 +53,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn, Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
 from temcoco_core.frames.preprocess import FrameError, PreprocessConfig, to_model_tensor
@@ -313,7 +318,9 @@ class ClipBuffer(_Engine):
 
     def push(self, visible: FrameLike, infrared: FrameLike) -> Tensor | None:
         """Add one frame pair; return the oldest owed output or ``None`` (see the class doc).
-        If the network raises, the buffer is left as it was before the call."""
+
+        If the network raises, the buffer is left as it was before the call.
+        """
         vis, ir = self.prepare(visible, infrared)
         self._follow_size((vis.shape[1], vis.shape[2]))
         frames = [*self._frames, (vis, ir)]
@@ -376,10 +383,12 @@ class EngineConfig:
 
 
 def make_streaming_engine(model: nn.Module, config: EngineConfig | None = None, *,
-                preprocess: PreprocessConfig | None = None, step_fn: StepFn | None = None,
-                **overrides: object) -> StreamingFuser | ClipBuffer:
-    """Build the engine for ``model``: ``make_streaming_engine(model, mode="clip", length=8)``.
+                          preprocess: PreprocessConfig | None = None,
+                          step_fn: StepFn | None = None,
+                          **overrides: object) -> StreamingFuser | ClipBuffer:
+    """Build the engine for ``model``.
 
+    Example: ``make_streaming_engine(model, mode="clip", length=8)``.
     ``overrides`` are :class:`EngineConfig` fields applied on top of ``config``. ``"auto"``
     streams networks that have a step API and runs clips otherwise.
 
@@ -402,9 +411,12 @@ def make_streaming_engine(model: nn.Module, config: EngineConfig | None = None, 
 
 # ---------------------------------------------------------------------------------- cost
 def count_flops(fn: Callable[..., object], *args: object, **kwargs: object) -> int:
-    """FLOPs of ``fn(*args, **kwargs)`` by :class:`torch.utils.flop_counter.FlopCounterMode`
-    (2 per multiply-add; convolutions, matmuls and attention only: ``grid_sample`` and
-    element-wise ops are not counted). Runs under ``torch.inference_mode``."""
+    """Count the FLOPs of ``fn(*args, **kwargs)``.
+
+    FLOPs of ``fn(*args, **kwargs)`` by :class:`torch.utils.flop_counter.FlopCounterMode` (2 per
+    multiply-add; convolutions, matmuls and attention only: ``grid_sample`` and element-wise ops
+    are not counted). Runs under ``torch.inference_mode``.
+    """
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter:
         fn(*args, **kwargs)
@@ -439,15 +451,17 @@ class StreamingCost:
 
     @property
     def step_gflops(self) -> float:
-        """GFLOPs per streamed frame."""
+        """Giga-FLOPs per streamed frame."""
         return self.step_flops / 1e9
 
 
 def streaming_cost(model: nn.Module, height: int = 480, width: int = 640,
                    length: int = 8) -> StreamingCost:
-    """Count the FLOPs of one streaming step and of one window recompute (the network on
-    ``length`` frames, as :class:`ClipBuffer` ``"window"`` mode does per frame) at
-    ``height × width``, batch 1, on the model's device.
+    """Count the FLOPs of one streaming step and of one window recompute.
+
+    Count the FLOPs of one streaming step and of one window recompute (the network on ``length``
+    frames, as :class:`ClipBuffer` ``"window"`` mode does per frame) at ``height × width``, batch
+    1, on the model's device.
 
     Raises:
         ValueError: the model has no step API.

@@ -1,22 +1,30 @@
-"""The ``tensorrt`` backend: Torch-TensorRT (dynamo frontend), engines saved with
-``torch_tensorrt.save`` in the engine cache (:mod:`.cache`) or loaded from ``engine_path``."""
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+"""The ``tensorrt`` backend: Torch-TensorRT (dynamo frontend).
+
+Engines saved with ``torch_tensorrt.save`` in the engine cache (:mod:`.cache`) or loaded from
+``engine_path``.
+"""
 
 from __future__ import annotations
 
-import copy
-import logging
 from collections.abc import Callable
+import copy
 from dataclasses import replace
+import logging
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn, Tensor
 
 from . import backends
-from .backends import BackendConfig, EngineFileError, InputSpec, _Runner
+from .backends import _Runner, BackendConfig, EngineFileError, InputSpec
 from .cache import parse_version
-from .trust import PickleRefusedError, atomic_path, load_exported_program
+from .trust import atomic_path, load_exported_program, PickleRefusedError
 
 __all__ = ["build", "make_runner", "tensorrt_compile_settings"]
 
@@ -24,8 +32,10 @@ log = logging.getLogger(__name__)
 
 
 def tensorrt_compile_settings(version: str, precision: str) -> tuple[dict[str, Any], torch.dtype]:
-    """Precision arguments for ``torch_tensorrt.compile`` and the dtype to cast model and inputs
-    to, by Torch-TensorRT version.
+    """Precision arguments for ``torch_tensorrt.compile``.
+
+    Precision arguments for ``torch_tensorrt.compile`` and the dtype to cast model and inputs to,
+    by Torch-TensorRT version.
 
     Up to 2.12 the builder is weakly typed: the model and inputs stay fp32 and
     ``enabled_precisions={torch.half}`` lets TensorRT pick fp16 kernels. From 2.13 strong typing
@@ -44,7 +54,7 @@ def tensorrt_compile_settings(version: str, precision: str) -> tuple[dict[str, A
 
 
 def build(trt: Any, model: nn.Module, spec: InputSpec, config: BackendConfig,
-                    precision: str, path: Path) -> None:
+          precision: str, path: Path) -> None:
     """Export, compile with Torch-TensorRT and save to ``path`` (atomically)."""
     settings, cast = tensorrt_compile_settings(str(getattr(trt, "__version__", "")), precision)
     device = config.torch_device
@@ -73,10 +83,13 @@ def _aten_op(name: str) -> Any:
 
 
 def _load_tensorrt(trt: Any, path: Path) -> Callable[..., Any]:
-    """A saved Torch-TensorRT program, loaded without running any Python pickle
-    (``torch_tensorrt.load`` inside :func:`~temcoco_core.engine.trust.load_exported_program`:
-    left alone, ``torch.export.load`` falls back to unpickling, which can run arbitrary
-    code); only exported programs (``.ep``/``.pt2``) are accepted."""
+    """A saved Torch-TensorRT program.
+
+    Loaded without running any Python pickle (``torch_tensorrt.load`` inside
+    :func:`~temcoco_core.engine.trust.load_exported_program`: left alone, ``torch.export.load``
+    falls back to unpickling, which can run arbitrary code); only exported programs
+    (``.ep``/``.pt2``) are accepted.
+    """
     try:
         if path.suffix in (".ep", ".pt2"):
             loaded = load_exported_program(path, trt.load)
@@ -95,7 +108,7 @@ def _load_tensorrt(trt: Any, path: Path) -> Callable[..., Any]:
 
 
 def make_runner(model: nn.Module, config: BackendConfig, spec: InputSpec,
-                     precision: str, weights: str) -> _Runner:
+                precision: str, weights: str) -> _Runner:
     trt = backends._import_optional("torch_tensorrt", "torch-tensorrt")
     backends._require_cuda("tensorrt", config.torch_device)  # (patched in tests)
     notes: list[str] = []
@@ -114,7 +127,7 @@ def make_runner(model: nn.Module, config: BackendConfig, spec: InputSpec,
                 raise
             notes.append(f"tensorrt: cached engine unusable ({exc}); rebuilding")
             artifact = backends.build_engine_file(model, replace(config, rebuild=True), spec,
-                                    weights=weights, notes=notes)
+                                                  weights=weights, notes=notes)
             module = _load_tensorrt(trt, artifact.path)
 
     def call(*inputs: Tensor) -> tuple[Tensor, ...]:

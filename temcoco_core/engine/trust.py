@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Trust checks for the engine cache: who wrote a file, did it change, how it is loaded.
 
 A cached engine is code the process runs (an ONNX graph, a Torch-TensorRT program). Trusting it
@@ -20,14 +25,14 @@ by file name lets anyone who can write the cache folder run code in the fusion n
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 import contextlib
 import hashlib
 import os
+from pathlib import Path
 import stat
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -61,8 +66,10 @@ def _private_enough(st: os.stat_result) -> bool:
 
 
 def private_dir(path: str | os.PathLike) -> Path:
-    """A cache folder only the current user can write: ``path`` itself when it is (or can be
-    created as) a ``0700`` folder of ours, else ``path/user-<uid>`` created ``0700``.
+    """A cache folder only the current user can write.
+
+    ``path`` itself when it is (or can be created as) a ``0700`` folder of ours, else
+    ``path/user-<uid>`` created ``0700``.
 
     Raises:
         CacheTrustError: neither is usable (e.g. the per-user folder exists and belongs to
@@ -121,8 +128,11 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def verify_file(path: str | os.PathLike, expected_sha256: str | None) -> None:
-    """Raise :class:`CacheTrustError` unless ``path`` is a trusted file whose SHA-256 is
-    ``expected_sha256`` (``None``: no hash recorded -- refused too)."""
+    """Check that ``path`` is a trusted file with the recorded SHA-256.
+
+    Raise :class:`CacheTrustError` unless ``path`` is a trusted file whose SHA-256 is
+    ``expected_sha256`` (``None``: no hash recorded -- refused too).
+    """
     why = untrusted_reason(path)
     if why is not None:
         raise CacheTrustError(f"{path}: not trusted: {why}")
@@ -144,9 +154,12 @@ def _mode_for(folder: Path) -> int:
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, mode: int | None = None) -> Iterator[Path]:
-    """A unique temporary path beside ``target`` (created empty) for a writer that needs a
-    file name; renamed onto ``target`` when the block ends without an exception, deleted
-    otherwise. ``mode``: of the final file (default 0600 in a private folder, else 0644)."""
+    """A temporary path beside ``target``, renamed onto it on success.
+
+    A unique temporary path beside ``target`` (created empty) for a writer that needs a file name;
+    renamed onto ``target`` when the block ends without an exception, deleted otherwise. ``mode``:
+    of the final file (default 0600 in a private folder, else 0644).
+    """
     target = Path(target)
     mode = _mode_for(target.parent) if mode is None else mode
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
@@ -178,8 +191,11 @@ _PICKLE_LOCK = threading.Lock()
 
 @contextlib.contextmanager
 def _no_pickle() -> Iterator[None]:
-    """While active: ``torch.load`` is ``weights_only=True`` only and the pt2 archive's
-    ``pickle.loads`` raises (process-wide, hence the lock; loads are rare)."""
+    """Forbid pickle while loading an engine.
+
+    While active: ``torch.load`` is ``weights_only=True`` only and the pt2 archive's
+    ``pickle.loads`` raises (process-wide, hence the lock; loads are rare).
+    """
     import torch
 
     real_load = torch.load
@@ -214,10 +230,11 @@ def _no_pickle() -> Iterator[None]:
 
 def load_exported_program(path: str | os.PathLike,
                           loader: Callable[[str], Any] | None = None) -> Any:
-    """Load a saved program with no Python pickle allowed: ``loader(path)`` (default
-    ``torch.export.load``; the TensorRT backend passes ``torch_tensorrt.load``, which reads
-    ``.ep`` files through ``torch.export.load``) runs while ``torch.load`` is
-    ``weights_only=True`` only and the archive reader's ``pickle`` is refused.
+    """Load a saved program with no Python pickle allowed.
+
+    ``loader(path)`` (default ``torch.export.load``; the TensorRT backend passes
+    ``torch_tensorrt.load``, which reads ``.ep`` files through ``torch.export.load``) runs while
+    ``torch.load`` is ``weights_only=True`` only and the archive reader's ``pickle`` is refused.
 
     Raises:
         PickleRefusedError: the program cannot be loaded without pickle (refused: pickle can

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Estimate the thermal → RGB registration from frame pairs (``temcoco calibrate``).
 
 The estimate is the 3×3 matrix ``H`` that :mod:`temcoco_core.frames.registration` applies:
@@ -35,10 +40,10 @@ standard error is ``residual_px / sqrt(frames_used)``).
 
 from __future__ import annotations
 
-import logging
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+import logging
+import math
 
 import cv2
 import numpy as np
@@ -74,9 +79,11 @@ class CalibrationError(ValueError):
 
 # ---------------------------------------------------------------------------------- geometry
 def scale_matrix(sx: float, sy: float | None = None) -> np.ndarray:
-    """``(3, 3)`` map from a pixel's coordinates in an image to its coordinates in the same
-    image resized by ``(sx, sy)`` (``cv2.resize`` pixel-centre convention:
-    ``x' = sx · (x + ½) − ½``)."""
+    """The ``(3, 3)`` pixel map of a resize by ``(sx, sy)``.
+
+    ``(3, 3)`` map from a pixel's coordinates in an image to its coordinates in the same image
+    resized by ``(sx, sy)`` (``cv2.resize`` pixel-centre convention: ``x' = sx · (x + ½) − ½``).
+    """
     sy = sx if sy is None else sy
     return np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
 
@@ -145,9 +152,11 @@ def fit_model(src: np.ndarray, dst: np.ndarray, model: str) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------- images
 def to_grey_unit(img: np.ndarray) -> np.ndarray:
-    """Any frame (``(H, W)`` grey or ``(H, W, 3)`` RGB; uint8, uint16 or float) → ``(H, W)``
-    float32 grey stretched so that its 1st/99th percentiles become 0/1 (clipped): gain, offset
-    and bit depth no longer matter."""
+    """Any frame (``(H, W)`` grey or ``(H, W, 3)`` RGB.
+
+    Uint8, uint16 or float) → ``(H, W)`` float32 grey stretched so that its 1st/99th percentiles
+    become 0/1 (clipped): gain, offset and bit depth no longer matter.
+    """
     a = np.asarray(img)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
@@ -173,9 +182,10 @@ def to_grey_unit(img: np.ndarray) -> np.ndarray:
 
 
 def structure_map(grey: np.ndarray, sigma: float = 1.0, local_sigma: float = 8.0) -> np.ndarray:
-    """Intensity-invariant structure of a ``(H, W)`` unit grey image: the gradient magnitude
-    (Sobel after a Gaussian of ``sigma`` px) divided by its own local mean (Gaussian of
-    ``local_sigma`` px), so that faint texture and strong edges weigh alike.
+    """Intensity-invariant structure of a ``(H, W)`` unit grey image.
+
+    The gradient magnitude (Sobel after a Gaussian of ``sigma`` px) divided by its own local mean
+    (Gaussian of ``local_sigma`` px), so that faint texture and strong edges weigh alike.
 
     Returns:
         ``(H, W)`` float32, about 1 on average where there is structure, 0 where flat.
@@ -321,8 +331,10 @@ def _fill_scale(thermal_size: tuple[int, int], rgb_size: tuple[int, int]) -> flo
 
 
 def default_initial(thermal_size: tuple[int, int], rgb_size: tuple[int, int]) -> np.ndarray:
-    """The centred fit of the thermal image into the RGB image (same aspect ratio kept): the
-    guess for two boresighted cameras, and the "before" of a calibration without a prior."""
+    """The centred fit of the thermal image into the RGB image (same aspect ratio kept).
+
+    The guess for two boresighted cameras, and the "before" of a calibration without a prior.
+    """
     s = _fill_scale(thermal_size, rgb_size)
     tw, th = thermal_size
     rw, rh = rgb_size
@@ -337,9 +349,10 @@ def _rotation_about(angle_deg: float, centre: tuple[float, float]) -> np.ndarray
 
 
 def global_search(pairs: Sequence[GrayPair], cfg: CalibrationConfig) -> list[Candidate]:
-    """Candidate starts: scale (resolution ratio), rotation and shift of the thermal image in
-    the RGB image, found by normalised cross-correlation of structure maps summed over
-    ``pairs``; best first.
+    """Candidate starts: scale (resolution ratio).
+
+    Rotation and shift of the thermal image in the RGB image, found by normalised cross-correlation
+    of structure maps summed over ``pairs``; best first.
 
     Every scale × rotation correlates the central part of the transformed thermal structure
     map (at most 60 % of the RGB size, so the thermal centre may sit anywhere within ±20 % of
@@ -357,6 +370,7 @@ def global_search(pairs: Sequence[GrayPair], cfg: CalibrationConfig) -> list[Can
     assert rgb_to_small is not None
     rh, rw = rgb_maps[0].shape
     s_fill = _fill_scale(tsize, rsize)
+
     def correlate(ratio: float, angle: float) -> tuple[float, np.ndarray] | None:
         s = s_fill * ratio * a_r  # thermal px → small RGB px
         acc = None
@@ -446,8 +460,11 @@ class _Level:
 
 def _pyramid(pair: GrayPair, h: np.ndarray, cfg: CalibrationConfig,
              levels: int | None = None) -> list[_Level]:
-    """Finest level first. The finest level samples both images at the same density (the
-    coarser of the two at ``h``), capped so the thermal longer side is ``cfg.max_side``."""
+    """Finest level first.
+
+    The finest level samples both images at the same density (the coarser of the two at ``h``),
+    capped so the thermal longer side is ``cfg.max_side``.
+    """
     tsize = pair.thermal_size
     s = _local_scale(h, tsize)  # RGB px per thermal px
     # the coarser image is upsampled (at most 2×) towards the finer one: finer sampling of
@@ -479,8 +496,11 @@ def _ecc(level: _Level, h: np.ndarray, motion: int, iterations: int, eps: float
 
 
 def _warp_score(level: _Level, h: np.ndarray) -> float:
-    """Structure correlation of the level's maps under the native map ``h`` (RGB sampled into
-    the thermal frame)."""
+    """Structure correlation of the level's maps under the native map ``h``.
+
+    Structure correlation of the level's maps under the native map ``h`` (RGB sampled into the
+    thermal frame).
+    """
     w = _normalise(level.rgb_to @ h @ np.linalg.inv(level.th_to))
     th, tw = level.thermal.shape
     warped = cv2.warpPerspective(level.rgb, w, (tw, th),
@@ -636,8 +656,11 @@ class CalibrationResult:
         return _apply(self.homography, _corners(self.thermal_size))
 
     def parameters(self) -> dict[str, object]:
-        """The node's registration parameter (``config/fusion.yaml`` name): ``homography``,
-        9 values row-major (``resize_thermal_to_rgb`` no longer matters once it is set)."""
+        """The node's registration parameter (``config/fusion.yaml`` name).
+
+        ``homography``, 9 values row-major (``resize_thermal_to_rgb`` no longer matters once it is
+        set).
+        """
         return {"homography": [float(f"{v:.10g}") for v in self.homography.ravel()]}
 
     def summary(self) -> dict[str, object]:

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Image messages → decoded frame pairs: the one conversion path of the node and replay.
 
 :class:`FrameDecoder` turns one ``sensor_msgs/Image`` or ``CompressedImage`` (any duck-typed
@@ -8,9 +13,9 @@ matched (RGB, thermal) set into the pipeline's :class:`FrameInput`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+import logging
 from typing import Any
 
 import numpy as np
@@ -50,7 +55,6 @@ class FrameInput:
     frame_id: str = ""
     infrared_stamp_ns: int | None = None
     t_received: float | None = None
-
 
 
 def pair_to_frame(pair: MatchedSet,
@@ -132,8 +136,11 @@ class FrameDecoder:
         return "temcoco_core for all encodings" + (f" ({self.note})" if self.note else "")
 
     def decode_pair(self, pair: MatchedSet) -> FrameInput:
-        """A matched (RGB, thermal) set → :class:`FrameInput` through this decoder
-        (:func:`pair_to_frame`)."""
+        """Decode a matched (RGB, thermal) set.
+
+        A matched (RGB, thermal) set → :class:`FrameInput` through this decoder
+        (:func:`pair_to_frame`).
+        """
         return pair_to_frame(pair, self.decode)
 
 

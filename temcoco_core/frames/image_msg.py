@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """``sensor_msgs/Image`` and ``sensor_msgs/CompressedImage`` ↔ numpy, without ROS or cv_bridge.
 
 Everything here is duck-typed so that the same code serves rclpy messages (in the node) and
@@ -63,8 +68,10 @@ __all__ = [
 
 
 class EncodingError(FrameError):
-    """An image message uses an encoding or compressed format this module does not support,
-    or its data does not decode."""
+    """An image message uses an encoding or compressed format this module does not support.
+
+    Or its data does not decode.
+    """
 
     kind = "decode_error"
 
@@ -140,8 +147,10 @@ def _check_encoding(encoding: str) -> tuple[np.dtype, int]:
 
 
 def _as_bytes_array(data: Any) -> np.ndarray:
-    """Message ``data`` (bytes, array.array, list, numpy) as a flat uint8 array, no copy if
-    possible."""
+    """Message ``data`` (bytes, array.array, list, numpy) as a flat uint8 array.
+
+    No copy if possible.
+    """
     if isinstance(data, np.ndarray):
         return data.reshape(-1).view(np.uint8) if data.dtype != np.uint8 else data.reshape(-1)
     if isinstance(data, (list, tuple)):
@@ -309,8 +318,10 @@ def _expected_codecs(fmt: str) -> tuple[str, ...]:
 
 
 def compressed_info(msg: CompressedImageLike) -> CompressedInfo:
-    """Check a ``sensor_msgs/CompressedImage``'s data against its ``format`` and read its size
-    from the image header, without decoding.
+    """Check a ``sensor_msgs/CompressedImage`` without decoding it.
+
+    Check a ``sensor_msgs/CompressedImage``'s data against its ``format`` and read its size from
+    the image header, without decoding.
 
     Raises:
         EncodingError: unsupported ``format``, data that is not the named format (BMP, TIFF,
@@ -387,8 +398,9 @@ def compressed_to_numpy(msg: CompressedImageLike,
 
 def check_message_size(msg: ImageLike | CompressedImageLike,
                        max_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS) -> tuple[int, int]:
-    """``(width, height)`` of a raw or compressed image message without decoding it, checked
-    against ``max_pixels`` (for decoders, such as cv_bridge, that do not check themselves).
+    """``(width, height)`` of a raw or compressed image message without decoding it.
+
+    Checked against ``max_pixels`` (for decoders, such as cv_bridge, that do not check themselves).
 
     Raises:
         FrameTooLargeError, EncodingError, FrameError: as the decoders.
@@ -510,29 +522,63 @@ def make_image(
                    is_bigendian=f.is_bigendian, step=f.step, data=f.data)
 
 
+_COLOR_ENCODINGS = ("rgb8", "rgba8", "bgr8", "bgra8", "rgb16", "rgba16", "bgr16", "bgra16")
+
+
 def encode_compressed(arr: np.ndarray, encoding: str, fmt: str = "jpeg",
-                      quality: int = 90) -> tuple[np.ndarray, str]:
-    """Compress an image for ``sensor_msgs/CompressedImage``.
+                      quality: int = 90, png_level: int = 3) -> tuple[np.ndarray, str]:
+    """Compress an image for ``sensor_msgs/CompressedImage`` as compressed_image_transport does.
+
+    Same targets and ``format`` strings as its publisher, so image_transport subscribers (and
+    :func:`compressed_to_numpy`) decode the result:
+
+    * ``jpeg``: colour → 8-bit BGR (``"rgb8; jpeg compressed bgr8"``), grey → ``mono8``
+      (``"mono8; jpeg compressed mono8"``); 16-bit input is scaled to 8 bits, as cv_bridge does.
+    * ``png``: colour → BGR of the same depth (``"rgb16; png compressed bgr16"``), grey keeps
+      its depth (``"mono16; png compressed "``: a 16-bit thermal image stays 16-bit).
+
+    Alpha is dropped (image_transport converts colour to BGR). ``32FC1`` and other non-8/16-bit
+    encodings cannot be compressed this way.
+
+    Args:
+        arr: ``(H, W)`` or ``(H, W, C)`` in ``encoding``'s layout and dtype.
+        encoding: the raw image's encoding (becomes the format's first word).
+        fmt: ``"jpeg"`` or ``"png"``.
+        quality: JPEG quality 1-100.
+        png_level: PNG compression level 0-9.
 
     Returns:
-        ``(data, format)``: flat ``uint8`` bytes and image_transport's format string, e.g.
-        ``"rgb8; jpeg compressed bgr8"``.
+        ``(data, format)``: flat ``uint8`` bytes and the ``format`` field.
+
+    Raises:
+        EncodingError: unsupported format or encoding, or an encoder failure.
     """
     if fmt not in COMPRESSED_FORMATS:
         raise EncodingError(f"unsupported compressed format {fmt!r}; use one of "
                             f"{COMPRESSED_FORMATS}")
-    _check_encoding(encoding)
-    if arr.ndim == 3 and encoding.startswith("rgb"):
-        img = np.ascontiguousarray(arr[:, :, 2::-1] if arr.shape[2] == 3 else
-                                   cv2.cvtColor(arr, cv2.COLOR_RGBA2BGRA))
-        target = "bgr8" if arr.shape[2] == 3 else "bgra8"
+    dtype, channels = _check_encoding(encoding)
+    if dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
+        raise EncodingError(f"{fmt} compression needs an 8 or 16-bit image, got {encoding!r}")
+    arr = np.asarray(arr)
+    if arr.dtype != dtype:
+        raise FrameError(f"array dtype {arr.dtype} does not match encoding {encoding!r}")
+    depth = 16 if dtype == np.uint16 else 8
+    colour = encoding in _COLOR_ENCODINGS
+    if colour:
+        img = np.ascontiguousarray(to_rgb(arr, encoding)[:, :, ::-1])
+    elif channels == 1 and not encoding.startswith("bayer_"):
+        img = arr[:, :, 0] if arr.ndim == 3 else arr
     else:
-        img = arr
-        target = encoding if arr.ndim == 3 else ("mono16" if arr.dtype == np.uint16 else "mono8")
+        raise EncodingError(f"{fmt} compression needs a colour or single-channel encoding, got "
+                            f"{encoding!r} (debayer or convert it first)")
     if fmt == "jpeg":
+        if depth == 16:  # cv_bridge's 16 → 8 bit conversion
+            img = (img.astype(np.float32) * (255.0 / 65535.0) + 0.5).astype(np.uint8)
+        target = "bgr8" if colour else "mono8"
         ok, data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     else:
-        ok, data = cv2.imencode(".png", img)
+        target = f"bgr{depth}" if colour else ""
+        ok, data = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, int(png_level)])
     if not ok:
         raise EncodingError(f"OpenCV could not encode a {encoding} {arr.shape} image as {fmt}")
     return data.reshape(-1), f"{encoding}; {fmt} compressed {target}"

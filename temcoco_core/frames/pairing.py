@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Approximate-time pairing of the RGB and thermal streams, with counters and time-jump events.
 
 :class:`ApproximatePairer` reproduces the policy of ROS 2 ``message_filters``' Python
@@ -35,9 +40,9 @@ loops, jittery hardware stamps and camera clocks that restart):
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+import itertools
 from typing import Any, Literal
 
 from temcoco_core.frames.timeline import STAMP_SOURCES, StampTimeline, TimelineConfig
@@ -193,8 +198,8 @@ class ApproximatePairer:
             raise ValueError(f"ApproximatePairer needs at least 2 topics, got {n_topics}")
         self.cfg = cfg or PairingConfig()
         self.n_topics = n_topics
-        self.topic_names = list(topic_names) if topic_names else [f"topic{i}"
-                                                                   for i in range(n_topics)]
+        default_names = [f"topic{i}" for i in range(n_topics)]
+        self.topic_names = list(topic_names) if topic_names else default_names
         if len(self.topic_names) != n_topics:
             raise ValueError(f"{len(self.topic_names)} topic names for {n_topics} topics")
         self._slop_ns = round(self.cfg.slop * 1e9)
@@ -283,13 +288,14 @@ class ApproximatePairer:
         return res
 
     def flush(self) -> int:
-        """End of stream: count what is still queued as unmatched and clear; returns that
-        number."""
+        """End of stream: count what is still queued as unmatched, clear, return the count."""
         return self._discard_queues()
 
     def reset(self) -> None:
-        """Clear queues (queued messages count as unmatched) and time history; keep counters
-        (and clock corrections)."""
+        """Clear queues (queued messages count as unmatched) and time history.
+
+        Keep counters (and clock corrections).
+        """
         self._discard_queues()
         self.timeline.reset()
         self._last_pair_ns = None

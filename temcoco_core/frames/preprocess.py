@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Numpy frames ↔ model tensors: the one array ↔ tensor path of the pipeline.
 
 :func:`to_model_tensor` turns a decoded frame pair into the two ``(3, h, w)`` float32 tensors in
@@ -13,8 +18,8 @@ this module must already be ``uint8`` or float in ``[0, 1]``.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
+import sys
 
 import cv2
 import numpy as np
@@ -42,7 +47,8 @@ _OUTPUT_ENCODINGS = ("rgb8", "bgr8", "mono8")
 class FrameError(ValueError):
     """A frame has the wrong shape, dtype, encoding, size or contains NaN/Inf.
 
-    ``kind`` names the failure class for counters and diagnostics (subclasses refine it)."""
+    ``kind`` names the failure class for counters and diagnostics (subclasses refine it).
+    """
 
     kind = "bad_frame"
 
@@ -143,7 +149,8 @@ class PreprocessConfig:
                 f"got {self.resize_mode!r}"
             )
         if self.pad_multiple < 1:
-            raise ValueError(f"PreprocessConfig.pad_multiple must be >= 1, got {self.pad_multiple}")
+            raise ValueError(f"PreprocessConfig.pad_multiple must be >= 1, got "
+                             f"{self.pad_multiple}")
         if self.model_size is not None:
             w, h = (int(v) for v in self.model_size)
             if w < 1 or h < 1:
@@ -242,8 +249,10 @@ def _fit(img: np.ndarray, geom: FrameGeometry) -> np.ndarray:
 
 def _to_unit_tensor(img: np.ndarray, repeat: int = 1,
                     pool: ArrayPool | None = None) -> torch.Tensor:
-    """``(H, W, C)`` or ``(H, W)`` uint8/uint16/float32 → contiguous ``(C * repeat, H, W)``
-    float32 tensor in ``[0, 1]`` (floats clipped).
+    """An image as a float32 tensor in ``[0, 1]``.
+
+    ``(H, W, C)`` or ``(H, W)`` uint8/uint16/float32 → contiguous ``(C * repeat, H, W)`` float32
+    tensor in ``[0, 1]`` (floats clipped).
 
     Done plane by plane with numpy/OpenCV (single pass per plane, no torch intra-op threads,
     works on read-only message buffers).

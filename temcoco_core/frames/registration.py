@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Registration of the thermal image into the RGB camera's frame by a fixed homography.
 
 Thermal and RGB cameras on a robot sit side by side; for scenes far away compared with the
@@ -95,8 +100,11 @@ class ThermalRegistration:
 
     def output_homography(self, rgb_size: tuple[int, int],
                           out_size: tuple[int, int] | None = None) -> np.ndarray:
-        """``H`` for an output of ``out_size`` ``(W, H)`` covering the RGB image of
-        ``rgb_size`` (scaled as ``cv2.resize`` scales, pixel centres kept)."""
+        """``H`` for an output of ``out_size`` covering the RGB image.
+
+        ``H`` for an output of ``out_size`` ``(W, H)`` covering the RGB image of ``rgb_size``
+        (scaled as ``cv2.resize`` scales, pixel centres kept).
+        """
         assert self.homography is not None
         if out_size is None or tuple(out_size) == tuple(rgb_size):
             return self.homography
@@ -156,8 +164,11 @@ class ThermalRegistration:
 
     def valid_mask(self, thermal_size: tuple[int, int], rgb_size: tuple[int, int],
                    out_size: tuple[int, int] | None = None) -> np.ndarray | None:
-        """``(H, W)`` bool: where the warped thermal image has content (inside the thermal
-        field of view); ``None`` without a homography (everywhere)."""
+        """Where the warped thermal image has content.
+
+        ``(H, W)`` bool: where the warped thermal image has content (inside the thermal field of
+        view); ``None`` without a homography (everywhere).
+        """
         if self.homography is None:
             return None
         dst = tuple(rgb_size) if out_size is None else tuple(out_size)

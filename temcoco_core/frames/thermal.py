@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Thermal normalisation policies: raw thermal counts → grey in ``[0, 1]``.
 
 Thermal cameras publish ``mono8`` (already gain-controlled by the camera), ``mono16``/``16UC1``
@@ -29,8 +34,8 @@ All policies are :class:`ThermalNormalizer` objects with ``__call__(raw, stamp_n
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+import math
 
 import numpy as np
 
@@ -243,8 +248,10 @@ class ThermalNormalizer:
 
 
 def _quantiles(sample: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Percentiles ``q`` (0…100) of a 1-D sample, linear interpolation (numpy's default
-    method); one sort, much cheaper than ``np.percentile`` with many ``q`` on small samples."""
+    """Percentiles ``q`` (0…100) of a 1-D sample, linear interpolation (numpy's default method).
+
+    One sort, much cheaper than ``np.percentile`` with many ``q`` on small samples.
+    """
     srt = np.sort(sample)
     pos = q * ((srt.size - 1) / 100.0)
     lo = np.floor(pos).astype(np.intp)

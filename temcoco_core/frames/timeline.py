@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Where each input message sits in time: stamp source, jitter tolerance, clock jumps.
 
 Real cameras and drivers do not deliver the tidy, strictly increasing header stamps that an
@@ -40,10 +45,10 @@ known by -- the header stamp, or the receive time that replaced it; outputs carr
 
 from __future__ import annotations
 
-import statistics
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+import statistics
 from typing import Literal
 
 __all__ = ["STAMP_SOURCES", "StampPlacement", "StampTimeline", "TimelineConfig",
@@ -148,8 +153,8 @@ class StampTimeline:
                  topic_names: Sequence[str] | None = None) -> None:
         self.cfg = cfg or TimelineConfig()
         self.n_topics = n_topics
-        self.topic_names = list(topic_names) if topic_names else [f"topic{i}"
-                                                                   for i in range(n_topics)]
+        default_names = [f"topic{i}" for i in range(n_topics)]
+        self.topic_names = list(topic_names) if topic_names else default_names
         self._tol_ns = round(self.cfg.backward_tolerance_s * 1e9)
         self._gap_ns = None if self.cfg.max_gap_s is None else round(self.cfg.max_gap_s * 1e9)
         self._resync_ns = round(self.cfg.resync_threshold_s * 1e9)
@@ -158,9 +163,11 @@ class StampTimeline:
         self.stats = [TimelineTopicStats() for _ in range(n_topics)]
 
     def reset(self, keep: int | None = None) -> None:
-        """Forget the stamp history (newest stamps, offsets) of every topic but ``keep``;
-        corrections and counters stay (a correction describes a camera's clock, not the
-        stream's content)."""
+        """Forget the stamp history (newest stamps, offsets) of every topic but ``keep``.
+
+        Corrections and counters stay (a correction describes a camera's clock, not the stream's
+        content).
+        """
         for i, st in enumerate(self._state):
             if i != keep:
                 st.newest_ns = None
@@ -186,6 +193,7 @@ class StampTimeline:
         """Place one message of ``topic_index``.
 
         Args:
+            topic_index: which topic (0: RGB, 1: thermal).
             header_ns: header stamp, ns (0: unstamped).
             receive_ns: arrival time on a clock in the same domain as the header stamps (the
                 node's clock; a bag's log time); ``None``: unknown (no re-synchronisation,
@@ -232,8 +240,10 @@ class StampTimeline:
         return abs((receive_ns - (src + st.correction_ns)) - base) > self._resync_ns
 
     def _resync(self, st: _TopicState, src: int, receive_ns: int) -> bool:
-        """Correct the topic's clock so its ``receive - aligned`` offset stays at the
-        baseline; returns whether a correction was needed."""
+        """Correct the topic's clock so its ``receive - aligned`` offset stays at the baseline.
+
+        Returns whether a correction was needed.
+        """
         base = statistics.median(st.offsets)
         d = (receive_ns - (src + st.correction_ns)) - base
         if abs(d) <= self._resync_ns:
@@ -243,8 +253,10 @@ class StampTimeline:
         return True
 
     def notes(self) -> list[str]:
-        """Standing problems with the inputs' stamps, for a diagnostics WARN (unstamped
-        input). Clock jumps are events, counted in :meth:`summary`."""
+        """Standing problems with the inputs' stamps, for a diagnostics WARN (unstamped input).
+
+        Clock jumps are events, counted in :meth:`summary`.
+        """
         out = []
         for name, s in zip(self.topic_names, self.stats):
             if s.unstamped and self.cfg.stamp_source == "header":

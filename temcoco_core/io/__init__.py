@@ -1,1 +1,6 @@
-"""io subpackage of temcoco_core."""
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+"""Io subpackage of temcoco_core."""

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """rosbag2 reading and writing with the ``rosbags`` library (no ROS install needed).
 
 * :class:`BagReader` -- sqlite3 (``.db3``) and MCAP bags, as a bag directory or a single storage
@@ -17,8 +22,8 @@ types used here in later distributions).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Iterator, Sequence
+import contextlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from temcoco_core.diagnostics import DiagnosticTypes, StatusValue, build_diagnostic_array
+from temcoco_core.diagnostics import build_diagnostic_array, DiagnosticTypes, StatusValue
 from temcoco_core.frames.image_msg import numpy_to_image_fields
-from temcoco_core.io.outputs import WRITER_KEY, OutputPathError, check_output_path
+from temcoco_core.io.outputs import check_output_path, OutputPathError, WRITER_KEY
 
 __all__ = [
     "COMPRESSED_TYPE",
@@ -87,8 +92,10 @@ def stamp_to_ns(stamp: Any) -> int:
 
 @dataclass
 class TopicInfo:
-    """A topic in a bag: name, message type, message count and (for images) the first
-    message's encoding or compressed format."""
+    """A topic in a bag: name, message type.
+
+    Message count and (for images) the first message's encoding or compressed format.
+    """
 
     name: str
     msgtype: str
@@ -105,7 +112,8 @@ class BagMessage:
     """One deserialised message: topic, log time (ns), message object, its connection.
 
     ``error`` is set (and ``msg`` is ``None``) for a message that does not deserialise, when
-    :meth:`BagReader.messages` was asked to yield those (``bad_messages="yield"``)."""
+    :meth:`BagReader.messages` was asked to yield those (``bad_messages="yield"``).
+    """
 
     topic: str
     log_time_ns: int
@@ -448,8 +456,11 @@ class BagWriter:
 
     def write_image(self, topic: str, image: np.ndarray, encoding: str, stamp_ns: int,
                     frame_id: str = "", log_time_ns: int | None = None) -> None:
-        """``sensor_msgs/Image`` from an array in ``encoding``'s layout (see
-        :func:`~temcoco_core.frames.image_msg.numpy_to_image_fields`)."""
+        """Write a ``sensor_msgs/Image``.
+
+        ``sensor_msgs/Image`` from an array in ``encoding``'s layout (see
+        :func:`~temcoco_core.frames.image_msg.numpy_to_image_fields`).
+        """
         f = numpy_to_image_fields(image, encoding)
         msg = get_typestore().types[IMAGE_TYPE](
             header=make_header(stamp_ns, frame_id), height=f.height, width=f.width,
@@ -459,8 +470,10 @@ class BagWriter:
     def write_image_fields(self, topic: str, *, height: int, width: int, encoding: str,
                            is_bigendian: int, step: int, data: np.ndarray, stamp_ns: int,
                            frame_id: str = "", log_time_ns: int | None = None) -> None:
-        """``sensor_msgs/Image`` from raw fields (any encoding string, padded rows, big
-        endian -- for tests and unusual cameras)."""
+        """``sensor_msgs/Image`` from raw fields (any encoding string, padded rows, big endian.
+
+        For tests and unusual cameras).
+        """
         msg = get_typestore().types[IMAGE_TYPE](
             header=make_header(stamp_ns, frame_id), height=height, width=width,
             encoding=encoding, is_bigendian=is_bigendian, step=step,
@@ -469,8 +482,11 @@ class BagWriter:
 
     def write_compressed(self, topic: str, data: np.ndarray, fmt: str, stamp_ns: int,
                          frame_id: str = "", log_time_ns: int | None = None) -> None:
-        """``sensor_msgs/CompressedImage`` (see
-        :func:`~temcoco_core.frames.image_msg.encode_compressed`)."""
+        """Write a ``sensor_msgs/CompressedImage``.
+
+        ``sensor_msgs/CompressedImage`` (see
+        :func:`~temcoco_core.frames.image_msg.encode_compressed`).
+        """
         msg = get_typestore().types[COMPRESSED_TYPE](
             header=make_header(stamp_ns, frame_id), format=fmt,
             data=np.asarray(data, dtype=np.uint8).reshape(-1))

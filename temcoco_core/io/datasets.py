@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Infrared-visible video datasets as :class:`FusionSequence` objects.
 
 Layouts read (sequence = one scene, frame i of every stream shows the same instant):
@@ -37,10 +42,10 @@ import numpy as np
 
 from temcoco_core.io.video import (
     IMAGE_EXTENSIONS,
-    VideoError,
     natural_key,
     read_frame_folder,
     read_video,
+    VideoError,
 )
 
 __all__ = [
@@ -170,9 +175,12 @@ class FusionSequence:
 
 @dataclass(frozen=True)
 class SequenceLoader:
-    """A sequence of a dataset that is not read yet: its ``name`` and ``load()``, which reads
-    it (a :class:`FusionSequence`, or :class:`DatasetError`). Lets a consumer hold one
-    sequence in memory at a time (``temcoco eval``)."""
+    """A sequence of a dataset that is not read yet.
+
+    Its ``name`` and ``load()``, which reads it (a :class:`FusionSequence`, or
+    :class:`DatasetError`). Lets a consumer hold one sequence in memory at a time (``temcoco
+    eval``).
+    """
 
     name: str
     load: Callable[[], FusionSequence] = field(repr=False, compare=False)
@@ -222,8 +230,11 @@ def _has_sequence_dirs(d: Path) -> bool:
 
 
 def detect_folder_layout(root: str | Path) -> FolderLayout | None:
-    """The first of :data:`FOLDER_LAYOUTS` whose input folders exist under ``root`` and hold
-    sequence sub-folders (and whose reference folders exist, when the layout names them)."""
+    """The folder layout of a dataset root.
+
+    The first of :data:`FOLDER_LAYOUTS` whose input folders exist under ``root`` and hold sequence
+    sub-folders (and whose reference folders exist, when the layout names them).
+    """
     r = Path(root)
     for lay in FOLDER_LAYOUTS:
         needed = [lay.visible, lay.infrared]
@@ -246,8 +257,10 @@ def folder_loaders(
     sequences: Iterable[str] | None = None,
     max_frames: int | None = None,
 ) -> list[SequenceLoader]:
-    """:func:`load_folder_dataset` one sequence at a time: the layout and the sequence names
-    are checked now, each sequence is read by its loader."""
+    """:func:`load_folder_dataset` one sequence at a time.
+
+    The layout and the sequence names are checked now, each sequence is read by its loader.
+    """
     r = Path(root)
     if not r.is_dir():
         raise DatasetError(f"dataset root not found or not a folder: {r}")
@@ -339,8 +352,10 @@ def load_m3svd_val(
     max_frames: int | None = None,
     progress: bool = False,
 ) -> list[FusionSequence]:
-    """Load the degraded M3SVD validation set (``visible_Blur``, ``infrared_noise`` as model
-    inputs; ``visible_Enhance``, ``infrared_Enhance`` as clean references).
+    """Load the degraded M3SVD validation set (``visible_Blur``.
+
+    ``infrared_noise`` as model inputs; ``visible_Enhance``, ``infrared_Enhance`` as clean
+    references).
 
     Returns:
         One :class:`FusionSequence` per sequence: visible (T, H, W, 3) RGB, infrared (T, H, W),
@@ -395,8 +410,10 @@ def video_pair_loaders(
     max_frames: int | None = None,
     sequences: Iterable[str] | None = None,
 ) -> list[SequenceLoader]:
-    """:func:`load_video_pairs` one sequence at a time: folders, names and partners are
-    checked now, each pair is read by its loader."""
+    """:func:`load_video_pairs` one sequence at a time.
+
+    Folders, names and partners are checked now, each pair is read by its loader.
+    """
     r = Path(root)
     vd, idir = r / "visible", r / "infrared"
     for d in (vd, idir):
@@ -501,8 +518,11 @@ def dataset_loaders(
     sequences: Sequence[str] | None = None,
     max_frames: int | None = None,
 ) -> list[SequenceLoader]:
-    """:func:`load_dataset` one sequence at a time: the layout and the sequence names are
-    checked now; each :class:`SequenceLoader` reads its sequence when called."""
+    """:func:`load_dataset` one sequence at a time.
+
+    The layout and the sequence names are checked now; each :class:`SequenceLoader` reads its
+    sequence when called.
+    """
     r = Path(root)
     if not r.is_dir():
         raise DatasetError(f"dataset root not found or not a folder: {r}")

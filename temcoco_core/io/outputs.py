@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Safe output paths: never overwrite an input or a user's files, one-line errors.
 
 ``--overwrite`` used to ``rmtree`` whatever ``-o`` named (it deleted an input bag and a folder of
@@ -16,8 +21,8 @@ user files). The rules here:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
+import os
 from pathlib import Path
 
 __all__ = [

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """A synthetic, seeded thermal + RGB street scene written as a real rosbag2 (the demo's input).
 
 The scene is meant to exercise what matters for temporally consistent fusion, not to look
@@ -284,7 +289,9 @@ def write_synthetic_bag(path: str | Path, cfg: SyntheticSceneConfig | None = Non
                         rgb_encoding: str = "rgb8", thermal_encoding: str = "mono16",
                         compressed_rgb: bool = False, overwrite: bool = False,
                         progress: bool = False) -> Path:
-    """Render the scene into a rosbag2 bag (``frame_id`` ``camera_color_optical_frame`` and
+    """Render the scene into a rosbag2 bag.
+
+    Render the scene into a rosbag2 bag (``frame_id`` ``camera_color_optical_frame`` and
     ``thermal_optical_frame``; log time = header stamp).
 
     Args:

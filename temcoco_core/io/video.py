@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Video files and image-frame folders as uint8 RGB numpy arrays.
 
 Every reader returns RGB (OpenCV's BGR is converted once, here), shaped (T, H, W, 3) uint8, or
@@ -12,10 +17,10 @@ Every reader returns RGB (OpenCV's BGR is converted once, here), shaped (T, H, W
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+import re
 
 import cv2
 import numpy as np

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Fusion-quality and temporal-consistency metrics of fused videos.
 
 * :mod:`.fusion` -- per-frame image metrics (EN, SD, MI, SSIM, Qabf, VIF), CDDFuse conventions.
@@ -11,14 +16,14 @@
 
 from dataclasses import dataclass
 
-from .flow import DISFlow, FlowEstimator, TorchFlowEstimator, get_flow_estimator, warp_backward
+from .flow import DISFlow, FlowEstimator, get_flow_estimator, TorchFlowEstimator, warp_backward
 from .fusion import FUSION_METRICS, fusion_metrics
 from .temporal import (
-    TEMPORAL_METRICS,
     OnlineTemporalMetrics,
-    TemporalReference,
     prepare_reference,
+    TEMPORAL_METRICS,
     temporal_metrics,
+    TemporalReference,
 )
 
 

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Live thermal ↔ RGB alignment score: notices a knocked camera mount within seconds.
 
 Every ``every``-th frame pair (after registration, i.e. the thermal image already warped into
@@ -27,12 +32,12 @@ input, one busy CPU core), i.e. 1-3 ms per frame at the defaults.
 
 from __future__ import annotations
 
-import math
-import statistics
-import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+import math
+import statistics
+import threading
 
 import cv2
 import numpy as np
@@ -122,8 +127,10 @@ def _parabola_peak(line: np.ndarray, i: int) -> float:
 
 
 def small_valid_mask(valid: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``valid`` (where the registered thermal image has content) at ``size`` ``(w, h)``,
-    eroded so that the edge of the thermal field of view does not count as structure."""
+    """``valid`` (where the registered thermal image has content) at ``size`` ``(w, h)``.
+
+    Eroded so that the edge of the thermal field of view does not count as structure.
+    """
     m = cv2.resize(valid.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
     return cv2.erode(m, np.ones((5, 5), np.uint8)) > 0
 
@@ -247,15 +254,17 @@ class AlignmentMonitor:
 
     @property
     def level(self) -> DiagnosticLevel:
-        """WARN when the median score is below ``warn_score``; OK otherwise (also while
-        there is nothing to judge yet: the status message says so)."""
+        """WARN when the median score is below ``warn_score``.
+
+        OK otherwise (also while there is nothing to judge yet: the status message says so).
+        """
         s = self.score
         if not math.isnan(s) and s < self.cfg.warn_score:
             return DiagnosticLevel.WARN
         return DiagnosticLevel.OK
 
     def values(self) -> dict[str, float]:
-        """Status values (also used by replay/eval summaries)."""
+        """The status values, also used by the replay/eval summaries."""
         dx, dy = self.offset_px
         last = self.last
         return {"alignment_score": self.score, "alignment_offset_x_px": dx,
@@ -265,8 +274,10 @@ class AlignmentMonitor:
                 "alignment_skipped": float(self.skipped)}
 
     def summary(self) -> dict[str, float]:
-        """Over the whole run: mean score, share of readings below ``warn_score``, last
-        smoothed state."""
+        """Over the whole run: mean score, share of readings below ``warn_score``.
+
+        Last smoothed state.
+        """
         n = self._scored
         return {"alignment_score_mean": self._score_sum / n if n else float("nan"),
                 "alignment_warn_share": self.warn_readings / n if n else float("nan"),
@@ -293,8 +304,11 @@ class AlignmentMonitor:
 
 def stream_alignment(visible: Iterable[np.ndarray], infrared: Iterable[np.ndarray],
                      cfg: AlignmentConfig | None = None) -> dict[str, float]:
-    """:meth:`AlignmentMonitor.summary` of a whole registered sequence (``temcoco eval``'s
-    input check): ``(T, H, W, 3)`` visible and ``(T, H, W)`` infrared frames, pairwise."""
+    """Alignment summary of a whole registered sequence.
+
+    :meth:`AlignmentMonitor.summary` of a whole registered sequence (``temcoco eval``'s input
+    check): ``(T, H, W, 3)`` visible and ``(T, H, W)`` infrared frames, pairwise.
+    """
     mon = AlignmentMonitor(cfg)
     for v, i in zip(visible, infrared, strict=False):
         mon.update(v, i)

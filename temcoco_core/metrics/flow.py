@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Pluggable dense optical flow and backward warping for the temporal metrics.
 
 A flow estimator is any callable ``est(src, dst) -> flow`` with ``src``, ``dst`` (H, W, 3)
@@ -40,8 +45,11 @@ class FlowError(ValueError):
 
 @runtime_checkable
 class FlowEstimator(Protocol):
-    """``(src (H, W, 3) uint8 RGB, dst (H, W, 3) uint8 RGB) -> (H, W, 2) float32`` flow from
-    ``src`` to ``dst``; ``name`` says which estimator (for reports)."""
+    """An optical flow estimator.
+
+    ``(src (H, W, 3) uint8 RGB, dst (H, W, 3) uint8 RGB) -> (H, W, 2) float32`` flow from ``src``
+    to ``dst``; ``name`` says which estimator (for reports).
+    """
 
     name: str
 
@@ -208,8 +216,9 @@ def get_flow_estimator(name: str = "dis") -> FlowEstimator:
 
 
 def warp_backward(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Sample ``img`` at ``x + flow(x)``: out[y, x] = img[y + dy, x + dx] (bilinear, border
-    replicated).
+    """Sample ``img`` at ``x + flow(x)``.
+
+    Out[y, x] = img[y + dy, x + dx] (bilinear, border replicated).
 
     With ``flow`` the flow from frame t to frame t-1, ``warp_backward(f[t-1], flow)`` predicts
     frame t from frame t-1.

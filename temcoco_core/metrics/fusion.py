@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Per-frame image-fusion quality metrics: MI, SD, EN, SSIM, Qabf, VIF.
 
 Conventions follow the field's common evaluator (MMIF-CDDFuse ``utils/Evaluator.py``, which the
@@ -35,8 +40,8 @@ gradient magnitudes as ratio 1 (CDDFuse used the magnitude itself, a slip with ~
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
+import math
 
 import cv2
 import numpy as np
@@ -107,9 +112,12 @@ def sd(img: np.ndarray) -> float:
 
 
 def mutual_information(a: np.ndarray, b: np.ndarray) -> float:
-    """MI(a, b) = sum_{i,j} p_ij ln(p_ij / (p_i p_j)) over the 256 x 256 joint histogram of the
+    """Mutual information of two images, in nats.
+
+    MI(a, b) = sum_{i,j} p_ij ln(p_ij / (p_i p_j)) over the 256 x 256 joint histogram of the
     rounded 0-255 values, in nats (equals ``sklearn.metrics.mutual_info_score`` on the flattened
-    integer images)."""
+    integer images).
+    """
     _check_same(a, b)
     x = _as_u8(a).ravel().astype(np.int64)
     y = _as_u8(b).ravel().astype(np.int64)
@@ -128,7 +136,9 @@ def mi(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
 
 def ssim_pair(x: np.ndarray, y: np.ndarray, data_range: float = 255.0,
               win_size: int = 7) -> float:
-    """Mean SSIM of two grey images (Wang et al. 2004) with scikit-image's defaults:
+    """Mean SSIM of two grey images (Wang et al.
+
+    2004) with scikit-image's defaults:
 
     ``S = (2 mu_x mu_y + C1)(2 s_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(s_x^2 + s_y^2 + C2))``,
     local statistics from a ``win_size`` x ``win_size`` uniform window with sample covariance

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Target salience: does the fused video keep the thermal contrast of warm objects?
 
 A robotics user looks for warm people and vehicles; an average-like fusion shows them pale and
@@ -52,7 +57,8 @@ def salience_regions(infrared: np.ndarray, top_percent: float = 1.0, inner: int 
     Args:
         infrared: (H, W) grey infrared reference (any numeric dtype).
         top_percent: share of pixels, in percent, that make the hot region (ties included).
-        inner, outer: the ring's inner and outer distance from the hot region, pixels.
+        inner: the ring's inner distance from the hot region, pixels.
+        outer: the ring's outer distance from the hot region, pixels.
     """
     if infrared.ndim != 2:
         raise ValueError(f"infrared must be (H, W), got {infrared.shape}")
@@ -76,7 +82,11 @@ def target_contrast(fused_grey: np.ndarray, infrared: np.ndarray, top_percent: f
     """``(C_F, C_IR)`` of one frame (grey levels), or ``None`` without usable regions.
 
     Args:
-        fused_grey, infrared: (H, W) grey images of one size.
+        fused_grey: (H, W) grey fused image.
+        infrared: (H, W) grey infrared reference of the same size.
+        top_percent: share of pixels, in percent, that make the hot region.
+        inner: the ring's inner distance from the hot region, pixels.
+        outer: the ring's outer distance from the hot region, pixels.
     """
     if fused_grey.shape != infrared.shape:
         raise ValueError(f"fused {fused_grey.shape} and infrared {infrared.shape} differ")
@@ -89,12 +99,17 @@ def target_contrast(fused_grey: np.ndarray, infrared: np.ndarray, top_percent: f
 
 def target_salience(fused: np.ndarray, infrared: np.ndarray, top_percent: float = 1.0,
                     inner: int = 4, outer: int = 16, min_contrast: float = 10.0) -> float:
-    """Mean over frames of ``C_F / C_IR`` (see the module docstring); NaN if no frame has an
-    infrared target contrast of at least ``min_contrast``.
+    """Mean over frames of ``C_F / C_IR`` (see the module docstring).
+
+    NaN if no frame has an infrared target contrast of at least ``min_contrast``.
 
     Args:
         fused: (T, H, W, 3) uint8 RGB or (T, H, W) grey fused video.
         infrared: (T, H, W) grey infrared reference (or (T, H, W, 3), converted to grey).
+        top_percent: share of pixels, in percent, that make the hot region.
+        inner: the ring's inner distance from the hot region, pixels.
+        outer: the ring's outer distance from the hot region, pixels.
+        min_contrast: the least infrared target contrast (grey levels) for a frame to count.
     """
     from .fusion import luma
 

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Temporal-consistency metrics of fused videos (TemCoCo, ICCV 2025, Sec. 3.2 and Fig. 1).
 
 All sequence inputs are numpy arrays: fused and visible (T, H, W, 3) uint8 RGB, infrared
@@ -121,11 +126,14 @@ def direction_inconsistency(f_prev: np.ndarray, f_cur: np.ndarray,
 
 
 def flow_warp_error(f_prev: np.ndarray, f_cur: np.ndarray, flow_cur_to_prev: np.ndarray) -> float:
-    """flowD term of one frame step: mean over pixels of the Euclidean norm over channels of
+    """The flowD term of one frame step.
+
+    The mean over pixels of the Euclidean norm over channels of
     ``warp(F_{t-1}, flow) - F_t`` on the 0-255 scale.
 
     Args:
-        f_prev, f_cur: fused frames t-1 and t, (H, W, 3) or (H, W), uint8 or float 0-255.
+        f_prev: fused frame t-1, (H, W, 3) or (H, W), uint8 or float 0-255.
+        f_cur: fused frame t, the same shape.
         flow_cur_to_prev: (H, W, 2) flow from frame t to frame t-1 (of the visible video).
     """
     prev = np.asarray(f_prev, np.float32)
@@ -163,9 +171,12 @@ def _check_len(fused: np.ndarray, *others: np.ndarray) -> int:
 
 
 def flicker(fused: np.ndarray, visible: np.ndarray | None = None) -> float:
-    """mean_t |dB_f(t) - dB_vis(t)|; 0 for a video whose brightness tracks the visible one (and
-    for a constant fused video of a constant scene). Without ``visible`` the reference
-    variation is 0, i.e. the raw mean |dB_f(t)| (``bvar``). NaN for T < 2."""
+    """Flicker: brightness change of the fused video against the visible one.
+
+    mean_t |dB_f(t) - dB_vis(t)|; 0 for a video whose brightness tracks the visible one (and for a
+    constant fused video of a constant scene). Without ``visible`` the reference variation is 0,
+    i.e. the raw mean |dB_f(t)| (``bvar``). NaN for T < 2.
+    """
     t = _check_len(fused) if visible is None else _check_len(fused, visible)
     if t < 2:
         return float("nan")
@@ -176,8 +187,11 @@ def flicker(fused: np.ndarray, visible: np.ndarray | None = None) -> float:
 
 def direction_consistency(fused: np.ndarray, visible: np.ndarray,
                           infrared: np.ndarray) -> dict[str, float]:
-    """Eq. 16 as a metric: ``{"dirC_vis", "dirC_ir", "dirC" (= their sum)}``, each the mean
-    over t of :func:`direction_inconsistency`. NaN for T < 2."""
+    """Eq. 16 as a metric.
+
+    ``{"dirC_vis", "dirC_ir", "dirC" (= their sum)}``, each the mean over t of
+    :func:`direction_inconsistency`. NaN for T < 2.
+    """
     t = _check_len(fused, visible, infrared)
     if t < 2:
         nan = float("nan")
@@ -203,9 +217,12 @@ def reference_flows(visible: np.ndarray, estimator: FlowEstimator | None = None,
 
 def flowd(fused: np.ndarray, visible: np.ndarray, estimator: FlowEstimator | None = None,
           flows: list[np.ndarray] | None = None) -> float:
-    """flowD (Eq. 18, as released): mean over t of :func:`flow_warp_error` with the visible
-    video's flow t -> t-1. Pass precomputed ``flows`` (from :func:`reference_flows`) to reuse
-    them across methods. NaN for T < 2."""
+    """The flowD metric (Eq. 18, as released).
+
+    Mean over t of :func:`flow_warp_error` with the visible video's flow t ->
+    t-1. Pass precomputed ``flows`` (from :func:`reference_flows`) to reuse them across methods.
+    NaN for T < 2.
+    """
     t = _check_len(fused, visible)
     if t < 2:
         return float("nan")
@@ -219,8 +236,11 @@ def flowd(fused: np.ndarray, visible: np.ndarray, estimator: FlowEstimator | Non
 
 def tof(fused: np.ndarray, visible: np.ndarray, estimator: FlowEstimator | None = None,
         flows: list[np.ndarray] | None = None) -> float:
-    """tOF (TecoGAN): mean over t and pixels of the Euclidean norm of the difference between
-    the fused video's flow and the visible video's flow (both t -> t-1). NaN for T < 2."""
+    """The tOF metric (TecoGAN).
+
+    tOF (TecoGAN): mean over t and pixels of the Euclidean norm of the difference between the fused
+    video's flow and the visible video's flow (both t -> t-1). NaN for T < 2.
+    """
     t = _check_len(fused, visible)
     if t < 2:
         return float("nan")
@@ -261,7 +281,7 @@ def resnet_logits(frames: np.ndarray, model, batch_size: int = 4,
 
 def feacd_from_features(feat_fused: np.ndarray, feat_vis: np.ndarray, feat_ir: np.ndarray,
                         mode: str = "released") -> float:
-    """feaCD from per-frame features, each (T, K).
+    """The feaCD metric from per-frame features, each (T, K).
 
     ``mode="released"``: per-component ``1 - sign(dR_f,k dR_x,k)`` (0 where either is 0),
     averaged over k and t, summed over x in {vis, ir}. ``mode="cosine"``: ``1 - cos`` of the
@@ -287,7 +307,7 @@ def feacd_from_features(feat_fused: np.ndarray, feat_vis: np.ndarray, feat_ir: n
 
 def feacd(fused: np.ndarray, visible: np.ndarray, infrared: np.ndarray, model,
           mode: str = "released", batch_size: int = 4) -> float:
-    """feaCD (Eq. 19) with a ResNet-18 ``model`` (see :func:`resnet_logits`)."""
+    """The feaCD metric (Eq. 19) with a ResNet-18 ``model`` (see :func:`resnet_logits`)."""
     _check_len(fused, visible, infrared)
     return feacd_from_features(resnet_logits(fused, model, batch_size),
                                resnet_logits(visible, model, batch_size),
@@ -295,8 +315,11 @@ def feacd(fused: np.ndarray, visible: np.ndarray, infrared: np.ndarray, model,
 
 
 def temporal_slice(frames: np.ndarray, row: int | None = None) -> np.ndarray:
-    """Row-over-time image of Fig. 7: row ``row`` (default: the middle) of every frame stacked
-    along time: (T, H, W, C) -> (T, W, C), or (T, H, W) -> (T, W)."""
+    """Row-over-time image of Fig. 7.
+
+    Row ``row`` (default: the middle) of every frame stacked along time: (T, H, W, C) -> (T, W,
+    C), or (T, H, W) -> (T, W).
+    """
     h = frames.shape[1]
     r = h // 2 if row is None else row
     if not 0 <= r < h:
@@ -420,8 +443,10 @@ class OnlineTemporalMetrics:
 
     def update(self, fused_rgb_u8: np.ndarray, visible_rgb_u8: np.ndarray,
                infrared_u8: np.ndarray) -> dict[str, float]:
-        """Add one frame triple: fused (H, W, 3) uint8 RGB, visible (H, W, 3) uint8 RGB,
-        infrared (H, W) uint8 (or (H, W, 3)). Returns this frame's values."""
+        """Add one frame triple: fused (H, W, 3) uint8 RGB, visible (H, W, 3) uint8 RGB.
+
+        Infrared (H, W) uint8 (or (H, W, 3)). Returns this frame's values.
+        """
         f, v, i = (np.asarray(x) for x in (fused_rgb_u8, visible_rgb_u8, infrared_u8))
         if f.shape[:2] != v.shape[:2] or f.shape[:2] != i.shape[:2]:
             raise ValueError(f"frame sizes differ: fused {f.shape[:2]}, visible {v.shape[:2]}, "
@@ -460,6 +485,9 @@ class OnlineTemporalMetrics:
         return out
 
     def summary(self) -> dict[str, float]:
-        """Running means of the frame-pair values since :meth:`reset` (the first frame of a
-        stream, where they are undefined, is not counted; any other NaN makes the mean NaN)."""
+        """Running means of the frame-pair values since :meth:`reset`.
+
+        Running means of the frame-pair values since :meth:`reset` (the first frame of a stream,
+        where they are undefined, is not counted; any other NaN makes the mean NaN).
+        """
         return {k: self._sums[k] / self._counts[k] for k in self._sums}

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Attention blocks of TemCoCo's visual-semantic interaction module (paper Sec. 3.1, Eq. 3-7).
 
 * :class:`WindowCrossAttention3D` — Swin-style attention inside non-overlapping 3-D windows
@@ -16,8 +21,8 @@ matmul + softmax (:func:`attention`) so Torch-TensorRT and ONNX convert them.
 from __future__ import annotations
 
 import torch
+from torch import nn, Tensor
 import torch.nn.functional as F
-from torch import Tensor, nn
 
 __all__ = [
     "WindowCrossAttention3D",

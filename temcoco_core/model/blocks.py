@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Convolution blocks of TemCoCo: factorised (separable) 3-D convolutions and residual stacks.
 
 All blocks work on video features laid out ``(B, C, T, H, W)``. Attribute names reproduce the
@@ -7,7 +12,7 @@ loads key for key.
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import nn, Tensor
 
 __all__ = ["Conv3dAct", "Separable3DConv", "ResBlock3D", "conv_resblock_two"]
 

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Causal building blocks for streaming networks: every layer has a clip path and a step path.
 
 A causal network computes frame ``t`` from frames ``≤ t`` only, so it can be run two ways that
@@ -33,8 +38,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn, Tensor
 import torch.nn.functional as F
-from torch import Tensor, nn
 
 from .attention import attention
 
@@ -62,8 +67,11 @@ COUNT_KEY = "count"
 
 @dataclass
 class ClipContext:
-    """Run a layer on a clip: tensors are ``(B·T, C, H, W)`` with frames ``t`` contiguous per
-    batch item (``index = b·T + t``)."""
+    """Run a layer on a clip.
+
+    Run a layer on a clip: tensors are ``(B·T, C, H, W)`` with frames ``t`` contiguous per batch
+    item (``index = b·T + t``).
+    """
 
     batch: int
     frames: int
@@ -88,8 +96,10 @@ class StepContext:
     new_state: dict[str, Tensor] = field(default_factory=dict)
 
     def start_or_cache(self, copies: Callable[[], Tensor], cache: Tensor) -> Tensor:
-        """``copies()`` on the first frame, else ``cache`` (``torch.where`` when ``first`` is a
-        tensor)."""
+        """``copies()`` on the first frame.
+
+        Else ``cache`` (``torch.where`` when ``first`` is a tensor).
+        """
         if isinstance(self.first, bool):
             return copies() if self.first else cache
         return torch.where(self.first, copies(), cache)
@@ -111,8 +121,10 @@ def delayed(x: Tensor, lag: int, frames: int) -> Tensor:
 
 
 def causal_band_mask(frames: int, history: int, device: torch.device | None = None) -> Tensor:
-    """Bool ``(T, T)`` mask, True where query frame ``i`` may attend key frame ``j``:
-    ``j ≤ i`` and ``i − j < history`` (the last ``history`` frames, itself included)."""
+    """Bool ``(T, T)`` mask, True where query frame ``i`` may attend key frame ``j``.
+
+    ``j ≤ i`` and ``i − j < history`` (the last ``history`` frames, itself included).
+    """
     i = torch.arange(frames, device=device).view(frames, 1)
     j = torch.arange(frames, device=device).view(1, frames)
     return (j <= i) & (i - j < history)
@@ -139,8 +151,11 @@ class StatefulModule(nn.Module):
         self.state_key = ""
 
     def state_shape(self, batch: int, height: int, width: int) -> tuple[int, ...] | None:
-        """Shape of this layer's state for a padded network input of ``height × width``
-        (``None``: this layer keeps no state)."""
+        """Shape of this layer's state.
+
+        Shape of this layer's state for a padded network input of ``height × width`` (``None``:
+        this layer keeps no state).
+        """
         raise NotImplementedError
 
     def _key(self) -> str:
@@ -242,8 +257,10 @@ class CausalTemporalConv(StatefulModule):
 
 
 class CausalSepConv(nn.Module):
-    """Causal separable 3-D convolution: spatial conv (``spatial_kernel``², stride ``s``) →
-    LeakyReLU(0.2) → causal temporal conv (kernel ``k``) → LeakyReLU(0.2).
+    """Causal separable 3-D convolution.
+
+    Spatial conv (``spatial_kernel``², stride ``s``) → LeakyReLU(0.2) → causal temporal conv
+    (kernel ``k``) → LeakyReLU(0.2).
 
     The causal counterpart of the release's ``Separable3DConv`` (kernel (1,3,3) then (3,1,1)),
     whose temporal padding is symmetric. ``(·, C_in, H, W) -> (·, C_out, H/s, W/s)``.
@@ -277,8 +294,9 @@ class CausalResBlock(nn.Module):
 
 
 class CausalTemporalAttention(StatefulModule):
-    """Self-attention along time at every pixel over the last ``history`` frames (paper Eq. 8,
-    made causal and bounded).
+    """Self-attention along time at every pixel over the last ``history`` frames.
+
+    Paper Eq. 8, made causal and bounded.
 
     ``z_t = x_t + W_o · MHA(q = LN(x_t), k, v = LN(x_{t−history+1..t}))``, tokens per pixel,
     pre-LayerNorm, no positional encoding and no feed-forward, as in the release's temporal

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Reading and loading checkpoints safely.
 
 Weights are read with ``torch.load(weights_only=True)`` or safetensors: a checkpoint can never run
@@ -8,12 +13,12 @@ code. The released TemCoCo checkpoint is a bare state dict; training frameworks 
 
 from __future__ import annotations
 
-import os
-import pickle
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+import os
 from pathlib import Path
+import pickle
+import warnings
 
 import torch
 from torch import nn
@@ -123,7 +128,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             f"{path}: refused to load: not a plain weights file ({_first_line(exc)})"
         ) from None
     except Exception as exc:  # the unpickler raises anything on foreign bytes
-        raise CheckpointError(f"{path}: corrupt or not a PyTorch checkpoint ({_first_line(exc)})") \
+        raise CheckpointError(f"{path}: corrupt or not a PyTorch checkpoint "
+                              f"({_first_line(exc)})") \
             from None
     return _unwrap(obj, path)
 
@@ -166,7 +172,8 @@ def save_safetensors(model_or_state: nn.Module | Mapping[str, torch.Tensor],
     """Write weights as safetensors (contiguous CPU tensors; shared storage is copied)."""
     from safetensors.torch import save_file
 
-    state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
+    is_module = isinstance(model_or_state, nn.Module)
+    state = model_or_state.state_dict() if is_module else model_or_state
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Deformable convolution (DCNv1 / DCNv2) in pure PyTorch.
 
 TemCoCo's temporal cooperative module (paper Sec. 2.3, "Temporal Cooperative Module (TCM)",
@@ -38,8 +43,8 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn, Tensor
 import torch.nn.functional as F
-from torch import Tensor, nn
 
 __all__ = ["DeformConv2d", "DeformConvShapeError", "deform_conv2d", "deform_conv_output_size"]
 
@@ -85,7 +90,7 @@ def deform_conv_output_size(
 
 
 def deform_conv2d(
-    input: Tensor,
+    input: Tensor,  # noqa: A002  (torchvision.ops.deform_conv2d's signature)
     offset: Tensor,
     weight: Tensor,
     bias: Tensor | None = None,
@@ -123,7 +128,8 @@ def deform_conv2d(
     dilation_hw = _pair(dilation, "dilation", 1)
 
     if input.dim() != 4:
-        raise DeformConvShapeError(f"input must be (B, C_in, H, W), got shape {tuple(input.shape)}")
+        raise DeformConvShapeError(
+            f"input must be (B, C_in, H, W), got shape {tuple(input.shape)}")
     if not input.is_floating_point():
         raise DeformConvShapeError(f"input must be floating point, got {input.dtype}")
     if weight.dim() != 4:
@@ -210,7 +216,8 @@ def deform_conv2d(
     grid = torch.stack((grid_x, grid_y), dim=-1).view(batch * dgroups, taps * out_h, out_w, 2)
 
     feats = input.to(compute_dtype).reshape(batch * dgroups, ch_per_dg, height, width)
-    sampled = F.grid_sample(feats, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    sampled = F.grid_sample(feats, grid, mode="bilinear", padding_mode="zeros",
+                            align_corners=False)
     # (B*dg, C_in/dg, K*H_out, W_out) -> (B, dg, C_in/dg, K, H_out, W_out)
     sampled = sampled.view(batch, dgroups, ch_per_dg, taps, out_h, out_w)
     if mask is not None:
@@ -281,8 +288,10 @@ class DeformConv2d(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Released init: weight ~ U(-1/sqrt(n), 1/sqrt(n)) with n = in_channels * kh * kw;
-        bias (if any) zero, as in the released modulated variant."""
+        """Released init: weight ~ U(-1/sqrt(n), 1/sqrt(n)) with n = in_channels * kh * kw.
+
+        Bias (if any) zero, as in the released modulated variant.
+        """
         n = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
         bound = 1.0 / math.sqrt(n)
         with torch.no_grad():
@@ -296,8 +305,10 @@ class DeformConv2d(nn.Module):
         return 2 * self.deformable_groups * self.kernel_size[0] * self.kernel_size[1]
 
     def forward(self, x: Tensor, offset: Tensor, mask: Tensor | None = None) -> Tensor:
-        """``x`` (B, C_in, H, W), ``offset`` (B, 2*dg*kh*kw, H_out, W_out), optional ``mask``
-        (B, dg*kh*kw, H_out, W_out) -> (B, C_out, H_out, W_out)."""
+        """``x`` (B, C_in, H, W), ``offset`` (B, 2*dg*kh*kw, H_out, W_out), optional ``mask`` (B.
+
+        Dg*kh*kw, H_out, W_out) -> (B, C_out, H_out, W_out).
+        """
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise DeformConvShapeError(
                 f"expected input (B, {self.in_channels}, H, W), got shape {tuple(x.shape)}"

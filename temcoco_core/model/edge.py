@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """The ``edge`` preset: a causal, narrow TemCoCo for streaming on edge devices.
 
 Same ideas as the released network (:mod:`.network`), same call
@@ -45,26 +50,26 @@ parameter set run on every frame on its own (``T = 1``), for comparisons.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
+import math
 
 import torch
+from torch import nn, Tensor
 import torch.nn.functional as F
-from torch import Tensor, nn
 
 from .attention import CrossModalBlock
 from .causal import (
-    COUNT_KEY,
+    assign_state_keys,
     CausalResBlock,
     CausalSepConv,
     CausalTemporalAttention,
     ClipContext,
+    collect_state_shapes,
     Context,
+    COUNT_KEY,
     FrameHistory,
     StepContext,
-    assign_state_keys,
-    collect_state_shapes,
 )
 from .deform import DeformConv2d
 from .network import check_frame_pair, pad_to_multiple
@@ -160,8 +165,11 @@ class EdgeConfig:
 
     @property
     def size_multiple(self) -> int:
-        """H and W are reflect-padded to a multiple of this (1/16 semantic scale and whole
-        attention windows at ¼ scale) and cropped back."""
+        """The padding multiple of the input size.
+
+        H and W are reflect-padded to a multiple of this (1/16 semantic scale and whole attention
+        windows at ¼ scale) and cropped back.
+        """
         return math.lcm(16, 4 * self.window)
 
     @property
@@ -179,10 +187,12 @@ def _lrelu(x: Tensor) -> Tensor:
 
 
 class EdgeEncoder(nn.Module):
-    """Per-modality encoder (Eq. 1-2): a 3×3 conv at full scale (frame-local: a full-scale
-    temporal cache would dominate the state), causal separable convs down to ½ and ¼ (stride 2),
-    then ``blocks`` causal residual blocks at ¼ scale.
-    ``(·, 3, H, W) -> [(·, c1, H, W), (·, c2, H/2, W/2), (·, c3, H/4, W/4)]``."""
+    """Per-modality encoder (Eq. 1-2).
+
+    A 3×3 conv at full scale (frame-local: a full-scale temporal cache would dominate the
+    state), causal separable convs down to ½ and ¼ (stride 2), then ``blocks`` causal residual
+    blocks at ¼ scale. ``(·, 3, H, W) -> [(·, c1, H, W), (·, c2, H/2, W/2), (·, c3, H/4, W/4)]``.
+    """
 
     def __init__(self, channels: tuple[int, int, int], kernel: int, blocks: int) -> None:
         super().__init__()
@@ -202,8 +212,10 @@ class EdgeEncoder(nn.Module):
 
 
 class SemanticBranch(nn.Module):
-    """SeB (Eq. 4): ¼ → 1/8 → 1/16 scale (the semantic code, distilled to DINOv2 tokens) →
-    bilinear ×4 → concatenated with the input → 1×1 conv to ``attention_dim`` channels.
+    """SeB (Eq. 4).
+
+    ¼ → 1/8 → 1/16 scale (the semantic code, distilled to DINOv2 tokens) → bilinear ×4 →
+    concatenated with the input → 1×1 conv to ``attention_dim`` channels.
 
     ``(·, c3, h, w) -> ((·, attention_dim, h, w), code (·, semantic_channels, h/4, w/4))``.
     """
@@ -222,8 +234,10 @@ class SemanticBranch(nn.Module):
 
 
 class CrossExchange(nn.Module):
-    """Two-way window cross-attention (Eq. 6-7), per frame: ``x ← Block_x(x, y)`` then
-    ``y ← Block_y(y, x)`` with the updated ``x`` (as the release's ``CombineAttn``).
+    """Two-way window cross-attention (Eq. 6-7), per frame.
+
+    ``x ← Block_x(x, y)`` then ``y ← Block_y(y, x)`` with the updated ``x`` (as
+    the release's ``CombineAttn``).
 
     ``x, y: (N, C, h, w) -> (N, C, h, w) × 2``; ``h, w`` multiples of ``window``.
     """
@@ -362,7 +376,9 @@ class EdgeTCM(nn.Module):
 
 
 class EdgeReconstruction(nn.Module):
-    """Full-scale fusion and decoding, the reconstruction module ``V_f = RM(φ_f^h)`` (Eq. 3)::
+    """Full-scale fusion and decoding, the reconstruction module ``V_f = RM(φ_f^h)``.
+
+    Eq. 3::
 
         u = up₂(W₁ x),  φ = LReLU(W₂ [u, φ_vis^h, φ_ir^h]),  r = u + LReLU(W₃ ∗ φ),  V_f = W₄ ∗ r
 
@@ -526,8 +542,10 @@ class EdgeTemCoCo(nn.Module):
 
     def check_state(self, state: Mapping[str, Tensor], batch: int, height: int,
                     width: int) -> None:
-        """Raise :class:`EdgeStateError` unless ``state`` fits ``batch`` frames of
-        ``height × width``."""
+        """Check that ``state`` fits the input.
+
+        Raise :class:`EdgeStateError` unless ``state`` fits ``batch`` frames of ``height × width``.
+        """
         expected = self.state_shapes(batch, height, width)
         if set(state) != set(expected):
             missing = sorted(set(expected) - set(state))
@@ -545,7 +563,8 @@ class EdgeTemCoCo(nn.Module):
         """Fuse one frame per stream: ``(B, 3, H, W) × 2`` → ``((B, 3, H, W), new_state)``.
 
         Args:
-            visible, infrared: ``(B, 3, H, W)`` float in [0, 1].
+            visible: ``(B, 3, H, W)`` float in [0, 1].
+            infrared: ``(B, 3, H, W)`` float in [0, 1] (grey repeated).
             state: from :meth:`init_state` (same ``B, H, W``) or the previous step; not
                 modified.
             first: optional static hint, whether this is the first frame since
@@ -572,8 +591,11 @@ class EdgeTemCoCo(nn.Module):
 
 
 def build_edge(**overrides: object) -> EdgeTemCoCo:
-    """``edge`` preset: :class:`EdgeTemCoCo` with :class:`EdgeConfig` defaults and
-    ``overrides`` (field names of :class:`EdgeConfig`)."""
+    """The ``edge`` preset.
+
+    ``edge`` preset: :class:`EdgeTemCoCo` with :class:`EdgeConfig` defaults and ``overrides``
+    (field names of :class:`EdgeConfig`).
+    """
     return EdgeTemCoCo(_config(EdgeConfig(), overrides, "edge"))
 
 

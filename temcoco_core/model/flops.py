@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Counting a network's parameters and floating-point operations.
 
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` on an actual forward pass at

@@ -1,5 +1,11 @@
-"""The TemCoCo fusion network as released (Gong et al., "TemCoCo: Temporally Consistent
-Multi-modal Video Fusion with Visual-Semantic Collaboration").
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+"""The TemCoCo fusion network as released (Gong et al., "TemCoCo.
+
+Temporally Consistent Multi-modal Video Fusion with Visual-Semantic Collaboration").
 
 Pipeline (paper Fig. 2), on clips ``(B, T, 3, H, W)``:
 
@@ -17,10 +23,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torch import nn, Tensor
 import torch.nn.functional as F
-from torch import Tensor, nn
 
-from .blocks import Separable3DConv, conv_resblock_two
+from .blocks import conv_resblock_two, Separable3DConv
 from .tcm import TemporalCooperativeModule
 from .vsim import VisualSemanticInteraction
 
@@ -52,8 +58,10 @@ class TemCoCoConfig:
 
 
 class Encoder(nn.Module):
-    """Per-modality encoder. ``(B, 3, T, H, W) -> [(B, nf, T, H, W), (B, 2nf, T, H/2, W/2),
-    (B, 4nf, T, H/4, W/4)]``."""
+    """Per-modality encoder.
+
+    ``(B, 3, T, H, W) -> [(B, nf, T, H, W), (B, 2nf, T, H/2, W/2), (B, 4nf, T, H/4, W/4)]``.
+    """
 
     def __init__(self, in_channels: int = 3, nf: int = 32) -> None:
         super().__init__()
@@ -80,8 +88,10 @@ class Decoder(nn.Module):
 
 
 def check_frame_pair(visible: Tensor, infrared: Tensor, dims: int = 5) -> None:
-    """Raise ``ValueError`` naming the problem unless ``visible`` and ``infrared`` are float
-    tensors of the same shape, ``(B, T, 3, H, W)`` (``dims=5``) or ``(B, 3, H, W)`` (``dims=4``).
+    """Check the shapes and types of a visible and an infrared input.
+
+    Raise ``ValueError`` naming the problem unless ``visible`` and ``infrared`` are float tensors
+    of the same shape, ``(B, T, 3, H, W)`` (``dims=5``) or ``(B, 3, H, W)`` (``dims=4``).
     """
     layout = "(B, T, 3, H, W)" if dims == 5 else "(B, 3, H, W)"
     for name, x in (("visible", visible), ("infrared", infrared)):
@@ -143,8 +153,11 @@ class TemCoCo(nn.Module):
 
     def run(self, visible: Tensor, infrared: Tensor
             ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-        """Network body on padded inputs: returns ``(fused (B, 3, T, H, W), ir_feats,
-        vis_feats)`` exactly as the release's ``Fusion.forward(ir, vis)``."""
+        """Network body on padded inputs.
+
+        Returns ``(fused (B, 3, T, H, W), ir_feats, vis_feats)`` exactly as the release's
+        ``Fusion.forward(ir, vis)``.
+        """
         x_ir = infrared.permute(0, 2, 1, 3, 4)
         x_vis = visible.permute(0, 2, 1, 3, 4)
         feat_ir = self.Enc_ir(x_ir)

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Named network variants and :func:`build_model`.
 
 =====================  ======================================================================
@@ -11,10 +16,10 @@ preset                 what it is
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import fields
 from importlib import resources
+import os
 from pathlib import Path
 
 from torch import nn

@@ -1,6 +1,12 @@
-"""ResNet-18 (He et al., "Deep Residual Learning for Image Recognition", CVPR 2016) with
-state-dict keys identical to ``torchvision.models.resnet18``, so the ImageNet checkpoint
-(``resnet18-f37072fd.pth``) loads as is -- without importing torchvision.
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+"""ResNet-18 (He et al., "Deep Residual Learning for Image Recognition".
+
+CVPR 2016) with state-dict keys identical to ``torchvision.models.resnet18``, so the ImageNet
+checkpoint (``resnet18-f37072fd.pth``) loads as is -- without importing torchvision.
 
 Used by the feaCD temporal metric (:mod:`temcoco_core.metrics.temporal`), which, like the
 released TemCoCo evaluator, takes the 1000-d ImageNet logits.
@@ -12,7 +18,7 @@ import os
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import nn, Tensor
 
 __all__ = [
     "BasicBlock",
@@ -32,8 +38,10 @@ class ResNetWeightsError(ValueError):
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 convs with identity (or 1x1-projection) shortcut: (B, Cin, H, W) ->
-    (B, Cout, H/s, W/s)."""
+    """Two 3x3 convs with identity (or 1x1-projection) shortcut.
+
+    (B, Cin, H, W) -> (B, Cout, H/s, W/s).
+    """
 
     def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
         super().__init__()
@@ -106,8 +114,10 @@ def _hub_dir() -> Path:
 
 
 def find_pretrained(path: str | os.PathLike | None = None) -> Path | None:
-    """Locate ImageNet ResNet-18 weights: ``path`` if given (must exist), else the newest
-    ``resnet18-*.pth`` in ``$TORCH_HOME/hub/checkpoints`` (default ``~/.cache/torch/...``).
+    """Locate ImageNet ResNet-18 weights.
+
+    ``path`` if given (must exist), else the newest ``resnet18-*.pth`` in
+    ``$TORCH_HOME/hub/checkpoints`` (default ``~/.cache/torch/...``).
 
     Returns ``None`` when nothing is found and no path was given.
 
@@ -127,8 +137,9 @@ def find_pretrained(path: str | os.PathLike | None = None) -> Path | None:
 
 
 def load_pretrained(path: str | os.PathLike | None = None) -> ResNet18:
-    """Build ResNet-18 and load ImageNet weights (``.pth`` via ``weights_only=True``, or
-    ``.safetensors``) from ``path`` or the torch hub cache.
+    """Build ResNet-18 and load ImageNet weights (``.pth`` via ``weights_only=True``.
+
+    Or ``.safetensors``) from ``path`` or the torch hub cache.
 
     Raises:
         ResNetWeightsError: no weights found (message says where it looked), or the file is not

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Running a clip model over a long sequence in overlapping clips.
 
 The release fuses 30-frame clips that overlap by 5 frames, and the later clip *overwrites* the
@@ -35,8 +40,11 @@ class ClipSchedule:
 
 
 def clip_spans(num_frames: int, schedule: ClipSchedule) -> Iterator[tuple[int, int]]:
-    """``[start, end)`` of each clip; clips advance by ``length − overlap`` and the last one ends
-    at ``num_frames`` (it is not padded: it may be shorter)."""
+    """``[start, end)`` of each clip.
+
+    ``[start, end)`` of each clip; clips advance by ``length − overlap`` and the last one ends at
+    ``num_frames`` (it is not padded: it may be shorter).
+    """
     step = schedule.length - schedule.overlap
     start = 0
     while True:

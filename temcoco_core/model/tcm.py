@@ -1,5 +1,12 @@
-"""Temporal cooperative module (TCM, paper Sec. 3.1, Eq. 8-11): deformable alignment of frames
-t−1 and t−2 onto frame t, guided by both modalities, at one scale.
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
+"""Temporal cooperative module (TCM, paper Sec.
+
+3.1, Eq. 8-11): deformable alignment of frames t−1 and t−2 onto frame t, guided by both modalities,
+at one scale.
 
 For frame t with fused features x_t and encoder features ir_t, vis_t at this scale
 (``g_t = [x_t, ir_t, vis_t]``):
@@ -19,8 +26,8 @@ is the same).
 from __future__ import annotations
 
 import torch
+from torch import nn, Tensor
 import torch.nn.functional as F
-from torch import Tensor, nn
 
 from .blocks import Separable3DConv
 from .deform import DeformConv2d
@@ -39,8 +46,9 @@ def _conv_lrelu(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class TemporalCooperativeModule(nn.Module):
-    """The release's ``VI_TDCN(embed_dim)``: works on ``c = embed_dim / 2`` channels at 2× the
-    resolution of its input ``x``.
+    """The release's ``VI_TDCN(embed_dim)``.
+
+    Works on ``c = embed_dim / 2`` channels at 2× the resolution of its input ``x``.
 
     Args:
         embed_dim: channels of the incoming fused features (128 for the ½ scale, 64 for full).

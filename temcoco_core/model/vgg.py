@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """VGG19 with torchvision's module tree, so its ImageNet weights load key for key.
 
 torchvision cannot be imported here (its compiled ops do not load everywhere we run), but its
@@ -13,7 +18,7 @@ between) and ``classifier.{0,3,6}.{weight,bias}`` for the three linear layers.
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import nn, Tensor
 
 __all__ = ["VGG19", "VGG19_CFG", "VGG19_CONV_INDICES", "RELU3_1"]
 

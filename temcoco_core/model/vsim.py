@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Visual-semantic interaction module (VSIM, paper Sec. 3.1, Eq. 1-7), at 1/4 resolution.
 
 Per modality two branches turn the encoder's deepest features into
@@ -17,7 +22,7 @@ Attribute names (``Branch_s1``, ``SegVisAttn`` …) are the release's, so its ch
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import nn, Tensor
 
 from .attention import CombineAttention, TemporalAttention
 from .blocks import conv_resblock_two

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Training configuration: one typed dataclass tree, read from YAML with unknown keys rejected.
 
 ``TrainConfig`` nests :class:`~.data.DataConfig` (with :class:`~.degrade.DegradeConfig`),
@@ -10,12 +15,12 @@ directory the command runs in (the repository root in the examples).
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from collections.abc import Mapping
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+import types
+import typing
 from typing import Any, Union
 
 import yaml
@@ -145,9 +150,9 @@ def _convert(tp: Any, value: Any, path: str, errors: list[str], unknown: list[st
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
+        if value is None and types.NoneType in args:
             return None
-        non_none = [a for a in args if a is not type(None)]
+        non_none = [a for a in args if a not in (types.NoneType,)]
         if len(non_none) == 1:
             return _convert(non_none[0], value, path, errors, unknown)
         for a in non_none:  # e.g. str | int: first that accepts the value

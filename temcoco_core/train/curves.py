@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Training curves of a run folder: ``train_log.csv`` (+ ``eval_log.csv``) → ``curves.png``.
 
 ``python -m temcoco_core.train.curves RUN_DIR [--smooth N] [--out FILE]`` draws
@@ -15,12 +20,12 @@ quote. Needs matplotlib (the ``train`` extra).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 import csv
 import json
 import math
-import sys
-from collections.abc import Sequence
 from pathlib import Path
+import sys
 
 import numpy as np
 
@@ -30,8 +35,10 @@ _SKIP = {"step", "lr", "sec_per_it"}
 
 
 def read_log(path: str | Path) -> dict[str, np.ndarray]:
-    """CSV with a ``step`` column → ``{column: float array}`` (blank cells are NaN), rows in
-    step order; a step logged twice (a resumed run that repeated steps) keeps the last row."""
+    """CSV with a ``step`` column → ``{column: float array}`` (blank cells are NaN).
+
+    Rows in step order; a step logged twice (a resumed run that repeated steps) keeps the last row.
+    """
     with Path(path).open(newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows or "step" not in rows[0]:
@@ -69,8 +76,10 @@ def _r(x: float) -> float:
 
 
 def curve_summary(run_dir: str | Path, window: int = 10) -> dict[str, dict[str, float]]:
-    """``{"train": {col: {"first", "last", "min"}}, "eval": {col: {...}}, "steps": n}``;
-    train values smoothed over ``window`` rows, eval values raw."""
+    """``{"train": {col: {"first", "last", "min"}}, "eval": {col: {...}}, "steps": n}``.
+
+    Train values smoothed over ``window`` rows, eval values raw.
+    """
     d = Path(run_dir)
     out: dict = {}
     train = read_log(d / "train_log.csv")

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Training data: datasets -> random, seeded T-frame clips with degraded inputs, clean targets.
 
 Sources (:class:`DataSource`) are read once through :mod:`temcoco_core.io.datasets` (frame
@@ -20,9 +25,9 @@ flips and temporal reversal (same for the whole clip), then :class:`~.degrade.De
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -119,11 +124,13 @@ class DataConfig:
 
 
 def _load_bag(src: DataSource) -> list[FusionSequence]:
-    """One sequence from a rosbag: RGB and thermal image topics (auto-detected unless named),
-    paired by approximate time (:mod:`temcoco_core.frames.pairing`), decoded by
+    """One sequence from a rosbag: RGB and thermal image topics (auto-detected unless named).
+
+    Paired by approximate time (:mod:`temcoco_core.frames.pairing`), decoded by
     :mod:`temcoco_core.frames.image_msg`, thermal brought to 8 bits by
-    :class:`temcoco_core.frames.thermal.ThermalNormalizer` (as the node does) and resized to
-    the RGB size when the cameras differ (no registration: the bag must be aligned)."""
+    :class:`temcoco_core.frames.thermal.ThermalNormalizer` (as the node does) and resized to the
+    RGB size when the cameras differ (no registration: the bag must be aligned).
+    """
     try:
         from temcoco_core.frames.image_msg import decode_image, to_grey, to_rgb
         from temcoco_core.frames.pairing import ApproximatePairer, PairingConfig

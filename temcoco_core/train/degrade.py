@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Synthetic degradations of clean infrared-visible clips (training inputs; targets stay clean).
 
 As released (``../shared/notes/official-implementation.md``, "Training as released"):
@@ -39,8 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+import torch.nn.functional as F
 
 __all__ = [
     "MINMAX_SCOPES",
@@ -250,8 +255,9 @@ class Degrader:
         p = self.sample(rng, t, h, w)
         c = self.config
 
-        vis_lq = visible if p.blur_sigma is None else gaussian_blur(visible, p.blur_sigma,
-                                                                     c.blur_kernel)
+        vis_lq = visible
+        if p.blur_sigma is not None:
+            vis_lq = gaussian_blur(visible, p.blur_sigma, c.blur_kernel)
         if c.infrared_minmax:
             scope_range = ir_range if c.infrared_minmax_scope == "frame" else None
             ir_ref = minmax_per_frame(infrared, value_range=scope_range)

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """TemCoCo training losses: the paper's (Eqs. 13-17) and the released code's composition.
 
 Every image term works on luma/chroma of the YCbCr conversion the released code uses
@@ -53,14 +58,14 @@ gradient, so the network could drift out of range unpenalised.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
+import logging
 from typing import Protocol
 
 import torch
+from torch import nn, Tensor
 import torch.nn.functional as F
-from torch import Tensor, nn
 
 __all__ = [
     "COMPOSITIONS",
@@ -98,8 +103,9 @@ class DistillationError(ValueError):
 
 
 def rgb_to_ycbcr(rgb: Tensor, clamp: bool = True) -> tuple[Tensor, Tensor, Tensor]:
-    """RGB in [0, 1] to Y, Cb, Cr with the released coefficients, each clamped to [0, 1]
-    (``clamp=False``: not clamped, for network outputs that need gradients everywhere).
+    """RGB in [0, 1] to Y, Cb, Cr with the released coefficients, each clamped to [0.
+
+    1] (``clamp=False``: not clamped, for network outputs that need gradients everywhere).
 
     Y = 0.299 R + 0.587 G + 0.114 B; Cb = −0.169 R − 0.331 G + 0.5 B + 128/255;
     Cr = 0.5 R − 0.419 G − 0.081 B + 128/255.
@@ -278,7 +284,7 @@ def salience_loss(y_f: Tensor, y_vis: Tensor, y_ir: Tensor, margin: float = 0.05
 
 
 def brightness_temporal_loss(y_f: Tensor, y_src: Tensor) -> Tensor:
-    """mean over t ≥ 1 of |ΔB_f,t − ΔB_src,t|, B the per-frame mean: global flicker.
+    """Mean over t ≥ 1 of |ΔB_f,t − ΔB_src,t|, B the per-frame mean: global flicker.
 
     Args:
         y_f, y_src: (B, T, C, H, W).

@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """A training-data subset small enough to travel with a repository checkout (GPU sessions).
 
 A rented GPU machine may reach nothing but the checkout it is handed, and only a few tens of
@@ -21,13 +26,13 @@ size budget (64 MiB by default):
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import shutil
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+import hashlib
+import json
 from pathlib import Path
+import shutil
+import sys
 
 from temcoco_core.io.datasets import VIDEO_EXTENSIONS
 from temcoco_core.io.video import IMAGE_EXTENSIONS, natural_key

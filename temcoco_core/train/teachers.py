@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """Frozen distillation teachers (paper Eq. 15): VGG19 relu3_1 and DINOv2 patch tokens.
 
 Both map clean RGB frames (N, 3, H, W) in [0, 1] to feature maps (N, C, h, w):
@@ -21,12 +26,12 @@ As released, the frames are fed unnormalised ([0, 1], no ImageNet mean/std); set
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
+import logging
 from pathlib import Path
 
+from torch import nn, Tensor
 import torch.nn.functional as F
-from torch import Tensor, nn
 
 from temcoco_core.model.checkpoint import read_state_dict, torch_hub_file
 from temcoco_core.model.vgg import RELU3_1, VGG19
@@ -230,4 +235,3 @@ def build_distillation(config: TeacherConfig) -> DistillationLoss:
         log.info("DINOv2 teacher loaded from %s (%d channels)", config.dinov2,
                  semantic.channels)
     return DistillationLoss(visual, semantic)
-

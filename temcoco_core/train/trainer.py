@@ -1,3 +1,8 @@
+# Copyright 2026 The temcoco_ros authors
+#
+# Use of this source code is governed by an MIT-style
+# license that can be found in the LICENSE file or at
+# https://opensource.org/licenses/MIT.
 """The training loop and the ``temcoco train`` command.
 
 Run folder (``out_dir``)::
@@ -28,30 +33,30 @@ Launch (repository root)::
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Iterator, Sequence
 import contextlib
 import csv
+from dataclasses import dataclass, field
 import json
 import logging
 import math
 import os
+from pathlib import Path
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn, Tensor
 from torch.utils.data import DataLoader
 
 from temcoco_core.io.datasets import FusionSequence, load_m3svd_val
 from temcoco_core.train.config import (
-    ConfigError,
-    TrainConfig,
     config_to_dict,
+    ConfigError,
     load_config,
+    TrainConfig,
 )
 from temcoco_core.train.data import ClipDataset, DataSource, load_sources
 from temcoco_core.train.degrade import minmax_per_frame
@@ -89,8 +94,11 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _load_optimizer_file(path: Path) -> dict[str, Any]:
-    """``optimizer.pt`` with ``weights_only=True``: tensors and plain data only; anything
-    else (a pickle that would run code, a corrupt file) is a one-line :class:`ResumeError`."""
+    """``optimizer.pt`` with ``weights_only=True``.
+
+    Tensors and plain data only; anything else (a pickle that would run code, a corrupt file) is a
+    one-line :class:`ResumeError`.
+    """
     import pickle
 
     try:
@@ -118,7 +126,7 @@ class TrainResult:
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
-    """lr after ``step`` completed steps: ``lr · decay^(step // decay_every)`` (as released)."""
+    """Lr after ``step`` completed steps: ``lr · decay^(step // decay_every)`` (as released)."""
     return config.lr * config.lr_decay ** (step // config.lr_decay_every)
 
 
@@ -549,8 +557,7 @@ class Trainer:
         return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
     def _fuse(self, vis: Tensor, ir: Tensor, frames: int | None) -> Tensor:
-        """(1, T, 3, H, W) -> fused (1, T, 3, H, W) on the CPU; whole clip or ``frames`` at a
-        time."""
+        """(1, T, 3, H, W) -> fused (1, T, 3, H, W) on the CPU, ``frames`` (or all) at a time."""
         t = vis.shape[1]
         step = frames or t
         outs = []
@@ -589,8 +596,11 @@ def _to_uint8(fused: Tensor) -> np.ndarray:
 
 def _metrics(fused: np.ndarray, seq: FusionSequence,
              flows: list[np.ndarray] | None) -> dict[str, float]:
-    """MI, SD, salience against the clean references; flicker and flowD (clean visible flows) of the
-    fused video -- whatever of :mod:`temcoco_core.metrics` is installed."""
+    """MI, SD, salience against the clean references.
+
+    Flicker and flowD (clean visible flows) of the fused video -- whatever of
+    :mod:`temcoco_core.metrics` is installed.
+    """
     out: dict[str, float] = {}
     try:
         from temcoco_core.metrics.fusion import fusion_metrics
@@ -621,8 +631,10 @@ def _reference_flows(seq: FusionSequence) -> list[np.ndarray] | None:
 
 
 class _CsvLog:
-    """Append rows to a CSV file; the header is written once (columns fixed by the first
-    row; a resumed run appends to the same file)."""
+    """Append rows to a CSV file; the header is written once (columns fixed by the first row.
+
+    A resumed run appends to the same file).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -687,7 +699,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def _flag_overrides(args: argparse.Namespace) -> list[str]:
-    """argparse flags -> ``key=value`` overrides (YAML-encoded values)."""
+    """Argparse flags -> ``key=value`` overrides (YAML-encoded values)."""
     def enc(v: Any) -> str:
         return json.dumps(v)
 
@@ -760,4 +772,3 @@ def run(args: argparse.Namespace) -> int:
                "eval": {k: round(v, 5) for k, v in result.evaluation.items()}}
     print(json.dumps(summary, indent=2))
     return 0
-
