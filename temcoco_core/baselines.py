@@ -174,7 +174,10 @@ class ModelMethod:
         self.overlap = min(self.overlap, self.clip_len - 1)
 
     def clips(self, t: int) -> list[tuple[int, int]]:
-        """[start, stop) of every clip of a T-frame sequence; the last clip ends at T."""
+        """``(start, stop)`` of every clip of a T-frame sequence, stop exclusive.
+
+        The last clip ends at T.
+        """
         if t <= self.clip_len:
             return [(0, t)]
         step = self.clip_len - self.overlap

@@ -239,9 +239,10 @@ class LivenessMonitor:
         return self.failures.record(kind, message, self._clock())
 
     def note(self, reason: str) -> None:
-        """Why inputs may not become outputs without a frame failing (e.g. no pair matched.
+        """Why inputs may not become outputs without a frame failing.
 
-        Stamps apart); shown when no failure explains a stall. ``""`` clears it.
+        For example: no pair matched (stamps apart). Shown when no failure explains a stall. ``""``
+        clears it.
         """
         self._note = reason
 

@@ -301,10 +301,10 @@ class FusionPipeline:
                 self.reset(ev.kind)
 
     def record_failure(self, exc: BaseException, where: str = "") -> str:
-        """Count one failed frame by kind (``decode_error``, ``too_large``, ``non_finite``.
+        """Count one failed frame by kind, report it in diagnostics and log it throttled.
 
-        ``size_mismatch``, ``inference_error``…), report it in diagnostics and log it throttled;
-        returns the kind.
+        Kinds include ``decode_error``, ``too_large``, ``non_finite``, ``size_mismatch`` and
+        ``inference_error``. Returns the kind.
         """
         kind = failure_kind(exc)
         text = f"{where}: {exc}" if where else str(exc)
@@ -378,9 +378,9 @@ class FusionPipeline:
 
     # ------------------------------------------------------------------ frame front end
     def fuse_frames(self, frame: FrameInput) -> list[FusedFrame]:
-        """Fuse one decoded pair; returns the outputs that became ready (0 or 1.
+        """Fuse one decoded pair; returns the outputs that became ready (0 or 1).
 
-        More only after :meth:`finish`).
+        Only :meth:`finish` may return more.
 
         Raises:
             FrameError: shapes/dtypes that do not fit (the frame is counted as failed).
@@ -482,9 +482,9 @@ class FusionPipeline:
 
     # ------------------------------------------------------------------ end of stream
     def finish(self) -> list[FusedFrame]:
-        """End of stream: collect the outputs a clip engine still owes (its ``drain()``.
+        """End of stream: collect the outputs a clip engine still owes, count unpaired messages.
 
-        Or ``flush()``) and count unpaired messages.
+        The owed outputs come from the engine's ``drain()`` (or ``flush()``).
         """
         outs: list[FusedFrame] = []
         drain: Callable[[], Any] | None = (getattr(self.engine, "drain", None)

@@ -473,9 +473,9 @@ def run_demo(out_dir: str | Path = "temcoco_demo", *, frames: int = 60,
              size: tuple[int, int] = (320, 256), seed: int = 0,
              settings: NodeConfig | None = None, storage: str = "sqlite3",
              progress: bool = True) -> dict[str, Any]:
-    """The built-in demo: synthetic bag → replay through the node's pipeline (``settings``.
+    """The built-in demo: synthetic bag → replay → fused bag, preview mp4/PNG, summary JSON.
 
-    Default the node's defaults) → fused bag, preview mp4/PNG, summary JSON.
+    The replay runs through the node's pipeline with ``settings`` (default: the node's defaults).
 
     Everything is written under ``out_dir`` (replacing an earlier demo's files):
     ``input_bag/``, ``fused_bag/``, ``preview.mp4``, ``preview.png``, ``summary.json``.

@@ -135,10 +135,10 @@ class LatestQueue(Generic[T]):
             return evicted
 
     def get(self, timeout: float | None = None) -> T | None:
-        """The oldest item, waiting up to ``timeout`` seconds (``None``.
+        """The oldest item, waiting up to ``timeout`` seconds.
 
-        Until one arrives or the queue is closed). Returns ``None`` on timeout or when closed and
-        empty.
+        With ``timeout=None`` it waits until one arrives or the queue is closed. Returns ``None``
+        on timeout or when closed and empty.
         """
         with self._cond:
             if not self._cond.wait_for(lambda: self._items or self._closed, timeout):
@@ -495,9 +495,9 @@ class FusionWorker:
         return StepResult(outputs, item.seq, waited, ms, error)
 
     def run(self, publish: Callable[[FusedFrame], None], poll_s: float = 0.1) -> None:
-        """Step until :meth:`stop`; every output goes to ``publish`` (its errors are counted.
+        """Step until :meth:`stop`; every output goes to ``publish``.
 
-        Never raised).
+        Errors of ``publish`` are counted, never raised.
         """
         while not self._stop.is_set():
             res = self.step(timeout=poll_s)

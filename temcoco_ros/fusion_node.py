@@ -461,9 +461,9 @@ class FusionNode(LifecycleNode):
         self._worker = self._handle = self._cfg = self._camera_info = None
 
     def destroy_node(self) -> None:
-        """Detach the core log handler and destroy the node (call :meth:`stop_processing` first.
+        """Detach the core log handler and destroy the node.
 
-        While the context can still publish the log lines).
+        Call :meth:`stop_processing` first, while the context can still publish the log lines.
         """
         self._core_log.removeHandler(self._log_handler)
         super().destroy_node()

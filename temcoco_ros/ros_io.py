@@ -109,10 +109,10 @@ def check_qos_overrides(node: Any, entities: Iterable[QosEntity]) -> None:
 
 
 def incompatible_policies(node: Any, topic: str, qos: QoSProfile) -> list[str]:
-    """The policies (``RELIABILITY``, ``DURABILITY``.
+    """The policies in which a publisher now on ``topic`` cannot serve a subscription with ``qos``.
 
-    ...) in which a publisher now on ``topic`` cannot serve a subscription with ``qos`` (ROS 2's
-    request-vs-offered rules); empty once the offending publisher has gone or changed.
+    Policy names (``RELIABILITY``, ``DURABILITY``, ...) by ROS 2's request-vs-offered rules; empty
+    once the offending publisher has gone or changed.
     """
     out = set()
     for info in node.get_publishers_info_by_topic(node.resolve_topic_name(topic)):

@@ -31,10 +31,10 @@ from temcoco_core.model.edge import (
 
 
 def _randomize_offsets(model: torch.nn.Module, std: float = 0.3) -> None:
-    """Give the zero-initialised layers (offset heads.
+    """Give the zero-initialised layers weights so that the whole network takes part.
 
-    The RGB head on top of the input skip) weights so alignment really deforms and the features
-    reach the output.
+    The layers are the offset heads and the RGB head on top of the input skip: with weights,
+    alignment really deforms and the features reach the output.
     """
     gen = torch.Generator().manual_seed(1)
     if isinstance(model, EdgeTemCoCo):

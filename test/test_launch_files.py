@@ -3,9 +3,9 @@
 # Use of this source code is governed by an MIT-style
 # license that can be found in the LICENSE file or at
 # https://opensource.org/licenses/MIT.
-"""The launch files, checked without a ROS install (parsed with ``ast``.
+"""The launch files, checked without a ROS install (parsed with ``ast``).
 
-The launch_testing tests in test_launch.py and test_launch_pipeline.py run them on a real ROS 2).
+The launch_testing tests in test_launch.py and test_launch_pipeline.py run them on a real ROS 2.
 """
 
 from __future__ import annotations

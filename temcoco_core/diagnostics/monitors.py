@@ -34,9 +34,9 @@ __all__ = ["StampLatency", "TemporalMonitor", "ThreadSafeDiagnostics", "TopicWat
 
 @dataclass
 class ThreadSafeDiagnostics(FusionDiagnostics):
-    """:class:`FusionDiagnostics` whose updates and reads hold one lock (the callbacks.
+    """:class:`FusionDiagnostics` whose updates and reads hold one lock.
 
-    The worker and the diagnostics timer run in different threads).
+    The callbacks, the worker and the diagnostics timer run in different threads.
     """
 
     _lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)
@@ -70,9 +70,9 @@ class ThreadSafeDiagnostics(FusionDiagnostics):
 
 
 class TopicWatchdog:
-    """Which inputs have been silent for longer than ``timeout_s`` (monotonic wall clock.
+    """Which inputs have been silent for longer than ``timeout_s`` (monotonic wall clock).
 
-    A paused bag *is* silence).
+    A paused bag *is* silence.
     """
 
     def __init__(self, topics: Sequence[str], timeout_s: float,

@@ -846,9 +846,10 @@ def _build_runner(backend: str, model: nn.Module, config: BackendConfig, spec: I
 
 
 def _warm_up_calls(backend: str, config: BackendConfig) -> int:
-    """Warm-up calls of ``backend``: ``config.warmup`` (compiled backends at least one.
+    """Warm-up calls of ``backend``: ``config.warmup``, with a minimum for compiled backends.
 
-    Inductor with CUDA graphs at least three, as the graphs are recorded on the first calls).
+    Compiled backends get at least one, inductor with CUDA graphs at least three, as the graphs are
+    recorded on the first calls.
     """
     calls = config.warmup if backend == "eager" else max(1, config.warmup)
     if backend == "inductor" and config.torch_device.type == "cuda" and config.cuda_graphs:

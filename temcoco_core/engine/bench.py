@@ -133,9 +133,9 @@ class BenchConfig:
 
 
 def peak_rss_mb() -> float:
-    """The process's resident-set high-water mark so far, MiB (``getrusage``.
+    """The process's resident-set high-water mark so far, MiB.
 
-    KB on Linux, bytes on macOS).
+    Read with ``getrusage``, which gives kB on Linux, bytes on macOS.
     """
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0

@@ -140,10 +140,11 @@ def platform_info(device: str | torch.device = "cpu") -> PlatformInfo:
 
 
 def weights_digest(model: nn.Module) -> str:
-    """SHA-256 of the model's class, config and every tensor of its state dict (names, dtypes.
+    """SHA-256 of a model: its class, config, state dict and the source of its classes.
 
-    Shapes, bytes), and of the source files of the (non-torch) classes it is built from, so that
-    editing the network's code invalidates engines built from it.
+    It covers the model's class, config and every tensor of its state dict (names, dtypes, shapes,
+    bytes), and the source files of the (non-torch) classes it is built from, so that editing the
+    network's code invalidates engines built from it.
     """
     digest = hashlib.sha256()
     digest.update(f"{type(model).__module__}.{type(model).__qualname__}".encode())

@@ -314,10 +314,11 @@ def _build_network(cfg: NodeConfig, fallback: list[str]) -> tuple[Engine, Engine
 
 
 def build_engine(cfg: NodeConfig) -> tuple[Engine, EngineInfo]:
-    """The fusion engine ``cfg`` asks for (``fusion_engine``, ``preset``, ``weights``.
+    """The fusion engine ``cfg`` asks for.
 
-    ``backend``, ``precision``, ``device``, ``buffer_mode``/``buffer_length``, engine cache,
-    ``cpu_threads``; ``simulate_inference_ms`` wraps it in a :class:`DelayEngine`).
+    It follows ``fusion_engine``, ``preset``, ``weights``, ``backend``, ``precision``,
+    ``device``, ``buffer_mode``/``buffer_length``, the engine cache and ``cpu_threads``;
+    ``simulate_inference_ms`` wraps it in a :class:`DelayEngine`.
 
     Sets torch's CPU threads to ``cpu_threads`` (0: :func:`default_cpu_threads`).
 

@@ -54,10 +54,9 @@ log = logging.getLogger(__name__)
 def export_onnx(model: nn.Module, spec: InputSpec, path: str | os.PathLike,
                 precision: str = "fp32", device: str | torch.device = "cpu",
                 opset: int = 18) -> Path:
-    """Export ``model`` (clip forward.
+    """Export ``model`` to ONNX with ``torch.onnx.export(dynamo=True)``, static shapes of ``spec``.
 
-    Or in stream mode its ``step`` as :class:`FlatStep`) to ONNX with
-    ``torch.onnx.export(dynamo=True)``, static shapes of ``spec``.
+    The clip forward is exported, or in stream mode the model's ``step`` as :class:`FlatStep`.
 
     Inputs are named ``visible``, ``infrared`` (and ``state.<key>``), outputs ``fused`` (and
     ``new_state.<key>``). Written atomically; returns the path.
@@ -230,9 +229,9 @@ def make_runner(model: nn.Module, config: BackendConfig, spec: InputSpec,
 
 def _onnx_cuda_call(session: Any, in_names: list[str], out_names: list[str],
                     device: torch.device) -> Callable[..., tuple[Tensor, ...]]:
-    """Run a session on CUDA tensors without host copies (I/O binding.
+    """Run a session on CUDA tensors without host copies (I/O binding).
 
-    Outputs are allocated by onnxruntime and handed over through DLPack).
+    Outputs are allocated by onnxruntime and handed over through DLPack.
     """
     index = device.index or 0
 

@@ -152,10 +152,10 @@ def fit_model(src: np.ndarray, dst: np.ndarray, model: str) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------- images
 def to_grey_unit(img: np.ndarray) -> np.ndarray:
-    """Any frame (``(H, W)`` grey or ``(H, W, 3)`` RGB.
+    """Any frame → ``(H, W)`` float32 grey, its 1st/99th percentiles stretched to 0/1 (clipped).
 
-    Uint8, uint16 or float) → ``(H, W)`` float32 grey stretched so that its 1st/99th percentiles
-    become 0/1 (clipped): gain, offset and bit depth no longer matter.
+    The frame may be ``(H, W)`` grey or ``(H, W, 3)`` RGB, uint8, uint16 or float; after the
+    stretch, gain, offset and bit depth no longer matter.
     """
     a = np.asarray(img)
     if a.ndim == 3 and a.shape[2] == 1:

@@ -242,9 +242,9 @@ class CameraInfoData:
 
     def resized(self, size: tuple[int, int], from_size: tuple[int, int] | None = None
                 ) -> CameraInfoData:
-        """The camera of the image resized from ``from_size`` (default.
+        """The camera of the image resized from ``from_size`` to ``size`` ``(W, H)``.
 
-        :attr:`image_size`) to ``size`` ``(W, H)``; without binning or ROI the calibrated size
+        ``from_size`` defaults to :attr:`image_size`; without binning or ROI the calibrated size
         becomes ``size``.
         """
         src = from_size or self.image_size

@@ -470,9 +470,9 @@ class BagWriter:
     def write_image_fields(self, topic: str, *, height: int, width: int, encoding: str,
                            is_bigendian: int, step: int, data: np.ndarray, stamp_ns: int,
                            frame_id: str = "", log_time_ns: int | None = None) -> None:
-        """``sensor_msgs/Image`` from raw fields (any encoding string, padded rows, big endian.
+        """``sensor_msgs/Image`` from raw fields, for tests and unusual cameras.
 
-        For tests and unusual cameras).
+        Any encoding string, padded rows and big endian data are allowed.
         """
         msg = get_typestore().types[IMAGE_TYPE](
             header=make_header(stamp_ns, frame_id), height=height, width=width,

@@ -352,10 +352,10 @@ def load_m3svd_val(
     max_frames: int | None = None,
     progress: bool = False,
 ) -> list[FusionSequence]:
-    """Load the degraded M3SVD validation set (``visible_Blur``.
+    """Load the degraded M3SVD validation set.
 
-    ``infrared_noise`` as model inputs; ``visible_Enhance``, ``infrared_Enhance`` as clean
-    references).
+    ``visible_Blur``, ``infrared_noise`` are the model inputs; ``visible_Enhance``,
+    ``infrared_Enhance`` the clean references.
 
     Returns:
         One :class:`FusionSequence` per sequence: visible (T, H, W, 3) RGB, infrared (T, H, W),

@@ -136,10 +136,9 @@ def mi(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
 
 def ssim_pair(x: np.ndarray, y: np.ndarray, data_range: float = 255.0,
               win_size: int = 7) -> float:
-    """Mean SSIM of two grey images (Wang et al.
+    """Mean SSIM of two grey images (Wang et al. 2004) with scikit-image's defaults.
 
-    2004) with scikit-image's defaults:
-
+    Per pixel,
     ``S = (2 mu_x mu_y + C1)(2 s_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(s_x^2 + s_y^2 + C2))``,
     local statistics from a ``win_size`` x ``win_size`` uniform window with sample covariance
     (N/(N-1)), C1 = (0.01 L)^2, C2 = (0.03 L)^2, L = ``data_range``; the mean excludes the

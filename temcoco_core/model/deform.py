@@ -305,9 +305,10 @@ class DeformConv2d(nn.Module):
         return 2 * self.deformable_groups * self.kernel_size[0] * self.kernel_size[1]
 
     def forward(self, x: Tensor, offset: Tensor, mask: Tensor | None = None) -> Tensor:
-        """``x`` (B, C_in, H, W), ``offset`` (B, 2*dg*kh*kw, H_out, W_out), optional ``mask`` (B.
+        """Deformable convolution: (B, C_in, H, W) -> (B, C_out, H_out, W_out).
 
-        Dg*kh*kw, H_out, W_out) -> (B, C_out, H_out, W_out).
+        ``x`` (B, C_in, H, W), ``offset`` (B, 2*dg*kh*kw, H_out, W_out), optional ``mask``
+        (B, dg*kh*kw, H_out, W_out) -> (B, C_out, H_out, W_out).
         """
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise DeformConvShapeError(

@@ -3,9 +3,10 @@
 # Use of this source code is governed by an MIT-style
 # license that can be found in the LICENSE file or at
 # https://opensource.org/licenses/MIT.
-"""The TemCoCo fusion network as released (Gong et al., "TemCoCo.
+"""The TemCoCo fusion network as released (Gong et al.).
 
-Temporally Consistent Multi-modal Video Fusion with Visual-Semantic Collaboration").
+Paper: "TemCoCo: Temporally Consistent Multi-modal Video Fusion with Visual-Semantic
+Collaboration".
 
 Pipeline (paper Fig. 2), on clips ``(B, T, 3, H, W)``:
 

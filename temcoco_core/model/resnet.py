@@ -3,9 +3,9 @@
 # Use of this source code is governed by an MIT-style
 # license that can be found in the LICENSE file or at
 # https://opensource.org/licenses/MIT.
-"""ResNet-18 (He et al., "Deep Residual Learning for Image Recognition".
+"""ResNet-18 (He et al., "Deep Residual Learning for Image Recognition", CVPR 2016).
 
-CVPR 2016) with state-dict keys identical to ``torchvision.models.resnet18``, so the ImageNet
+Its state-dict keys are identical to ``torchvision.models.resnet18``, so the ImageNet
 checkpoint (``resnet18-f37072fd.pth``) loads as is -- without importing torchvision.
 
 Used by the feaCD temporal metric (:mod:`temcoco_core.metrics.temporal`), which, like the
@@ -137,9 +137,9 @@ def find_pretrained(path: str | os.PathLike | None = None) -> Path | None:
 
 
 def load_pretrained(path: str | os.PathLike | None = None) -> ResNet18:
-    """Build ResNet-18 and load ImageNet weights (``.pth`` via ``weights_only=True``.
+    """Build ResNet-18 and load ImageNet weights from ``path`` or the torch hub cache.
 
-    Or ``.safetensors``) from ``path`` or the torch hub cache.
+    The weights are a ``.pth`` (loaded with ``weights_only=True``) or a ``.safetensors`` file.
 
     Raises:
         ResNetWeightsError: no weights found (message says where it looked), or the file is not

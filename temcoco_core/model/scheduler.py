@@ -40,7 +40,7 @@ class ClipSchedule:
 
 
 def clip_spans(num_frames: int, schedule: ClipSchedule) -> Iterator[tuple[int, int]]:
-    """``[start, end)`` of each clip.
+    """The ``(start, end)`` frame span of each clip, end exclusive.
 
     ``[start, end)`` of each clip; clips advance by ``length − overlap`` and the last one ends at
     ``num_frames`` (it is not padded: it may be shorter).

@@ -3,10 +3,10 @@
 # Use of this source code is governed by an MIT-style
 # license that can be found in the LICENSE file or at
 # https://opensource.org/licenses/MIT.
-"""Temporal cooperative module (TCM, paper Sec.
+"""Temporal cooperative module (TCM, paper Sec. 3.1, Eq. 8-11).
 
-3.1, Eq. 8-11): deformable alignment of frames t−1 and t−2 onto frame t, guided by both modalities,
-at one scale.
+Deformable alignment of frames t−1 and t−2 onto frame t, guided by both modalities, at one
+scale.
 
 For frame t with fused features x_t and encoder features ir_t, vis_t at this scale
 (``g_t = [x_t, ir_t, vis_t]``):

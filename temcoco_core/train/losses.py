@@ -103,9 +103,9 @@ class DistillationError(ValueError):
 
 
 def rgb_to_ycbcr(rgb: Tensor, clamp: bool = True) -> tuple[Tensor, Tensor, Tensor]:
-    """RGB in [0, 1] to Y, Cb, Cr with the released coefficients, each clamped to [0.
+    """RGB in [0, 1] to Y, Cb, Cr with the released coefficients, each clamped to [0, 1].
 
-    1] (``clamp=False``: not clamped, for network outputs that need gradients everywhere).
+    ``clamp=False``: not clamped, for network outputs that need gradients everywhere.
 
     Y = 0.299 R + 0.587 G + 0.114 B; Cb = −0.169 R − 0.331 G + 0.5 B + 128/255;
     Cr = 0.5 R − 0.419 G − 0.081 B + 128/255.

@@ -631,9 +631,9 @@ def _reference_flows(seq: FusionSequence) -> list[np.ndarray] | None:
 
 
 class _CsvLog:
-    """Append rows to a CSV file; the header is written once (columns fixed by the first row.
+    """Append rows to a CSV file; the header is written once.
 
-    A resumed run appends to the same file).
+    The columns are fixed by the first row; a resumed run appends to the same file.
     """
 
     def __init__(self, path: Path) -> None:
