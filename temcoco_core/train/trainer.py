@@ -545,7 +545,7 @@ class Trainer:
         # steady-state speed: skip the first step (allocations, lazy init)
         steady = all_times[1:] if len(all_times) > 1 else all_times
         spi = float(np.mean(steady)) if steady else float("nan")
-        if interrupted:
+        if interrupted and main:
             log.warning("stopped at step %d; checkpoint in %s (resume with --resume)",
                         self.step, self.out_dir)
         return TrainResult(self.step, interrupted, dict(self.recent), dict(self.last_eval),
