@@ -51,6 +51,7 @@ __all__ = [
     "FusionSequence",
     "SequenceLoader",
     "dataset_loaders",
+    "dataset_sequences",
     "detect_folder_layout",
     "folder_loaders",
     "load_dataset",
@@ -494,6 +495,16 @@ def load_sequence(
     iref = None if infrared_ref is None else _read_any(seq, infrared_ref, True, max_frames)
     return FusionSequence(seq, vis, ir, vref, iref,
                           {"visible": str(visible), "infrared": str(infrared)})
+
+
+def dataset_sequences(root: str | Path) -> list[str]:
+    """Sequence names of a dataset root (any layout :func:`load_dataset` reads), in order,
+    without reading frames.
+
+    Raises:
+        DatasetError: not a recognised dataset root.
+    """
+    return [loader.name for loader in dataset_loaders(root)]
 
 
 def dataset_loaders(

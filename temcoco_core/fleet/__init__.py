@@ -1,0 +1,17 @@
+"""Many inputs at once: ``temcoco eval`` and ``temcoco replay`` over folders of bags, globs and
+list files, spread over worker processes (``--workers N``) and machines (``--shard I/N``).
+
+* :mod:`.inputs` -- input specs -> an ordered list of :class:`~.inputs.FleetInput` (one bag, or
+  one sequence of a dataset root), unique ids, ``--shard`` selection.
+* :mod:`.runner` -- runs one function per input in a pool of spawned worker processes: progress
+  for the whole run (inputs done / total, frames/s), one failure never stops the others (a
+  worker that dies is replaced; the input that killed it is reported), Ctrl-C stops cleanly.
+* :mod:`.evaluation` -- per-input evaluation through :func:`temcoco_core.evaluate.evaluate`,
+  one result folder per input, ``--merge`` of shard folders into the tables and plots of a
+  single run.
+* :mod:`.replays` -- per-bag :func:`temcoco_core.replay.replay_bag` into one output bag and
+  one summary per input.
+
+Each run folder has a ``fleet.json`` manifest: every input of the whole run (in order), this
+shard's inputs with status, frames, seconds and error, and the run's totals.
+"""

@@ -1,0 +1,441 @@
+"""``temcoco eval`` over many inputs: worker processes, shards, one result per input, merge.
+
+::
+
+    temcoco eval ../shared/data/m3svd/val --workers 2 --out eval_out
+    temcoco eval 'bags/*' lists/extra.txt --methods laplacian,edge --workers 4 --out eval_out
+    temcoco eval DATA --shard 0/2 --out out/shard0        # machine 0 (e.g. an array job)
+    temcoco eval DATA --shard 1/2 --out out/shard1        # machine 1
+    temcoco eval --merge out/shard0 out/shard1 --out out/all
+
+Each input (one dataset sequence, or one bag's RGB+thermal pairs) goes through
+:func:`temcoco_core.evaluate.evaluate` on its own, in a worker process; its rows and the data
+its plots need are written at once to ``OUT/inputs/<id>/`` (``result.json`` +
+``artefacts.npz``), so a crash loses nothing finished. At the end the run folder gets the
+single run's reports (``per_sequence.csv``, ``mean.csv``, ``table.md``, ``results.json``,
+``plots/``) over the inputs that succeeded, and ``fleet.json`` (every input's status, frames,
+seconds and error; frames/s of the run). ``--merge`` reads the ``inputs/`` of shard folders and
+writes the same reports -- the same numbers as one process, rows in the full run's input
+order -- and names every input that is missing or failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from temcoco_core.fleet.inputs import FleetInput, InputError, expand_inputs, parse_shard
+from temcoco_core.fleet.manifest import Manifest, read_manifest
+from temcoco_core.fleet.runner import SetupError, run_inputs, set_threads
+
+__all__ = [
+    "RESULT_FILE",
+    "add_arguments",
+    "build_report",
+    "load_input_sequence",
+    "merge_runs",
+    "read_input_result",
+    "run",
+    "uses_fleet",
+    "write_input_result",
+]
+
+log = logging.getLogger(__name__)
+
+INPUTS_DIR = "inputs"
+RESULT_FILE = "result.json"
+ARTEFACT_FILE = "artefacts.npz"
+
+
+# ---------------------------------------------------------------------------------- CLI
+
+
+def shard_arg(text: str) -> tuple[int, int]:
+    """argparse type of ``--shard I/N``."""
+    try:
+        return parse_shard(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``--workers``, ``--shard``, ``--merge`` of ``temcoco eval``."""
+    g = p.add_argument_group("many inputs (folders of bags, globs, list files)")
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="evaluate the inputs in N worker processes (default 1)")
+    g.add_argument("--shard", type=shard_arg, default=None, metavar="I/N",
+                   help="evaluate only every N-th input starting at I (0-based), e.g. one "
+                        "machine of an array job; merge the shard folders with --merge")
+    g.add_argument("--merge", nargs="+", metavar="SHARD_DIR",
+                   help="merge the per-input results of these run folders into --out "
+                        "(tables and plots as one run)")
+
+
+def uses_fleet(args: argparse.Namespace, inputs: Sequence[str]) -> bool:
+    """Whether ``temcoco eval`` takes the many-inputs path: ``--workers``/``--shard``/
+    ``--merge``, several inputs, or one input that is not a dataset root (a bag, a folder of
+    bags, a glob, a list file)."""
+    if args.merge or args.workers is not None or args.shard is not None or len(inputs) > 1:
+        return True
+    if not inputs:
+        return False
+    from temcoco_core.io.datasets import DatasetError, dataset_sequences
+
+    try:
+        dataset_sequences(inputs[0])
+    except DatasetError:
+        return Path(inputs[0]).exists() or "*" in inputs[0] or "?" in inputs[0]
+    return False
+
+
+# ------------------------------------------------------------------------ one input
+
+
+def load_input_sequence(inp: FleetInput, max_frames: int | None = None):
+    """The :class:`~temcoco_core.io.datasets.FusionSequence` of an input, named by its id:
+    a dataset sequence, or a bag's RGB+thermal pairs (thermal normalised as the node does)."""
+    from temcoco_core.io.datasets import load_dataset
+
+    if inp.kind == "sequence":
+        seq = load_dataset(inp.path, sequences=[inp.sequence], max_frames=max_frames)[0]
+    else:
+        from temcoco_core.train.data import DataSource, load_sources
+
+        seq = load_sources([DataSource(root=inp.path, kind="bag", max_frames=max_frames)],
+                           progress=False)[0]
+    seq.name = inp.id
+    return seq
+
+
+@dataclass
+class _Job:
+    """What every worker needs (picklable)."""
+
+    args: argparse.Namespace
+    out: str
+
+
+@dataclass
+class _State:
+    job: _Job
+    config: Any            # evaluate.EvalConfig
+    methods: dict          # label -> method, built once per worker
+
+
+def _split(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def _eval_config(args: argparse.Namespace, progress: bool):
+    from temcoco_core.evaluate import EvalConfig
+
+    return EvalConfig(
+        fusion_metrics=tuple(_split(args.metrics)),
+        flow=None if args.flow.lower() in ("none", "off", "") else args.flow,
+        tof=not args.no_tof, feacd=not args.no_feacd, resnet_weights=args.resnet_weights,
+        clip_len=args.clip_len, overlap=args.overlap, device=args.device,
+        plots=not args.no_plots, save_fused=args.save_fused, slice_row=args.slice_row,
+        progress=progress)
+
+
+def _setup(job: _Job) -> _State:
+    from temcoco_core.evaluate import build_methods
+
+    args = job.args
+    set_threads(getattr(args, "threads", None) or (1 if (args.workers or 1) > 1 else None))
+    methods: dict = {}
+    if args.methods is not None or not args.fused:
+        base = copy.copy(args)
+        base.fused = []
+        methods = build_methods(base, [])
+    return _State(job, _eval_config(args, progress=False), methods)
+
+
+def _evaluate_one(state: _State, inp: FleetInput) -> dict[str, Any]:
+    from temcoco_core.evaluate import EvalError, build_methods, evaluate
+
+    args = state.job.args
+    seq = load_input_sequence(inp, args.max_frames)
+    methods = dict(state.methods)
+    if args.fused:
+        only_fused = copy.copy(args)
+        only_fused.methods = ""
+        for label, method in build_methods(only_fused, [seq]).items():
+            if label in methods:
+                raise EvalError(f"method {label} given twice")
+            methods[label] = method
+    result, artefacts = evaluate([seq], methods, state.config)
+    order = list(state.config.fusion_metrics) + _temporal_names()
+    folder = Path(state.job.out) / INPUTS_DIR / inp.id
+    write_input_result(folder, inp, result, artefacts, order)
+    if state.config.save_fused:
+        _write_fused(Path(state.job.out), seq.name, artefacts, result.methods)
+    return {"frames": seq.num_frames, "rows": len(result.rows)}
+
+
+def _temporal_names() -> list[str]:
+    from temcoco_core.metrics.temporal import TEMPORAL_METRICS
+
+    return list(TEMPORAL_METRICS)
+
+
+def _write_fused(out: Path, seq: str, artefacts: dict, methods: list[str]) -> None:
+    from temcoco_core.evaluate import _safe
+    from temcoco_core.io.video import VideoWriter
+
+    for label in methods:
+        fused = artefacts[seq][label].get("fused")
+        if fused is not None:
+            with VideoWriter(out / "fused" / _safe(label) / f"{seq}.mp4") as w:
+                for f in fused:
+                    w.write(f)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def write_input_result(folder: Path, inp: FleetInput, result: Any, artefacts: dict,
+                       metric_order: list[str]) -> None:
+    """``result.json`` (rows, methods, notes) and ``artefacts.npz`` (brightness curves,
+    slices, middle frames) of one input, written atomically (a folder appears complete or not
+    at all)."""
+    (seq, art), = artefacts.items()
+    arrays: dict[str, np.ndarray] = {}
+    keys = []
+    for i, (key, val) in enumerate(art.items()):
+        if isinstance(val, dict):
+            subs = [s for s in val if s != "fused"]
+            arrays.update({f"a{i}.{s}": np.asarray(val[s]) for s in subs})
+            keys.append([key, subs])
+        else:
+            arrays[f"a{i}"] = np.asarray(val)
+            keys.append([key, None])
+    info = {"id": inp.id, "source": inp.source, "kind": inp.kind, "sequence": seq,
+            "methods": result.methods, "metric_order": metric_order,
+            "rows": [{k: _jsonable(v) for k, v in r.items()} for r in result.rows],
+            "notes": result.notes, "runtime_s": result.runtime_s, "artefacts": keys}
+    tmp = folder.with_name(folder.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(tmp / ARTEFACT_FILE, **arrays)
+    (tmp / RESULT_FILE).write_text(json.dumps(info, indent=1))
+    if folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+
+
+def read_input_result(folder: Path) -> tuple[dict[str, Any], dict]:
+    """``(info, artefacts)`` of :func:`write_input_result` (NaN restored in the rows)."""
+    info = json.loads((folder / RESULT_FILE).read_text())
+    info["rows"] = [{k: (float("nan") if v is None else v) for k, v in r.items()}
+                    for r in info["rows"]]
+    art: dict = {}
+    with np.load(folder / ARTEFACT_FILE) as z:
+        for i, (key, subs) in enumerate(info["artefacts"]):
+            art[key] = ({s: z[f"a{i}.{s}"] for s in subs} if subs is not None
+                        else z[f"a{i}"])
+    return info, art
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def _summarize(rows: list[dict], methods: list[str], order: list[str]
+               ) -> tuple[dict[str, dict[str, float]], list[str], list[str]]:
+    present = [m for m in order if any(m in r for r in rows)]
+    mean: dict[str, dict[str, float]] = {}
+    nan_notes: list[str] = []
+    for label in methods:
+        mrows = [r for r in rows if r["method"] == label]
+        mean[label] = {}
+        for m in present:
+            vals = [r.get(m, float("nan")) for r in mrows]
+            bad = [r["sequence"] for r, v in zip(mrows, vals) if math.isnan(v)]
+            if bad:
+                nan_notes.append(f"{m} is NaN for {label} on {', '.join(bad)}; its mean is "
+                                 f"reported as NaN.")
+            mean[label][m] = float(np.mean(vals))
+        mean[label]["fuse_s_per_frame"] = (sum(r["fuse_s"] for r in mrows)
+                                           / max(1, sum(r["frames"] for r in mrows)))
+    return mean, present, nan_notes
+
+
+def build_report(results: Sequence[tuple[dict[str, Any], dict]], runtime_s: float = 0.0):
+    """One :class:`~temcoco_core.evaluate.EvalResult` and its plot data from per-input
+    results (in the run's order), computed as :func:`~temcoco_core.evaluate.evaluate` does
+    for all the sequences at once."""
+    from temcoco_core.evaluate import EvalError, EvalResult
+
+    if not results:
+        raise EvalError("no input results to report")
+    methods = results[0][0]["methods"]
+    for info, _ in results:
+        if info["methods"] != methods:
+            raise EvalError(f"input {info['id']} was evaluated with methods {info['methods']}, "
+                            f"others with {methods}: merge runs of the same command only")
+    rows = [r for info, _ in results for r in info["rows"]]
+    mean, present, nan_notes = _summarize(rows, methods, results[0][0]["metric_order"])
+    notes: list[str] = []
+    for info, _ in results:
+        notes += [n for n in info["notes"] if n not in notes]
+    names = [info["sequence"] for info, _ in results]
+    artefacts = {info["sequence"]: art for info, art in results}
+    result = EvalResult(rows, mean, present, list(methods), names, notes, nan_notes,
+                        runtime_s=runtime_s)
+    return result, artefacts
+
+
+def _write_report(out: Path, ids: Sequence[str], folders: dict[str, Path], plots: bool,
+                  title: str, runtime_s: float, extra_notes: Sequence[str] = ()) -> Any:
+    from temcoco_core.evaluate import EvalConfig, write_reports
+
+    results = [read_input_result(folders[i]) for i in ids]
+    result, artefacts = build_report(results, runtime_s)
+    result.notes += list(extra_notes)
+    write_reports(result, artefacts, out, EvalConfig(plots=plots), title=title)
+    return result
+
+
+def _print_table(result: Any, out: Path) -> None:
+    from temcoco_core.evaluate import markdown_table
+
+    print(markdown_table(result))
+    for n in result.notes + result.nan_notes:
+        print(f"note: {n}")
+    print(f"wrote {len(result.files)} file(s) in {out}")
+
+
+def _print_failures(failed: Sequence[tuple[str, str]], total: int) -> None:
+    if not failed:
+        return
+    print(f"{len(failed)} of {total} input(s) failed:", file=sys.stderr)
+    for ident, err in failed:
+        print(f"  {ident}: {err}", file=sys.stderr)
+
+
+# ------------------------------------------------------------------------------ run
+
+
+def run(args: argparse.Namespace, inputs: Sequence[str]) -> int:
+    """``temcoco eval`` over many inputs (or ``--merge``); exit 0 when every input has a
+    result, 1 when some failed (the others' results and the reports are written)."""
+    from temcoco_core.evaluate import EvalError
+
+    try:
+        if args.merge:
+            if inputs or args.visible or args.infrared:
+                raise EvalError("--merge takes shard folders only, no INPUT")
+            return merge_runs([Path(d) for d in args.merge], Path(args.out),
+                              plots=not args.no_plots)
+        return _run_inputs(args, inputs)
+    except (EvalError, InputError, SetupError) as e:
+        print(f"temcoco eval: error: {e}", file=sys.stderr)
+        return 1
+
+
+def _run_inputs(args: argparse.Namespace, specs: Sequence[str]) -> int:
+    from temcoco_core.evaluate import EvalError
+
+    if args.visible or args.infrared:
+        raise EvalError("--visible/--infrared evaluate one pair; give INPUT paths for many")
+    workers = args.workers or 1
+    if workers < 1:
+        raise EvalError(f"--workers must be >= 1, got {workers}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise EvalError(f"--max-frames must be >= 1, got {args.max_frames}")
+    all_inputs = expand_inputs(specs, sequences=_split(args.sequences) or None)
+    index, count = args.shard or (0, 1)
+    mine = all_inputs[index::count]
+    out = Path(args.out)
+    manifest = Manifest(out, "eval", all_inputs, mine, shard=(index, count), workers=workers,
+                        settings={"methods": args.methods, "fused": args.fused,
+                                  "metrics": args.metrics, "max_frames": args.max_frames})
+    log.info("eval: %d input(s) in all, %d in shard %d/%d, %d worker(s)", len(all_inputs),
+             len(mine), index, count, workers)
+    t0 = time.perf_counter()
+    try:
+        outcomes = run_inputs(mine, _setup, _evaluate_one, _Job(args, str(out)),
+                              workers=workers, progress=not args.quiet, desc="eval",
+                              on_outcome=manifest.record)
+    except KeyboardInterrupt:
+        manifest.finish(time.perf_counter() - t0, interrupted=True)
+        print(f"interrupted; finished inputs are in {out / INPUTS_DIR}", file=sys.stderr)
+        return 130
+    wall = time.perf_counter() - t0
+    summary = manifest.finish(wall)
+    ok = [o.id for o in outcomes if o.ok]
+    failed = [(o.id, o.error or "") for o in outcomes if not o.ok]
+    if ok:
+        folders = {i: out / INPUTS_DIR / i for i in ok}
+        notes = [f"input {i} failed: {e}" for i, e in failed]
+        if count > 1:
+            notes.append(f"shard {index}/{count}: {len(mine)} of {len(all_inputs)} inputs; "
+                         f"merge the shard folders with temcoco eval --merge.")
+        result = _write_report(out, ok, folders, not args.no_plots, ", ".join(specs), wall,
+                               notes)
+        _print_table(result, out)
+    print(f"eval: {len(ok)}/{len(mine)} input(s), {summary['frames']} frames in {wall:.1f} s "
+          f"({summary['frames_per_s']:.1f} frames/s, {workers} worker(s))")
+    _print_failures(failed, len(mine))
+    return 0 if not failed else 1
+
+
+def merge_runs(dirs: Sequence[Path], out: Path, plots: bool = True) -> int:
+    """Merge shard folders into ``out``: the reports over every input with a result, in the
+    full run's order; inputs without a result are listed (exit status 1)."""
+    from temcoco_core.evaluate import EvalError
+
+    manifests = [read_manifest(d) for d in dirs]
+    order = [i["id"] for i in manifests[0]["all_inputs"]]
+    for d, m in zip(dirs, manifests):
+        if [i["id"] for i in m["all_inputs"]] != order:
+            raise EvalError(f"{d}: its run has different inputs than {dirs[0]}: merge shards "
+                            f"of one run (same INPUT specs) only")
+    folders: dict[str, Path] = {}
+    status: dict[str, str] = {}
+    for d, m in zip(dirs, manifests):
+        for ident, rec in m["inputs"].items():
+            folder = d / INPUTS_DIR / ident
+            if ident in folders:
+                log.warning("input %s has results in %s and %s; using the first", ident,
+                            folders[ident].parent.parent, d)
+            elif rec.get("status") == "ok" and (folder / RESULT_FILE).is_file():
+                folders[ident] = folder
+            else:
+                status.setdefault(ident, f"{rec.get('status')} in {d}"
+                                  + (f": {rec['error']}" if rec.get("error") else ""))
+    shards = sorted({tuple(m["shard"]) for m in manifests})
+    count = manifests[0]["shard"][1]
+    missing_shards = [f"{i}/{count}" for i in range(count) if (i, count) not in shards]
+    have = [i for i in order if i in folders]
+    missing = [(i, status.get(i, "in no shard folder given")) for i in order if i not in folders]
+    notes = [f"input {i} has no result: {why}" for i, why in missing]
+    if missing_shards:
+        notes.append(f"shard(s) {', '.join(missing_shards)} not given to --merge")
+    if not have:
+        raise EvalError("no input results in " + ", ".join(map(str, dirs)))
+    runtime = sum(float(m.get("wall_s") or 0.0) for m in manifests)
+    result = _write_report(out, have, folders, plots,
+                           f"merge of {len(dirs)} run folder(s)", runtime, notes)
+    Manifest.write_merge(out, manifests, dirs, have, missing)
+    _print_table(result, out)
+    print(f"merged {len(have)}/{len(order)} input(s) from {len(dirs)} folder(s)")
+    _print_failures(missing, len(order))
+    return 0 if not missing else 1
