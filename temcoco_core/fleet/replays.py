@@ -1,0 +1,151 @@
+"""``temcoco replay`` over many bags: worker processes, shards, one fused bag per input.
+
+::
+
+    temcoco replay recordings/ -o fused/ --workers 4              # a folder of bags
+    temcoco replay 'recordings/2026-*' bags.txt -o fused/ --shard 0/8 --workers 2
+
+Every input bag goes through :func:`temcoco_core.replay.replay_bag` (the node's pipeline) in a
+worker process that built its engine once; between bags the engine's temporal state is reset.
+Outputs in ``-o OUT``: ``OUT/<id>/`` (the fused bag), ``OUT/<id>.json`` (its replay summary:
+pairing, resets, latency, per-frame metric means), ``fleet.json`` (every input's status,
+frames, seconds and error; frames/s of the run) and, with ``--preview DIR``,
+``DIR/<id>.mp4``. A bag that fails is reported and the others go on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from temcoco_core.fleet.inputs import FleetInput, InputError, expand_inputs, is_bag
+from temcoco_core.fleet.manifest import Manifest
+from temcoco_core.fleet.runner import SetupError, run_inputs, set_threads
+
+__all__ = ["add_arguments", "run", "uses_fleet"]
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``--workers`` and ``--shard`` of ``temcoco replay``."""
+    from temcoco_core.fleet.evaluation import shard_arg
+
+    g = p.add_argument_group("many bags (a folder of bags, globs, list files)")
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="replay the bags in N worker processes (default 1)")
+    g.add_argument("--shard", type=shard_arg, default=None, metavar="I/N",
+                   help="replay only every N-th bag starting at I (0-based): one machine of "
+                        "an array job")
+
+
+def uses_fleet(args: argparse.Namespace, inputs: Sequence[str]) -> bool:
+    """Many-bag path: ``--workers``/``--shard``, several inputs, or one input that is not a
+    bag (a folder of bags, a glob, a list file)."""
+    if args.workers is not None or args.shard is not None or len(inputs) > 1:
+        return True
+    return bool(inputs) and not is_bag(Path(inputs[0]))
+
+
+@dataclass
+class _Job:
+    args: argparse.Namespace
+    pipeline: Any   # PipelineConfig
+    out: str
+
+
+@dataclass
+class _State:
+    job: _Job
+    engine: Any
+    description: str
+
+
+def _setup(job: _Job) -> _State:
+    from temcoco_core.pipeline import make_engine
+
+    a = job.args
+    set_threads(a.threads or (1 if (a.workers or 1) > 1 else None))
+    engine, desc = make_engine(a.engine, a.preset, weights=a.weights, device=a.device,
+                               backend=a.backend, precision=a.precision)
+    return _State(job, engine, desc)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    return str(o)
+
+
+def _replay_one(state: _State, inp: FleetInput) -> dict[str, Any]:
+    from temcoco_core.replay import ReplayOptions, replay_bag
+
+    a = state.job.args
+    out = Path(state.job.out)
+    state.engine.reset()  # no temporal state from the previous bag
+    opts = ReplayOptions(rgb_topic=a.rgb_topic, thermal_topic=a.thermal_topic,
+                         storage=a.storage, copy_sources=a.copy_sources,
+                         diagnostics_every=a.diagnostics_every, overwrite=a.overwrite,
+                         max_frames=a.max_frames, progress=False,
+                         preview=Path(a.preview) / f"{inp.id}.mp4" if a.preview else None)
+    summary = replay_bag(inp.path, out / inp.id, state.engine, state.job.pipeline, opts,
+                         engine_description=state.description)
+    (out / f"{inp.id}.json").write_text(json.dumps(summary, indent=2, default=_json_default))
+    return {"frames": int(summary.get("frames_written", 0)), "output": str(out / inp.id),
+            "fps": round(float(summary.get("fps", 0.0)), 2)}
+
+
+def run(args: argparse.Namespace, inputs: Sequence[str], pipeline: Any) -> int:
+    """``temcoco replay`` over many bags; exit 0 when every bag was replayed, 1 otherwise
+    (the others' outputs are complete), 130 on Ctrl-C."""
+    try:
+        if args.output is None:
+            raise InputError("replaying many bags needs -o OUT_DIR (one fused bag per input)")
+        workers = args.workers or 1
+        if workers < 1:
+            raise InputError(f"--workers must be >= 1, got {workers}")
+        all_inputs = expand_inputs(inputs, bags_only=True)
+        index, count = args.shard or (0, 1)
+        mine = all_inputs[index::count]
+        out = Path(args.output)
+        if is_bag(out):
+            raise InputError(f"{out} is a bag; give a folder for the fused bags")
+        manifest = Manifest(out, "replay", all_inputs, mine, shard=(index, count),
+                            workers=workers, settings={"engine": args.engine,
+                                                       "preset": args.preset,
+                                                       "weights": args.weights})
+        t0 = time.perf_counter()
+        try:
+            outcomes = run_inputs(mine, _setup, _replay_one, _Job(args, pipeline, str(out)),
+                                  workers=workers, progress=not args.json, desc="replay",
+                                  on_outcome=manifest.record)
+        except KeyboardInterrupt:
+            manifest.finish(time.perf_counter() - t0, interrupted=True)
+            print(f"interrupted; the bags finished so far are in {out}", file=sys.stderr)
+            return 130
+        summary = manifest.finish(time.perf_counter() - t0)
+    except (InputError, SetupError) as e:
+        print(f"temcoco replay: error: {e}", file=sys.stderr)
+        return 1
+    failed = [o for o in outcomes if not o.ok]
+    if args.json:
+        print(json.dumps(summary, indent=2, default=_json_default))
+    else:
+        print(f"replay: {summary['ok']}/{len(mine)} bag(s) (shard {index}/{count} of "
+              f"{len(all_inputs)}), {summary['frames']} fused frames in "
+              f"{summary['wall_s']:.1f} s ({summary['frames_per_s']:.1f} frames/s, "
+              f"{workers} worker(s)); outputs in {out}")
+    if failed:
+        print(f"{len(failed)} of {len(mine)} bag(s) failed:", file=sys.stderr)
+        for o in failed:
+            print(f"  {o.id}: {o.error}", file=sys.stderr)
+    return 0 if not failed else 1
