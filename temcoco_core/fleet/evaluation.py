@@ -37,7 +37,7 @@ import numpy as np
 
 from temcoco_core.fleet.inputs import FleetInput, InputError, expand_inputs, parse_shard
 from temcoco_core.fleet.manifest import Manifest, read_manifest
-from temcoco_core.fleet.runner import SetupError, run_inputs, set_threads
+from temcoco_core.fleet.runner import SetupError, print_failures, run_inputs, set_threads
 
 __all__ = [
     "RESULT_FILE",
@@ -322,14 +322,6 @@ def _print_table(result: Any, out: Path) -> None:
     print(f"wrote {len(result.files)} file(s) in {out}")
 
 
-def _print_failures(failed: Sequence[tuple[str, str]], total: int) -> None:
-    if not failed:
-        return
-    print(f"{len(failed)} of {total} input(s) failed:", file=sys.stderr)
-    for ident, err in failed:
-        print(f"  {ident}: {err}", file=sys.stderr)
-
-
 # ------------------------------------------------------------------------------ run
 
 
@@ -393,7 +385,7 @@ def _run_inputs(args: argparse.Namespace, specs: Sequence[str]) -> int:
         _print_table(result, out)
     print(f"eval: {len(ok)}/{len(mine)} input(s), {summary['frames']} frames in {wall:.1f} s "
           f"({summary['frames_per_s']:.1f} frames/s, {workers} worker(s))")
-    _print_failures(failed, len(mine))
+    print_failures(failed, len(mine))
     return 0 if not failed else 1
 
 
@@ -437,5 +429,5 @@ def merge_runs(dirs: Sequence[Path], out: Path, plots: bool = True) -> int:
     Manifest.write_merge(out, manifests, dirs, have, missing)
     _print_table(result, out)
     print(f"merged {len(have)}/{len(order)} input(s) from {len(dirs)} folder(s)")
-    _print_failures(missing, len(order))
+    print_failures(missing, len(order))
     return 0 if not missing else 1

@@ -29,7 +29,7 @@ import numpy as np
 
 from temcoco_core.fleet.inputs import FleetInput, InputError, expand_inputs, is_bag
 from temcoco_core.fleet.manifest import Manifest
-from temcoco_core.fleet.runner import SetupError, run_inputs, set_threads
+from temcoco_core.fleet.runner import SetupError, print_failures, run_inputs, set_threads
 
 __all__ = ["add_arguments", "run", "uses_fleet"]
 
@@ -144,8 +144,5 @@ def run(args: argparse.Namespace, inputs: Sequence[str], pipeline: Any) -> int:
               f"{len(all_inputs)}), {summary['frames']} fused frames in "
               f"{summary['wall_s']:.1f} s ({summary['frames_per_s']:.1f} frames/s, "
               f"{workers} worker(s)); outputs in {out}")
-    if failed:
-        print(f"{len(failed)} of {len(mine)} bag(s) failed:", file=sys.stderr)
-        for o in failed:
-            print(f"  {o.id}: {o.error}", file=sys.stderr)
+    print_failures([(o.id, o.error or "") for o in failed], len(mine), "bag")
     return 0 if not failed else 1

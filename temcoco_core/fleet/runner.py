@@ -21,6 +21,7 @@ this process (no pool).
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import traceback
 from collections import deque
@@ -33,7 +34,7 @@ from typing import Any
 
 from temcoco_core.fleet.inputs import FleetInput
 
-__all__ = ["Outcome", "SetupError", "run_inputs", "set_threads"]
+__all__ = ["Outcome", "SetupError", "print_failures", "run_inputs", "set_threads"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,14 @@ def set_threads(threads: int | None) -> None:
 
     torch.set_num_threads(max(1, threads))
     cv2.setNumThreads(max(1, threads))
+
+
+def print_failures(failed: Sequence[tuple[str, str]], total: int, noun: str = "input") -> None:
+    """The failure summary on stderr: ``k of n input(s) failed:`` and one line per input."""
+    if failed:
+        print(f"{len(failed)} of {total} {noun}(s) failed:", file=sys.stderr)
+        for ident, err in failed:
+            print(f"  {ident}: {err}", file=sys.stderr)
 
 
 # One setup result per worker process (spawned workers cannot receive it any other way).
