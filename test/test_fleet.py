@@ -89,6 +89,12 @@ def test_shards_split_the_list_round_robin():
     for bad in ("3/3", "1", "-1/2", "a/b", "0/0"):
         with pytest.raises(ValueError):
             parse_shard(bad)
+    assert parse_shard("auto", {"RANK": "2", "WORLD_SIZE": "4"}) == (2, 4)      # torchrun
+    slurm = {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "1",
+             "SLURM_ARRAY_TASK_STEP": "2", "SLURM_ARRAY_TASK_COUNT": "3"}  # --array=1-5:2
+    assert parse_shard("auto", slurm) == (2, 3)
+    with pytest.raises(ValueError, match="RANK/WORLD_SIZE"):
+        parse_shard("auto", {})
     parts = [select_shard(items, i, 3) for i in range(3)]
     assert [[x.id for x in p] for p in parts] == [["i0", "i3"], ["i1", "i4"], ["i2"]]
     assert sorted(x.id for p in parts for x in p) == [x.id for x in items]
@@ -180,7 +186,9 @@ def test_eval_workers_and_shards_merge_to_the_single_run_table(tmp_path, capsys)
     for i, d in enumerate(shards):
         assert main(["eval", str(data), *EVAL, "--shard", f"{i}/2", "--no-plots",
                      "--out", str(d)]) == 0
-    assert [r["sequence"] for r in _table(shards[1])][::2] == ["s2", "s4"]
+    assert list(json.loads((shards[1] / "fleet-shard1of2.json").read_text())["inputs"]) == [
+        "s2", "s4"]
+    assert not (shards[1] / "per_sequence.csv").exists()         # reported by --merge
     merged = tmp_path / "merged"
     assert main(["eval", "--merge", *map(str, shards), "--out", str(merged)]) == 0
     assert _table(merged) == reference and _means(merged) == _means(single)

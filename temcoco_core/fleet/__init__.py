@@ -6,12 +6,14 @@ list files, spread over worker processes (``--workers N``) and machines (``--sha
 * :mod:`.runner` -- runs one function per input in a pool of spawned worker processes: progress
   for the whole run (inputs done / total, frames/s), one failure never stops the others (a
   worker that dies is replaced; the input that killed it is reported), Ctrl-C stops cleanly.
+* :mod:`.manifest` -- the run's ``fleet.json``, rewritten after every input.
 * :mod:`.evaluation` -- per-input evaluation through :func:`temcoco_core.evaluate.evaluate`,
   one result folder per input, ``--merge`` of shard folders into the tables and plots of a
   single run.
 * :mod:`.replays` -- per-bag :func:`temcoco_core.replay.replay_bag` into one output bag and
   one summary per input.
 
-Each run folder has a ``fleet.json`` manifest: every input of the whole run (in order), this
-shard's inputs with status, frames, seconds and error, and the run's totals.
+Each run writes a manifest (:mod:`.manifest`: ``fleet.json``, ``fleet-shardIofN.json`` for a
+shard): every input of the whole run (in order), this shard's inputs with status, frames,
+seconds and error, and the run's totals.
 """

@@ -11,12 +11,13 @@
 Each input (one dataset sequence, or one bag's RGB+thermal pairs) goes through
 :func:`temcoco_core.evaluate.evaluate` on its own, in a worker process; its rows and the data
 its plots need are written at once to ``OUT/inputs/<id>/`` (``result.json`` +
-``artefacts.npz``), so a crash loses nothing finished. At the end the run folder gets the
-single run's reports (``per_sequence.csv``, ``mean.csv``, ``table.md``, ``results.json``,
-``plots/``) over the inputs that succeeded, and ``fleet.json`` (every input's status, frames,
-seconds and error; frames/s of the run). ``--merge`` reads the ``inputs/`` of shard folders and
-writes the same reports -- the same numbers as one process, rows in the full run's input
-order -- and names every input that is missing or failed.
+``artefacts.npz``), so a crash loses nothing finished. At the end an unsharded run folder gets
+the single run's reports (``per_sequence.csv``, ``mean.csv``, ``table.md``, ``results.json``,
+``plots/``) over the inputs that succeeded; every run gets its manifest (``fleet.json``, or
+``fleet-shardIofN.json``: every input's status, frames, seconds and error; frames/s of the run).
+``--merge`` reads the manifests and ``inputs/`` of shard folders (one per shard, or one shared
+by all) and writes the same reports -- the same numbers as one process, rows in the full run's
+input order -- naming every input that is missing or failed.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from temcoco_core.fleet.inputs import FleetInput, InputError, expand_inputs, parse_shard
-from temcoco_core.fleet.manifest import Manifest, read_manifest
+from temcoco_core.fleet.manifest import Manifest, read_manifests
 from temcoco_core.fleet.runner import SetupError, print_failures, run_inputs, set_threads
 
 __all__ = [
@@ -75,8 +76,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=int, default=None, metavar="N",
                    help="evaluate the inputs in N worker processes (default 1)")
     g.add_argument("--shard", type=shard_arg, default=None, metavar="I/N",
-                   help="evaluate only every N-th input starting at I (0-based), e.g. one "
-                        "machine of an array job; merge the shard folders with --merge")
+                   help="evaluate only every N-th input starting at I (0-based): one machine "
+                        "of an array job ('auto': from torchrun's RANK/WORLD_SIZE or a Slurm "
+                        "array); shards may share --out; combine them with --merge")
     g.add_argument("--merge", nargs="+", metavar="SHARD_DIR",
                    help="merge the per-input results of these run folders into --out "
                         "(tables and plots as one run)")
@@ -374,15 +376,15 @@ def _run_inputs(args: argparse.Namespace, specs: Sequence[str]) -> int:
     summary = manifest.finish(wall)
     ok = [o.id for o in outcomes if o.ok]
     failed = [(o.id, o.error or "") for o in outcomes if not o.ok]
-    if ok:
+    if ok and count == 1:  # a shard's results are reported by --merge
         folders = {i: out / INPUTS_DIR / i for i in ok}
         notes = [f"input {i} failed: {e}" for i, e in failed]
-        if count > 1:
-            notes.append(f"shard {index}/{count}: {len(mine)} of {len(all_inputs)} inputs; "
-                         f"merge the shard folders with temcoco eval --merge.")
         result = _write_report(out, ok, folders, not args.no_plots, ", ".join(specs), wall,
                                notes)
         _print_table(result, out)
+    elif count > 1:
+        print(f"shard {index}/{count}: results in {out / INPUTS_DIR}; merge the shards with "
+              f"temcoco eval --merge FOLDER... --out DIR")
     print(f"eval: {len(ok)}/{len(mine)} input(s), {summary['frames']} frames in {wall:.1f} s "
           f"({summary['frames_per_s']:.1f} frames/s, {workers} worker(s))")
     print_failures(failed, len(mine))
@@ -394,20 +396,22 @@ def merge_runs(dirs: Sequence[Path], out: Path, plots: bool = True) -> int:
     full run's order; inputs without a result are listed (exit status 1)."""
     from temcoco_core.evaluate import EvalError
 
-    manifests = [read_manifest(d) for d in dirs]
+    runs = [(d, m) for d in dirs for m in read_manifests(d)]
+    manifests = [m for _, m in runs]
     order = [i["id"] for i in manifests[0]["all_inputs"]]
-    for d, m in zip(dirs, manifests):
+    for d, m in runs:
         if [i["id"] for i in m["all_inputs"]] != order:
-            raise EvalError(f"{d}: its run has different inputs than {dirs[0]}: merge shards "
-                            f"of one run (same INPUT specs) only")
+            raise EvalError(f"{d}: its run has different inputs than {runs[0][0]}: merge "
+                            f"shards of one run (same INPUT specs) only")
     folders: dict[str, Path] = {}
     status: dict[str, str] = {}
-    for d, m in zip(dirs, manifests):
+    for d, m in runs:
         for ident, rec in m["inputs"].items():
             folder = d / INPUTS_DIR / ident
             if ident in folders:
-                log.warning("input %s has results in %s and %s; using the first", ident,
-                            folders[ident].parent.parent, d)
+                if folders[ident] != folder:
+                    log.warning("input %s has results in %s and %s; using the first", ident,
+                                folders[ident].parent.parent, d)
             elif rec.get("status") == "ok" and (folder / RESULT_FILE).is_file():
                 folders[ident] = folder
             else:

@@ -12,14 +12,16 @@ A spec is one of:
   relative to the list file's folder; blank lines and ``#`` comments are skipped.
 
 Every machine of a sharded run expands the same specs to the same list; ``--shard I/N`` then
-takes every N-th input starting at I (round robin, so long and short inputs spread evenly).
+takes every N-th input starting at I (round robin, so long and short inputs spread evenly);
+``--shard auto`` takes I and N from torchrun (``RANK``/``WORLD_SIZE``) or a Slurm array job.
 """
 
 from __future__ import annotations
 
 import glob
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,7 @@ __all__ = [
     "is_bag",
     "parse_shard",
     "select_shard",
+    "shard_from_env",
 ]
 
 LIST_SUFFIXES: tuple[str, ...] = (".txt", ".lst", ".list")
@@ -72,8 +75,32 @@ def is_bag(p: Path) -> bool:
         p.is_file() and p.suffix.lower() in (".db3", ".mcap"))
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"I/N"`` -> ``(I, N)`` with ``0 <= I < N``."""
+def shard_from_env(env: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """This process's shard from its launcher: ``RANK``/``WORLD_SIZE`` (torchrun), else a
+    Slurm array task (``SLURM_ARRAY_TASK_ID`` relative to ``..._MIN``, ``..._STEP``, out of
+    ``..._COUNT``).
+
+    Raises:
+        ValueError: neither is set.
+    """
+    e = os.environ if env is None else env
+    if "RANK" in e and "WORLD_SIZE" in e:
+        return int(e["RANK"]), int(e["WORLD_SIZE"])
+    if "SLURM_ARRAY_TASK_ID" in e and "SLURM_ARRAY_TASK_COUNT" in e:
+        first = int(e.get("SLURM_ARRAY_TASK_MIN", 0))
+        step = max(1, int(e.get("SLURM_ARRAY_TASK_STEP", 1)))
+        return (int(e["SLURM_ARRAY_TASK_ID"]) - first) // step, int(e["SLURM_ARRAY_TASK_COUNT"])
+    raise ValueError("--shard auto: no RANK/WORLD_SIZE (torchrun) or SLURM_ARRAY_TASK_ID/"
+                     "SLURM_ARRAY_TASK_COUNT (Slurm array job) in the environment")
+
+
+def parse_shard(text: str, env: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """``"I/N"`` -> ``(I, N)`` with ``0 <= I < N``; ``"auto"``: :func:`shard_from_env`."""
+    if text.strip().lower() == "auto":
+        index, count = shard_from_env(env)
+        if count < 1 or not 0 <= index < count:
+            raise ValueError(f"--shard auto: shard {index} of {count} from the environment")
+        return index, count
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
     if not m:
         raise ValueError(f"shard must look like I/N (e.g. 0/4), got {text!r}")

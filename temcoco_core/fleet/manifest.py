@@ -1,5 +1,8 @@
 """``fleet.json``: what a fleet run (or one shard of it) was asked to do and what happened.
 
+A run of shard I of N (N > 1) names it ``fleet-shardIofN.json``, so the shards of one run may
+share an output folder (e.g. on a cluster file system) as well as use one folder each.
+
 ::
 
     {"kind": "eval", "shard": [0, 2], "workers": 2, "settings": {...},
@@ -25,7 +28,7 @@ from typing import Any
 from temcoco_core.fleet.inputs import FleetInput
 from temcoco_core.fleet.runner import Outcome
 
-__all__ = ["MANIFEST_FILE", "Manifest", "read_manifest"]
+__all__ = ["MANIFEST_FILE", "Manifest", "manifest_name", "read_manifests"]
 
 MANIFEST_FILE = "fleet.json"
 
@@ -37,23 +40,34 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
-    """The ``fleet.json`` of a run folder.
+def manifest_name(shard: tuple[int, int]) -> str:
+    """``fleet.json``, or ``fleet-shardIofN.json`` for one shard of several."""
+    index, count = shard
+    return MANIFEST_FILE if count == 1 else f"fleet-shard{index}of{count}.json"
+
+
+def read_manifests(folder: Path) -> list[dict[str, Any]]:
+    """The run manifests in a folder (one per shard run that wrote there; merge outputs are
+    skipped).
 
     Raises:
-        ValueError: missing or unreadable (names the folder).
+        ValueError: none, or one unreadable (names the file).
     """
-    path = Path(folder) / MANIFEST_FILE
-    if not path.is_file():
-        raise ValueError(f"{folder}: no {MANIFEST_FILE} (not the folder of a many-input run)")
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as e:
-        raise ValueError(f"{path}: unreadable manifest ({e})") from None
-    missing = [k for k in ("all_inputs", "inputs", "shard") if k not in data]
-    if missing:
-        raise ValueError(f"{path}: not a fleet manifest (no {', '.join(missing)})")
-    return data
+    out = []
+    for path in sorted(Path(folder).glob("fleet*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except ValueError as e:
+            raise ValueError(f"{path}: unreadable manifest ({e})") from None
+        missing = [k for k in ("all_inputs", "inputs", "shard") if k not in data]
+        if missing:
+            raise ValueError(f"{path}: not a fleet manifest (no {', '.join(missing)})")
+        if not str(data.get("kind", "")).endswith("-merge"):
+            out.append(data)
+    if not out:
+        raise ValueError(f"{folder}: no {MANIFEST_FILE} or fleet-shard*.json (not the folder "
+                         f"of a many-input run)")
+    return out
 
 
 class Manifest:
@@ -62,7 +76,7 @@ class Manifest:
     def __init__(self, out: Path, kind: str, all_inputs: Sequence[FleetInput],
                  mine: Sequence[FleetInput], *, shard: tuple[int, int], workers: int,
                  settings: dict[str, Any]) -> None:
-        self.path = Path(out) / MANIFEST_FILE
+        self.path = Path(out) / manifest_name(shard)
         self.data: dict[str, Any] = {
             "kind": kind, "shard": list(shard), "workers": workers, "settings": settings,
             "all_inputs": [{"id": i.id, "source": i.source} for i in all_inputs],

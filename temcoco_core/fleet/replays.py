@@ -45,7 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="replay the bags in N worker processes (default 1)")
     g.add_argument("--shard", type=shard_arg, default=None, metavar="I/N",
                    help="replay only every N-th bag starting at I (0-based): one machine of "
-                        "an array job")
+                        "an array job ('auto': from torchrun's RANK/WORLD_SIZE or a Slurm "
+                        "array); shards may share -o")
 
 
 def uses_fleet(args: argparse.Namespace, inputs: Sequence[str]) -> bool:
