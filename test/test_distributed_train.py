@@ -179,3 +179,45 @@ def test_a_failing_rank_stops_the_other_which_keeps_a_checkpoint(tmp_path):
         assert s["group_destroyed"]
     info = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
     assert info["step"] == 2 and not info["complete"]      # the last completed step
+
+
+TINY_EDGE = {"channels": [4, 8, 8], "semantic_channels": 8, "attention_dim": 8, "num_heads": 1,
+             "window": 2, "temporal_heads": 1, "temporal_dim_head": 4, "history": 3,
+             "deformable_groups": 2}
+
+
+def test_torchrun_cli_trains_the_edge_preset_on_two_processes(tmp_path):
+    """The documented command: ``torchrun --nproc_per_node 2 -m temcoco_core.cli train``."""
+    import subprocess
+    import sys
+
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for sub in ("visible", "infrared"):
+        d = tmp_path / "data" / sub / "seq0"
+        d.mkdir(parents=True)
+        for i in range(6):
+            cv2.imwrite(str(d / f"{i:04d}.png"),
+                        rng.integers(0, 256, (32, 32, 3) if sub == "visible" else (32, 32),
+                                     np.uint8))
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(json.dumps({
+        "preset": "edge", "model": TINY_EDGE, "steps": 2, "batch_size": 1,
+        "data": {"sources": [{"root": str(tmp_path / "data")}], "clip_len": 2, "crop": 16},
+        "eval": {"root": None}, "teachers": {"vgg19": None}, "device": "cpu",
+        "out_dir": str(tmp_path / "run"), "threads": 1, "log_every": 1}))
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                          os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_port", str(_free_port()), "-m", "temcoco_core.cli", "train",
+         "--config", str(cfg), "--no-progress", "--dist-timeout", "60"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout[proc.stdout.index("{"):])   # printed by rank 0 only
+    assert summary["world_size"] == 2 and summary["step"] == 2
+    info = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    assert info["world_size"] == 2 and info["samples"] == 4 and info["complete"]
+    assert "world size 2" in proc.stderr
