@@ -244,7 +244,7 @@ class Trainer:
         self.last_eval: dict[str, float] = {}
 
         seqs = list(sequences) if sequences is not None else load_sources(
-            config.data.sources, progress=progress)
+            config.data.sources, progress=self.progress)
         self.dataset = ClipDataset(seqs, config.data, seed=config.seed)
         log.info("training data: %d sequence(s), %d frames, %d distinct clips",
                  len(self.dataset.sequences),
