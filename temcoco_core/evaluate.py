@@ -41,6 +41,7 @@ from temcoco_core.baselines import MethodError, SequenceMethod, method_label, re
 from temcoco_core.cli_args import add_settings_args, apply_threads, settings_from_args
 from temcoco_core.engine.backends import release_freed_memory
 from temcoco_core.engine.factory import EngineBuildError, resolve_device
+from temcoco_core.fleet import evaluation as fleet_eval
 from temcoco_core.io.datasets import (
     DatasetError,
     FusionSequence,
@@ -593,8 +594,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Metrics: EN SD MI SSIM Qabf VIF (per frame, CDDFuse conventions), flowD feaCD "
                "tOF dirC flicker (temporal). See temcoco_core.metrics for definitions.")
-    p.add_argument("input", nargs="?", help="dataset root (M3SVD layout, frame folders or "
-                   "visible/ + infrared/ videos); or use --visible/--infrared")
+    p.add_argument("input", nargs="*", help="dataset root (M3SVD layout, frame folders or "
+                   "visible/ + infrared/ videos); or use --visible/--infrared. Several "
+                   "inputs, bags, folders of bags, globs and list files: see --workers")
     p.add_argument("--methods", default=None,
                    help=f"comma-separated methods: baselines (average, max, laplacian), model "
                         f"presets (edge, official, edge-framewise), PRESET:CHECKPOINT, a "
@@ -630,6 +632,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--save-fused", action="store_true", help="write fused videos too")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_settings_args(p, pipeline=False)
+    fleet_eval.add_arguments(p)
     p.set_defaults(func=run)
     return p
 
@@ -700,6 +703,10 @@ def _stored(entries: dict[str, Path], topic: str | None
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``temcoco eval``; returns the exit status (1 on bad input)."""
+    inputs = list(args.input or [])
+    if fleet_eval.uses_fleet(args, inputs):  # many inputs, --workers, --shard, --merge
+        return fleet_eval.run(args, inputs)
+    args.input = inputs[0] if inputs else None
     try:
         if args.max_frames is not None and args.max_frames < 1:
             raise EvalError(f"--max-frames must be >= 1, got {args.max_frames}")

@@ -86,19 +86,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def uses_fleet(args: argparse.Namespace, inputs: Sequence[str]) -> bool:
     """Whether ``temcoco eval`` takes the many-inputs path: ``--workers``/``--shard``/
-    ``--merge``, several inputs, or one input that is not a dataset root (a bag, a folder of
-    bags, a glob, a list file)."""
+    ``--merge``, several inputs, or one input that is a bag, a folder of bags or dataset
+    roots, a glob or a list file (a dataset root, or anything unusable, takes the one-dataset
+    path and its messages)."""
     if args.merge or args.workers is not None or args.shard is not None or len(inputs) > 1:
         return True
     if not inputs:
         return False
+    from temcoco_core.fleet.inputs import LIST_SUFFIXES, is_bag
+
+    p = Path(inputs[0])
+    if not p.exists():
+        return inputs[0].startswith("@") or any(c in inputs[0] for c in "*?[")
+    if is_bag(p) or (p.is_file() and p.suffix.lower() in LIST_SUFFIXES):
+        return True
+    return p.is_dir() and not _is_dataset(p) and any(
+        is_bag(c) or _is_dataset(c) for c in p.iterdir())
+
+
+def _is_dataset(p: Path) -> bool:
     from temcoco_core.io.datasets import DatasetError, dataset_sequences
 
     try:
-        dataset_sequences(inputs[0])
+        dataset_sequences(p)
     except DatasetError:
-        return Path(inputs[0]).exists() or "*" in inputs[0] or "?" in inputs[0]
-    return False
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------ one input
