@@ -23,6 +23,7 @@ input order -- naming every input that is missing or failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import logging
@@ -82,6 +83,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--merge", nargs="+", metavar="SHARD_DIR",
                    help="merge the per-input results of these run folders into --out "
                         "(tables and plots as one run)")
+    with contextlib.suppress(argparse.ArgumentError):  # unless the command has --threads
+        g.add_argument("--threads", type=int, default=None, metavar="N",
+                       help="CPU threads of torch and OpenCV per process (default: 1 with "
+                            "several workers)")
 
 
 def uses_fleet(args: argparse.Namespace, inputs: Sequence[str]) -> bool:
