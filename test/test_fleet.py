@@ -215,6 +215,15 @@ def test_eval_one_bad_input_does_not_stop_the_others(tmp_path, capsys):
     assert manifest["inputs"]["broken"]["status"] == "failed"
     assert "broken" in manifest["inputs"]["broken"]["error"]
 
+    # a rerun with --skip-done keeps the finished inputs and tries the failed one again
+    assert main(["eval", str(tmp_path / "bags"), *EVAL, "--no-plots", "--out", str(out),
+                 "--skip-done"]) == 1
+    manifest = json.loads((out / "fleet.json").read_text())
+    assert [manifest["inputs"][i].get("reused") for i in ("rec0", "rec1", "broken")] == [
+        True, True, None]
+    assert manifest["inputs"]["broken"]["status"] == "failed"
+    assert [r["sequence"] for r in _table(out)] == ["rec0", "rec0", "rec1", "rec1"]
+
 
 # ------------------------------------------------------------------------------- CLI replay
 
@@ -235,3 +244,10 @@ def test_replay_many_bags_one_output_each(tmp_path, capsys):
     assert [i["id"] for i in manifest["all_inputs"]] == ["rec2", "rec0", "rec1"]
     assert manifest["ok"] == 3 and manifest["frames"] == 3 * SCENE["frames"]
     assert "3/3 bag(s)" in capsys.readouterr().out
+    (out / "rec0.json").unlink()                        # as if rec0 had been interrupted
+    assert main(["replay", str(tmp_path / "bags"), "-o", str(out), "--engine", "average",
+                 "--skip-done"]) == 0
+    manifest = json.loads((out / "fleet.json").read_text())
+    assert {i: r.get("reused") for i, r in manifest["inputs"].items()} == {
+        "rec0": None, "rec1": True, "rec2": True}
+    assert json.loads((out / "rec0.json").read_text())["frames_written"] == SCENE["frames"]

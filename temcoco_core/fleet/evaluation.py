@@ -39,7 +39,13 @@ import numpy as np
 
 from temcoco_core.fleet.inputs import FleetInput, InputError, expand_inputs, parse_shard
 from temcoco_core.fleet.manifest import Manifest, read_manifests
-from temcoco_core.fleet.runner import SetupError, print_failures, run_inputs, set_threads
+from temcoco_core.fleet.runner import (
+    Outcome,
+    SetupError,
+    print_failures,
+    run_inputs,
+    set_threads,
+)
 
 __all__ = [
     "RESULT_FILE",
@@ -83,6 +89,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--merge", nargs="+", metavar="SHARD_DIR",
                    help="merge the per-input results of these run folders into --out "
                         "(tables and plots as one run)")
+    g.add_argument("--skip-done", action="store_true",
+                   help="keep the results of inputs already evaluated in --out (rerun after "
+                        "an interruption or failures)")
     with contextlib.suppress(argparse.ArgumentError):  # unless the command has --threads
         g.add_argument("--threads", type=int, default=None, metavar="N",
                        help="CPU threads of torch and OpenCV per process (default: 1 with "
@@ -202,6 +211,19 @@ def _evaluate_one(state: _State, inp: FleetInput) -> dict[str, Any]:
     if state.config.save_fused:
         _write_fused(Path(state.job.out), seq.name, artefacts, result.methods)
     return {"frames": seq.num_frames, "rows": len(result.rows)}
+
+
+def _done(out: Path, inp: FleetInput) -> Outcome | None:
+    """The outcome of ``inp`` when ``out`` already holds its result (``--skip-done``)."""
+    path = out / INPUTS_DIR / inp.id / RESULT_FILE
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if info.get("source") != inp.source or not info.get("rows"):
+        return None
+    return Outcome(inp.id, True, int(info["rows"][0].get("frames") or 0),
+                   info={"reused": True})
 
 
 def _temporal_names() -> list[str]:
@@ -385,7 +407,8 @@ def _run_inputs(args: argparse.Namespace, specs: Sequence[str]) -> int:
     try:
         outcomes = run_inputs(mine, _setup, _evaluate_one, _Job(args, str(out)),
                               workers=workers, progress=not args.quiet, desc="eval",
-                              on_outcome=manifest.record)
+                              on_outcome=manifest.record,
+                              done=(lambda i: _done(out, i)) if args.skip_done else None)
     except KeyboardInterrupt:
         manifest.finish(time.perf_counter() - t0, interrupted=True)
         print(f"interrupted; finished inputs are in {out / INPUTS_DIR}", file=sys.stderr)

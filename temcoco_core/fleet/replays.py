@@ -29,7 +29,13 @@ import numpy as np
 
 from temcoco_core.fleet.inputs import FleetInput, InputError, expand_inputs, is_bag
 from temcoco_core.fleet.manifest import Manifest
-from temcoco_core.fleet.runner import SetupError, print_failures, run_inputs, set_threads
+from temcoco_core.fleet.runner import (
+    Outcome,
+    SetupError,
+    print_failures,
+    run_inputs,
+    set_threads,
+)
 
 __all__ = ["add_arguments", "run", "uses_fleet"]
 
@@ -47,6 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="replay only every N-th bag starting at I (0-based): one machine of "
                         "an array job ('auto': from torchrun's RANK/WORLD_SIZE or a Slurm "
                         "array); shards may share -o")
+    g.add_argument("--skip-done", action="store_true",
+                   help="keep the fused bags already complete in -o (rerun after an "
+                        "interruption or failures; others are replaced)")
 
 
 def uses_fleet(args: argparse.Namespace, inputs: Sequence[str]) -> bool:
@@ -95,7 +104,8 @@ def _replay_one(state: _State, inp: FleetInput) -> dict[str, Any]:
     state.engine.reset()  # no temporal state from the previous bag
     opts = ReplayOptions(rgb_topic=a.rgb_topic, thermal_topic=a.thermal_topic,
                          storage=a.storage, copy_sources=a.copy_sources,
-                         diagnostics_every=a.diagnostics_every, overwrite=a.overwrite,
+                         diagnostics_every=a.diagnostics_every,
+                         overwrite=a.overwrite or a.skip_done,
                          max_frames=a.max_frames, progress=False,
                          preview=Path(a.preview) / f"{inp.id}.mp4" if a.preview else None)
     summary = replay_bag(inp.path, out / inp.id, state.engine, state.job.pipeline, opts,
@@ -103,6 +113,18 @@ def _replay_one(state: _State, inp: FleetInput) -> dict[str, Any]:
     (out / f"{inp.id}.json").write_text(json.dumps(summary, indent=2, default=_json_default))
     return {"frames": int(summary.get("frames_written", 0)), "output": str(out / inp.id),
             "fps": round(float(summary.get("fps", 0.0)), 2)}
+
+
+def _done(out: Path, inp: FleetInput) -> Outcome | None:
+    """The outcome of a bag whose complete fused bag is in ``out`` (``--skip-done``)."""
+    try:
+        summary = json.loads((out / f"{inp.id}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if (summary.get("input") != inp.path or summary.get("interrupted") is not False
+            or not (out / inp.id / "metadata.yaml").is_file()):
+        return None
+    return Outcome(inp.id, True, int(summary.get("frames_written", 0)), info={"reused": True})
 
 
 def run(args: argparse.Namespace, inputs: Sequence[str], pipeline: Any) -> int:
@@ -128,7 +150,8 @@ def run(args: argparse.Namespace, inputs: Sequence[str], pipeline: Any) -> int:
         try:
             outcomes = run_inputs(mine, _setup, _replay_one, _Job(args, pipeline, str(out)),
                                   workers=workers, progress=not args.json, desc="replay",
-                                  on_outcome=manifest.record)
+                                  on_outcome=manifest.record,
+                                  done=(lambda i: _done(out, i)) if args.skip_done else None)
         except KeyboardInterrupt:
             manifest.finish(time.perf_counter() - t0, interrupted=True)
             print(f"interrupted; the bags finished so far are in {out}", file=sys.stderr)

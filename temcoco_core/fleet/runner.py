@@ -144,7 +144,8 @@ class _Progress:
 
 def run_inputs(inputs: Sequence[FleetInput], setup: Setup, task: Task, config: Any, *,
                workers: int = 1, progress: bool = True, desc: str = "inputs",
-               on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+               on_outcome: Callable[[Outcome], None] | None = None,
+               done: Callable[[FleetInput], Outcome | None] | None = None) -> list[Outcome]:
     """Run ``task`` on every input; returns one :class:`Outcome` per input, in input order.
 
     Args:
@@ -156,33 +157,42 @@ def run_inputs(inputs: Sequence[FleetInput], setup: Setup, task: Task, config: A
         workers: worker processes; 1 runs in this process.
         progress: show the run's progress bar.
         on_outcome: called in this process after each input (e.g. to update a manifest).
+        done: ``done(input)`` -> the :class:`Outcome` of an input finished by an earlier run
+            (not run again), or ``None``.
 
     Raises:
         SetupError: ``setup`` failed.
         KeyboardInterrupt: Ctrl-C; finished inputs have been passed to ``on_outcome``.
     """
     bar = _Progress(len(inputs), desc, progress)
-    done: dict[str, Outcome] = {}
+    results: dict[str, Outcome] = {}
 
     def record(out: Outcome) -> None:
-        done[out.id] = out
+        results[out.id] = out
         bar.add(out)
         if on_outcome is not None:
             on_outcome(out)
 
+    todo = []
+    for inp in inputs:
+        previous = done(inp) if done is not None else None
+        if previous is not None:
+            record(previous)
+        else:
+            todo.append(inp)
     try:
-        if workers <= 1:
+        if todo and workers <= 1:
             try:
                 state = setup(config)
             except Exception as e:
                 raise SetupError(f"{type(e).__name__}: {e}") from e
-            for inp in inputs:
+            for inp in todo:
                 record(_call(task, state, inp))
-        else:
-            _run_pool(inputs, setup, task, config, workers, record)
+        elif todo:
+            _run_pool(todo, setup, task, config, workers, record)
     finally:
         bar.close()
-    return [done[i.id] for i in inputs if i.id in done]
+    return [results[i.id] for i in inputs if i.id in results]
 
 
 def _run_pool(inputs: Sequence[FleetInput], setup: Setup, task: Task, config: Any,
