@@ -79,6 +79,7 @@ __all__ = [
     "evaluate",
     "load_fused_outputs",
     "run",
+    "summarize_rows",
     "write_reports",
 ]
 
@@ -355,6 +356,22 @@ def evaluate(sequences: Sequence[FusionSequence | SequenceLoader],
                      "the temporal metrics use the clean references.")
 
     order = list(cfg.fusion_metrics) + list(TEMPORAL_METRICS)
+    mean, present, nan_notes = summarize_rows(rows, list(methods), order)
+    for name, a in alignment.items():
+        if a["alignment_warn_share"] > 0.5:
+            notes.append(f"{name}: the thermal and visible inputs look misregistered (alignment "
+                         f"score {a['alignment_score_mean']:.2f}, below the WARN level in "
+                         f"{a['alignment_warn_share']:.0%} of the readings); fusion metrics "
+                         "suffer from double edges. Register them (temcoco calibrate).")
+    result = EvalResult(rows, mean, present, list(methods), names, notes, nan_notes,
+                        alignment=alignment, runtime_s=time.perf_counter() - t_start)
+    return result, artefacts
+
+
+def summarize_rows(rows: Sequence[dict], methods: Sequence[str], order: Sequence[str]
+                   ) -> tuple[dict[str, dict[str, float]], list[str], list[str]]:
+    """Per-method means over the sequences' rows: ``(mean, metric columns present (in
+    ``order``), notes on NaN means)``; ``mean[method]`` also has ``fuse_s_per_frame``."""
     present = [m for m in order if any(m in r for r in rows)]
     mean: dict[str, dict[str, float]] = {}
     nan_notes: list[str] = []
@@ -370,15 +387,7 @@ def evaluate(sequences: Sequence[FusionSequence | SequenceLoader],
             mean[label][m] = float(np.mean(vals))
         mean[label]["fuse_s_per_frame"] = (sum(r["fuse_s"] for r in mrows)
                                            / max(1, sum(r["frames"] for r in mrows)))
-    for name, a in alignment.items():
-        if a["alignment_warn_share"] > 0.5:
-            notes.append(f"{name}: the thermal and visible inputs look misregistered (alignment "
-                         f"score {a['alignment_score_mean']:.2f}, below the WARN level in "
-                         f"{a['alignment_warn_share']:.0%} of the readings); fusion metrics "
-                         "suffer from double edges. Register them (temcoco calibrate).")
-    result = EvalResult(rows, mean, present, list(methods), names, notes, nan_notes,
-                        alignment=alignment, runtime_s=time.perf_counter() - t_start)
-    return result, artefacts
+    return mean, present, nan_notes
 
 
 def _artefact(frames: np.ndarray, row: int | None) -> dict:

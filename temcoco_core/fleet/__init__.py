@@ -6,6 +6,7 @@ list files, spread over worker processes (``--workers N``) and machines (``--sha
 * :mod:`.runner` -- runs one function per input in a pool of spawned worker processes: progress
   for the whole run (inputs done / total, frames/s), one failure never stops the others (a
   worker that dies is replaced; the input that killed it is reported), Ctrl-C stops cleanly.
+* :mod:`.options` -- the shared ``--workers``, ``--shard``, ``--skip-done`` options.
 * :mod:`.manifest` -- the run's ``fleet.json``, rewritten after every input.
 * :mod:`.evaluation` -- per-input evaluation through :func:`temcoco_core.evaluate.evaluate`,
   one result folder per input, ``--merge`` of shard folders into the tables and plots of a

@@ -29,7 +29,6 @@ import json
 import logging
 import math
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,15 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from temcoco_core.fleet.inputs import FleetInput, InputError, expand_inputs, parse_shard
-from temcoco_core.fleet.manifest import Manifest, read_manifests
-from temcoco_core.fleet.runner import (
-    Outcome,
-    SetupError,
-    print_failures,
-    run_inputs,
-    set_threads,
-)
+from temcoco_core.fleet.inputs import FleetInput, InputError, expand_inputs
+from temcoco_core.fleet.manifest import Manifest, read_manifests, run_recorded
+from temcoco_core.fleet.options import add_fleet_arguments
+from temcoco_core.fleet.runner import Outcome, SetupError, print_failures, set_threads
 
 __all__ = [
     "RESULT_FILE",
@@ -69,29 +63,14 @@ ARTEFACT_FILE = "artefacts.npz"
 # ---------------------------------------------------------------------------------- CLI
 
 
-def shard_arg(text: str) -> tuple[int, int]:
-    """argparse type of ``--shard I/N``."""
-    try:
-        return parse_shard(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """``--workers``, ``--shard``, ``--merge`` of ``temcoco eval``."""
-    g = p.add_argument_group("many inputs (folders of bags, globs, list files)")
-    g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="evaluate the inputs in N worker processes (default 1)")
-    g.add_argument("--shard", type=shard_arg, default=None, metavar="I/N",
-                   help="evaluate only every N-th input starting at I (0-based): one machine "
-                        "of an array job ('auto': from torchrun's RANK/WORLD_SIZE or a Slurm "
-                        "array); shards may share --out; combine them with --merge")
+    """``--workers``, ``--shard``, ``--skip-done``, ``--merge`` (and ``--threads``) of
+    ``temcoco eval``."""
+    g = add_fleet_arguments(p, verb="evaluate", noun="inputs", out="--out",
+                            done="the results of inputs already evaluated")
     g.add_argument("--merge", nargs="+", metavar="SHARD_DIR",
-                   help="merge the per-input results of these run folders into --out "
-                        "(tables and plots as one run)")
-    g.add_argument("--skip-done", action="store_true",
-                   help="keep the results of inputs already evaluated in --out (rerun after "
-                        "an interruption or failures)")
+                   help="merge the per-input results of these run folders (shards, or one "
+                        "folder they share) into --out: tables and plots as one run")
     with contextlib.suppress(argparse.ArgumentError):  # unless the command has --threads
         g.add_argument("--threads", type=int, default=None, metavar="N",
                        help="CPU threads of torch and OpenCV per process (default: 1 with "
@@ -299,31 +278,11 @@ def read_input_result(folder: Path) -> tuple[dict[str, Any], dict]:
 # --------------------------------------------------------------------------- reports
 
 
-def _summarize(rows: list[dict], methods: list[str], order: list[str]
-               ) -> tuple[dict[str, dict[str, float]], list[str], list[str]]:
-    present = [m for m in order if any(m in r for r in rows)]
-    mean: dict[str, dict[str, float]] = {}
-    nan_notes: list[str] = []
-    for label in methods:
-        mrows = [r for r in rows if r["method"] == label]
-        mean[label] = {}
-        for m in present:
-            vals = [r.get(m, float("nan")) for r in mrows]
-            bad = [r["sequence"] for r, v in zip(mrows, vals) if math.isnan(v)]
-            if bad:
-                nan_notes.append(f"{m} is NaN for {label} on {', '.join(bad)}; its mean is "
-                                 f"reported as NaN.")
-            mean[label][m] = float(np.mean(vals))
-        mean[label]["fuse_s_per_frame"] = (sum(r["fuse_s"] for r in mrows)
-                                           / max(1, sum(r["frames"] for r in mrows)))
-    return mean, present, nan_notes
-
-
 def build_report(results: Sequence[tuple[dict[str, Any], dict]], runtime_s: float = 0.0):
     """One :class:`~temcoco_core.evaluate.EvalResult` and its plot data from per-input
     results (in the run's order), computed as :func:`~temcoco_core.evaluate.evaluate` does
     for all the sequences at once."""
-    from temcoco_core.evaluate import EvalError, EvalResult
+    from temcoco_core.evaluate import EvalError, EvalResult, summarize_rows
 
     if not results:
         raise EvalError("no input results to report")
@@ -333,7 +292,7 @@ def build_report(results: Sequence[tuple[dict[str, Any], dict]], runtime_s: floa
             raise EvalError(f"input {info['id']} was evaluated with methods {info['methods']}, "
                             f"others with {methods}: merge runs of the same command only")
     rows = [r for info, _ in results for r in info["rows"]]
-    mean, present, nan_notes = _summarize(rows, methods, results[0][0]["metric_order"])
+    mean, present, nan_notes = summarize_rows(rows, methods, results[0][0]["metric_order"])
     notes: list[str] = []
     for info, _ in results:
         notes += [n for n in info["notes"] if n not in notes]
@@ -403,18 +362,14 @@ def _run_inputs(args: argparse.Namespace, specs: Sequence[str]) -> int:
                                   "metrics": args.metrics, "max_frames": args.max_frames})
     log.info("eval: %d input(s) in all, %d in shard %d/%d, %d worker(s)", len(all_inputs),
              len(mine), index, count, workers)
-    t0 = time.perf_counter()
-    try:
-        outcomes = run_inputs(mine, _setup, _evaluate_one, _Job(args, str(out)),
-                              workers=workers, progress=not args.quiet, desc="eval",
-                              on_outcome=manifest.record,
-                              done=(lambda i: _done(out, i)) if args.skip_done else None)
-    except KeyboardInterrupt:
-        manifest.finish(time.perf_counter() - t0, interrupted=True)
+    outcomes = run_recorded(manifest, mine, _setup, _evaluate_one, _Job(args, str(out)),
+                            workers=workers, progress=not args.quiet, desc="eval",
+                            done=(lambda i: _done(out, i)) if args.skip_done else None)
+    if outcomes is None:
         print(f"interrupted; finished inputs are in {out / INPUTS_DIR}", file=sys.stderr)
         return 130
-    wall = time.perf_counter() - t0
-    summary = manifest.finish(wall)
+    summary = manifest.data
+    wall = summary["wall_s"]
     ok = [o.id for o in outcomes if o.ok]
     failed = [(o.id, o.error or "") for o in outcomes if not o.ok]
     if ok and count == 1:  # a shard's results are reported by --merge

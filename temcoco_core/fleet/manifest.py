@@ -21,14 +21,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from temcoco_core.fleet.inputs import FleetInput
-from temcoco_core.fleet.runner import Outcome
+from temcoco_core.fleet.runner import Outcome, Setup, Task, run_inputs
 
-__all__ = ["MANIFEST_FILE", "Manifest", "manifest_name", "read_manifests"]
+__all__ = ["MANIFEST_FILE", "Manifest", "manifest_name", "read_manifests", "run_recorded"]
 
 MANIFEST_FILE = "fleet.json"
 
@@ -121,3 +121,20 @@ class Manifest:
             "frames": sum(int(m.get("frames") or 0) for m in manifests),
             "wall_s": sum(float(m.get("wall_s") or 0.0) for m in manifests),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+
+def run_recorded(manifest: Manifest, inputs: Sequence[FleetInput], setup: Setup, task: Task,
+                 config: Any, *, workers: int, progress: bool, desc: str,
+                 done: Callable[[FleetInput], Outcome | None] | None = None
+                 ) -> list[Outcome] | None:
+    """:func:`~.runner.run_inputs` with every outcome and the totals in ``manifest``;
+    ``None`` after Ctrl-C (the manifest then says ``interrupted``)."""
+    t0 = time.perf_counter()
+    try:
+        outcomes = run_inputs(inputs, setup, task, config, workers=workers, progress=progress,
+                              desc=desc, on_outcome=manifest.record, done=done)
+    except KeyboardInterrupt:
+        manifest.finish(time.perf_counter() - t0, interrupted=True)
+        return None
+    manifest.finish(time.perf_counter() - t0)
+    return outcomes

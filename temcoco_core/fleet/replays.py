@@ -19,7 +19,6 @@ import argparse
 import json
 import logging
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,14 +27,9 @@ from typing import Any
 import numpy as np
 
 from temcoco_core.fleet.inputs import FleetInput, InputError, expand_inputs, is_bag
-from temcoco_core.fleet.manifest import Manifest
-from temcoco_core.fleet.runner import (
-    Outcome,
-    SetupError,
-    print_failures,
-    run_inputs,
-    set_threads,
-)
+from temcoco_core.fleet.manifest import Manifest, run_recorded
+from temcoco_core.fleet.options import add_fleet_arguments
+from temcoco_core.fleet.runner import Outcome, SetupError, print_failures, set_threads
 
 __all__ = ["add_arguments", "run", "uses_fleet"]
 
@@ -43,19 +37,9 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """``--workers`` and ``--shard`` of ``temcoco replay``."""
-    from temcoco_core.fleet.evaluation import shard_arg
-
-    g = p.add_argument_group("many bags (a folder of bags, globs, list files)")
-    g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="replay the bags in N worker processes (default 1)")
-    g.add_argument("--shard", type=shard_arg, default=None, metavar="I/N",
-                   help="replay only every N-th bag starting at I (0-based): one machine of "
-                        "an array job ('auto': from torchrun's RANK/WORLD_SIZE or a Slurm "
-                        "array); shards may share -o")
-    g.add_argument("--skip-done", action="store_true",
-                   help="keep the fused bags already complete in -o (rerun after an "
-                        "interruption or failures; others are replaced)")
+    """``--workers``, ``--shard`` and ``--skip-done`` of ``temcoco replay``."""
+    add_fleet_arguments(p, verb="replay", noun="bags", out="-o",
+                        done="the complete fused bags (the others are replaced)")
 
 
 def uses_fleet(args: argparse.Namespace, inputs: Sequence[str]) -> bool:
@@ -146,17 +130,14 @@ def run(args: argparse.Namespace, inputs: Sequence[str], pipeline: Any) -> int:
                             workers=workers, settings={"engine": args.engine,
                                                        "preset": args.preset,
                                                        "weights": args.weights})
-        t0 = time.perf_counter()
-        try:
-            outcomes = run_inputs(mine, _setup, _replay_one, _Job(args, pipeline, str(out)),
-                                  workers=workers, progress=not args.json, desc="replay",
-                                  on_outcome=manifest.record,
-                                  done=(lambda i: _done(out, i)) if args.skip_done else None)
-        except KeyboardInterrupt:
-            manifest.finish(time.perf_counter() - t0, interrupted=True)
+        outcomes = run_recorded(manifest, mine, _setup, _replay_one,
+                                _Job(args, pipeline, str(out)), workers=workers,
+                                progress=not args.json, desc="replay",
+                                done=(lambda i: _done(out, i)) if args.skip_done else None)
+        if outcomes is None:
             print(f"interrupted; the bags finished so far are in {out}", file=sys.stderr)
             return 130
-        summary = manifest.finish(time.perf_counter() - t0)
+        summary = manifest.data
     except (InputError, SetupError) as e:
         print(f"temcoco replay: error: {e}", file=sys.stderr)
         return 1
