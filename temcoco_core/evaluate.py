@@ -76,6 +76,7 @@ __all__ = [
     "EvalError",
     "EvalResult",
     "add_parser",
+    "eval_config",
     "evaluate",
     "load_fused_outputs",
     "run",
@@ -710,6 +711,18 @@ def _stored(entries: dict[str, Path], topic: str | None
     return get
 
 
+def eval_config(args: argparse.Namespace) -> EvalConfig:
+    """The :class:`EvalConfig` of ``temcoco eval``'s flags."""
+    return EvalConfig(
+        fusion_metrics=tuple(_split(args.metrics)),
+        flow=None if args.flow.lower() in ("none", "off", "") else args.flow,
+        tof=not args.no_tof, feacd=not args.no_feacd, resnet_weights=args.resnet_weights,
+        clip_len=args.clip_len, overlap=args.overlap,
+        device=resolve_device(args.device or "auto"),
+        plots=not args.no_plots, save_fused=args.save_fused, slice_row=args.slice_row,
+        progress=not args.quiet)
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``temcoco eval``; returns the exit status (1 on bad input)."""
     inputs = list(args.input or [])
@@ -722,14 +735,7 @@ def run(args: argparse.Namespace) -> int:
         sequences = _load_sequences(args)
         apply_threads(args)
         methods = build_methods(args, sequences)
-        cfg = EvalConfig(
-            fusion_metrics=tuple(_split(args.metrics)),
-            flow=None if args.flow.lower() in ("none", "off", "") else args.flow,
-            tof=not args.no_tof, feacd=not args.no_feacd, resnet_weights=args.resnet_weights,
-            clip_len=args.clip_len, overlap=args.overlap,
-            device=resolve_device(args.device or "auto"),
-            plots=not args.no_plots, save_fused=args.save_fused, slice_row=args.slice_row,
-            progress=not args.quiet)
+        cfg = eval_config(args)
         result, artefacts = evaluate(sequences, methods, cfg)
         title = args.input or args.name or Path(args.visible).stem
         write_reports(result, artefacts, args.out, cfg, title=str(title))

@@ -37,8 +37,8 @@ import numpy as np
 from temcoco_core.cli_args import add_settings_args, apply_threads, parse_size, settings_from_args
 from temcoco_core.driver import ON_ERROR, MessageItem, MetricMeans, RunStats, run_pipeline
 from temcoco_core.engine.factory import EngineInfo, build_engine
-from temcoco_core.frames.decoder import FrameInput
 from temcoco_core.fleet import replays as fleet_replay
+from temcoco_core.frames.decoder import FrameInput
 from temcoco_core.frames.image_msg import numpy_to_image_fields, to_grey
 from temcoco_core.frames.preprocess import FrameError
 from temcoco_core.io.bag import BagError, BagReader, BagWriter, select_image_topics, stamp_to_ns
@@ -647,7 +647,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         return 0
     inputs = [str(b) for b in args.in_bag or []]
     if fleet_replay.uses_fleet(args, inputs):  # many bags, --workers, --shard
-        return fleet_replay.run(args, inputs, settings_from_args(args))
+        return fleet_replay.run(args, inputs)
     args.in_bag = Path(inputs[0]) if inputs else None
     if args.in_bag is None or args.output is None:
         raise ValueError("replay needs IN_BAG and -o OUT_BAG (or --benchmark)")

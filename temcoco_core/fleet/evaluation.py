@@ -145,29 +145,17 @@ def _split(text: str | None) -> list[str]:
     return [t.strip() for t in (text or "").split(",") if t.strip()]
 
 
-def _eval_config(args: argparse.Namespace, progress: bool):
-    from temcoco_core.evaluate import EvalConfig
-
-    return EvalConfig(
-        fusion_metrics=tuple(_split(args.metrics)),
-        flow=None if args.flow.lower() in ("none", "off", "") else args.flow,
-        tof=not args.no_tof, feacd=not args.no_feacd, resnet_weights=args.resnet_weights,
-        clip_len=args.clip_len, overlap=args.overlap, device=args.device,
-        plots=not args.no_plots, save_fused=args.save_fused, slice_row=args.slice_row,
-        progress=progress)
-
-
 def _setup(job: _Job) -> _State:
-    from temcoco_core.evaluate import build_methods
+    from temcoco_core.evaluate import build_methods, eval_config
 
-    args = job.args
-    set_threads(getattr(args, "threads", None) or (1 if (args.workers or 1) > 1 else None))
+    args = copy.copy(job.args)
+    args.quiet = True                       # one progress bar: the run's
+    set_threads(args.threads)
     methods: dict = {}
     if args.methods is not None or not args.fused:
-        base = copy.copy(args)
-        base.fused = []
-        methods = build_methods(base, [])
-    return _State(job, _eval_config(args, progress=False), methods)
+        args.fused = []
+        methods = build_methods(args, [])
+    return _State(job, eval_config(args), methods)
 
 
 def _evaluate_one(state: _State, inp: FleetInput) -> dict[str, Any]:
@@ -360,6 +348,8 @@ def _run_inputs(args: argparse.Namespace, specs: Sequence[str]) -> int:
     manifest = Manifest(out, "eval", all_inputs, mine, shard=(index, count), workers=workers,
                         settings={"methods": args.methods, "fused": args.fused,
                                   "metrics": args.metrics, "max_frames": args.max_frames})
+    if workers > 1 and not args.threads:  # one CPU thread per worker unless told
+        args.threads = 1
     log.info("eval: %d input(s) in all, %d in shard %d/%d, %d worker(s)", len(all_inputs),
              len(mine), index, count, workers)
     outcomes = run_recorded(manifest, mine, _setup, _evaluate_one, _Job(args, str(out)),

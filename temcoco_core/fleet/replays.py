@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from temcoco_core.cli_args import settings_from_args
 from temcoco_core.fleet.inputs import FleetInput, InputError, expand_inputs, is_bag
 from temcoco_core.fleet.manifest import Manifest, run_recorded
 from temcoco_core.fleet.options import add_fleet_arguments
@@ -53,25 +54,13 @@ def uses_fleet(args: argparse.Namespace, inputs: Sequence[str]) -> bool:
 @dataclass
 class _Job:
     args: argparse.Namespace
-    pipeline: Any   # PipelineConfig
+    settings: Any   # NodeConfig
     out: str
 
 
-@dataclass
-class _State:
-    job: _Job
-    engine: Any
-    description: str
-
-
-def _setup(job: _Job) -> _State:
-    from temcoco_core.pipeline import make_engine
-
-    a = job.args
-    set_threads(a.threads or (1 if (a.workers or 1) > 1 else None))
-    engine, desc = make_engine(a.engine, a.preset, weights=a.weights, device=a.device,
-                               backend=a.backend, precision=a.precision)
-    return _State(job, engine, desc)
+def _setup(job: _Job) -> _Job:
+    set_threads(job.args.threads)
+    return job
 
 
 def _json_default(o: Any) -> Any:
@@ -80,20 +69,20 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
-def _replay_one(state: _State, inp: FleetInput) -> dict[str, Any]:
+def _replay_one(job: _Job, inp: FleetInput) -> dict[str, Any]:
     from temcoco_core.replay import ReplayOptions, replay_bag
 
-    a = state.job.args
-    out = Path(state.job.out)
-    state.engine.reset()  # no temporal state from the previous bag
+    a = job.args
+    out = Path(job.out)
     opts = ReplayOptions(rgb_topic=a.rgb_topic, thermal_topic=a.thermal_topic,
                          storage=a.storage, copy_sources=a.copy_sources,
                          diagnostics_every=a.diagnostics_every,
                          overwrite=a.overwrite or a.skip_done,
                          max_frames=a.max_frames, progress=False,
                          preview=Path(a.preview) / f"{inp.id}.mp4" if a.preview else None)
-    summary = replay_bag(inp.path, out / inp.id, state.engine, state.job.pipeline, opts,
-                         engine_description=state.description)
+    # the engine the settings ask for, built for this bag (the engine cache keeps compiled
+    # backends), exactly as a one-bag replay
+    summary = replay_bag(inp.path, out / inp.id, job.settings, opts)
     (out / f"{inp.id}.json").write_text(json.dumps(summary, indent=2, default=_json_default))
     return {"frames": int(summary.get("frames_written", 0)), "output": str(out / inp.id),
             "fps": round(float(summary.get("fps", 0.0)), 2)}
@@ -111,7 +100,7 @@ def _done(out: Path, inp: FleetInput) -> Outcome | None:
     return Outcome(inp.id, True, int(summary.get("frames_written", 0)), info={"reused": True})
 
 
-def run(args: argparse.Namespace, inputs: Sequence[str], pipeline: Any) -> int:
+def run(args: argparse.Namespace, inputs: Sequence[str]) -> int:
     """``temcoco replay`` over many bags; exit 0 when every bag was replayed, 1 otherwise
     (the others' outputs are complete), 130 on Ctrl-C."""
     try:
@@ -126,12 +115,16 @@ def run(args: argparse.Namespace, inputs: Sequence[str], pipeline: Any) -> int:
         out = Path(args.output)
         if is_bag(out):
             raise InputError(f"{out} is a bag; give a folder for the fused bags")
+        if workers > 1 and not args.threads:  # one CPU thread per worker unless told
+            args.threads = 1
+        settings = settings_from_args(args)
         manifest = Manifest(out, "replay", all_inputs, mine, shard=(index, count),
-                            workers=workers, settings={"engine": args.engine,
-                                                       "preset": args.preset,
-                                                       "weights": args.weights})
+                            workers=workers, settings={"engine": settings.fusion_engine,
+                                                       "preset": settings.preset,
+                                                       "weights": args.weights,
+                                                       "params": str(args.params or "")})
         outcomes = run_recorded(manifest, mine, _setup, _replay_one,
-                                _Job(args, pipeline, str(out)), workers=workers,
+                                _Job(args, settings, str(out)), workers=workers,
                                 progress=not args.json, desc="replay",
                                 done=(lambda i: _done(out, i)) if args.skip_done else None)
         if outcomes is None:

@@ -71,14 +71,12 @@ class Outcome:
 
 
 def set_threads(threads: int | None) -> None:
-    """Limit torch and OpenCV to ``threads`` CPU threads (``None``: leave as is)."""
-    if not threads:
-        return
+    """CPU threads of torch (``None``/0: the engine factory's default) and OpenCV."""
     import cv2
-    import torch
 
-    torch.set_num_threads(max(1, threads))
-    cv2.setNumThreads(max(1, threads))
+    from temcoco_core.engine.factory import apply_cpu_threads
+
+    cv2.setNumThreads(apply_cpu_threads(threads or 0))
 
 
 def print_failures(failed: Sequence[tuple[str, str]], total: int, noun: str = "input") -> None:
