@@ -27,9 +27,10 @@ What each rank does:
   :class:`~torch.nn.parallel.DistributedDataParallel`: gradients are averaged over ranks during
   ``backward``; gradient clipping and the AMP scaler then see identical gradients on every
   rank, so the optimiser steps stay identical.
-* **Agreement.** :func:`reduce_step` all-reduces the step's loss terms (the logged loss is the
-  global-batch mean) together with each rank's stop flag, so a Ctrl-C/SIGTERM seen by any rank
-  stops every rank after the same step.
+* **Agreement.** :func:`mean_over_ranks` averages the step's loss terms (the logged loss is
+  the global-batch mean); :func:`any_rank` combines the ranks' stop flags right before the
+  loop decides to stop, so a Ctrl-C/SIGTERM (or any other stop request) seen by one rank stops
+  every rank after the same step.
 * **Rank 0 only:** progress bar, CSV logs, checkpoints, evaluation, the JSON summary. Other ranks
   log warnings and errors only (prefixed ``[rank r]``).
 
@@ -59,11 +60,12 @@ __all__ = [
     "DistContext",
     "ShardedClipSampler",
     "add_arguments",
+    "any_rank",
     "barrier",
     "broadcast_object",
     "context_from_group",
+    "mean_over_ranks",
     "rank_seed",
-    "reduce_step",
     "resolve_device",
     "session",
     "training_forward",
@@ -274,19 +276,31 @@ def training_forward(model: nn.Module, distill: bool, ctx: DistContext,
         find_unused_parameters=find_unused)
 
 
-def reduce_step(terms: Mapping[str, float], stop: bool, ctx: DistContext,
-                device: torch.device) -> tuple[dict[str, float], bool]:
-    """Mean of each loss term over ranks (= the global-batch mean, ranks having equal batches)
-    and whether any rank wants to stop. One all-reduce; identity for a single process."""
-    if not ctx.enabled:
-        return dict(terms), stop
-    keys = sorted(terms)
+def _all_reduce(values: list[float], ctx: DistContext, device: torch.device) -> Tensor:
     on = device if ctx.backend == "nccl" else torch.device("cpu")
-    buf = torch.tensor([float(terms[k]) for k in keys] + [1.0 if stop else 0.0],
-                       dtype=torch.float64, device=on)
+    buf = torch.tensor(values, dtype=torch.float64, device=on)
     dist.all_reduce(buf)
-    vals = (buf[:-1] / ctx.world_size).tolist()
-    return dict(zip(keys, vals)), bool(buf[-1].item() > 0)
+    return buf.cpu()
+
+
+def mean_over_ranks(terms: Mapping[str, float], ctx: DistContext,
+                    device: torch.device) -> dict[str, float]:
+    """Mean of each loss term over ranks (= the global-batch mean, ranks having equal
+    batches). One all-reduce; identity for a single process."""
+    if not ctx.enabled:
+        return dict(terms)
+    keys = sorted(terms)
+    total = _all_reduce([float(terms[k]) for k in keys], ctx, device)
+    return dict(zip(keys, (total / ctx.world_size).tolist()))
+
+
+def any_rank(flag: bool, ctx: DistContext, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is true on any (a stop request: Ctrl-C, SIGTERM, a
+    time limit), so that all ranks leave the loop after the same step. Identity for a single
+    process."""
+    if not ctx.enabled:
+        return flag
+    return bool(_all_reduce([1.0 if flag else 0.0], ctx, device)[0] > 0)
 
 
 def broadcast_object(obj: object, ctx: DistContext, device: torch.device) -> object:

@@ -427,7 +427,8 @@ class Trainer:
         return contextlib.nullcontext()
 
     def train_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
-        """One optimisation step on a collated batch; returns the loss terms as floats."""
+        """One optimisation step on a collated batch; returns the loss terms as floats (the
+        mean over all ranks' batches under torch.distributed)."""
         dev = self.device
         vis = batch["visible"].to(dev, non_blocking=True)
         ir = batch["infrared"].to(dev, non_blocking=True)
@@ -452,7 +453,8 @@ class Trainer:
         self.scaler.update()
         self.step += 1
         self.samples += self.global_batch
-        return {k: float(v.detach()) for k, v in terms.items()}
+        return distributed.mean_over_ranks({k: float(v.detach()) for k, v in terms.items()},
+                                           self.dist, self.device)
 
     def fit(self, resume: bool = False, resume_dir: str | Path | None = None) -> TrainResult:
         """Train up to ``config.steps``; checkpoints, CSV logs, evaluation, clean Ctrl-C."""
@@ -485,9 +487,6 @@ class Trainer:
                 t_last = t_begin = time.perf_counter()
                 for batch in self._batches():
                     terms = self.train_step(batch)
-                    # global-batch mean of the terms; every rank stops after the same step
-                    terms, flag.stop = distributed.reduce_step(terms, flag.stop, self.dist,
-                                                               self.device)
                     now = time.perf_counter()
                     if cfg.time_limit_s and now - t_begin >= cfg.time_limit_s \
                             and not flag.stop and self.step < cfg.steps:
@@ -503,6 +502,8 @@ class Trainer:
                         bar.update(1)
                         bar.set_postfix(loss=f"{terms['total']:.4f}",
                                         lr=f"{learning_rate(cfg, self.step):.2e}")
+                    # a stop request of any rank (Ctrl-C, SIGTERM...) stops every rank now
+                    flag.stop = distributed.any_rank(flag.stop, self.dist, self.device)
                     if self.step % cfg.log_every == 0 or flag.stop or self.step == cfg.steps:
                         self.recent = {k: float(np.mean([w[k] for w in window]))
                                        for k in window[0]}
