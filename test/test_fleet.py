@@ -195,6 +195,9 @@ def test_eval_workers_and_shards_merge_to_the_single_run_table(tmp_path, capsys)
     plots = sorted(p.name for p in (merged / "plots").iterdir())
     assert plots == sorted(p.name for p in (single / "plots").iterdir()) and plots
     assert _md_table(merged) == _md_table(single) and len(_md_table(single)) == 4
+    results = [json.loads((d / "results.json").read_text()) for d in (single, merged)]
+    assert results[0]["input_alignment"] == results[1]["input_alignment"]
+    assert results[0]["notes"] == results[1]["notes"]
 
     # a missing shard is named, and the exit status says the merge is incomplete
     assert main(["eval", "--merge", str(shards[0]), "--out", str(tmp_path / "part")]) == 1

@@ -238,7 +238,9 @@ def write_input_result(folder: Path, inp: FleetInput, result: Any, artefacts: di
     info = {"id": inp.id, "source": inp.source, "kind": inp.kind, "sequence": seq,
             "methods": result.methods, "metric_order": metric_order,
             "rows": [{k: _jsonable(v) for k, v in r.items()} for r in result.rows],
-            "notes": result.notes, "runtime_s": result.runtime_s, "artefacts": keys}
+            "notes": result.notes, "runtime_s": result.runtime_s, "artefacts": keys,
+            "alignment": {k: {m: _jsonable(v) for m, v in d.items()}
+                          for k, d in getattr(result, "alignment", {}).items()}}
     tmp = folder.with_name(folder.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(tmp / ARTEFACT_FILE, **arrays)
@@ -255,6 +257,8 @@ def read_input_result(folder: Path) -> tuple[dict[str, Any], dict]:
     info = json.loads((folder / RESULT_FILE).read_text())
     info["rows"] = [{k: (float("nan") if v is None else v) for k, v in r.items()}
                     for r in info["rows"]]
+    info["alignment"] = {k: {m: (float("nan") if v is None else v) for m, v in d.items()}
+                         for k, d in info.get("alignment", {}).items()}
     art: dict = {}
     with np.load(folder / ARTEFACT_FILE) as z:
         for i, (key, subs) in enumerate(info["artefacts"]):
@@ -286,8 +290,9 @@ def build_report(results: Sequence[tuple[dict[str, Any], dict]], runtime_s: floa
         notes += [n for n in info["notes"] if n not in notes]
     names = [info["sequence"] for info, _ in results]
     artefacts = {info["sequence"]: art for info, art in results}
+    alignment = {k: v for info, _ in results for k, v in info["alignment"].items()}
     result = EvalResult(rows, mean, present, list(methods), names, notes, nan_notes,
-                        runtime_s=runtime_s)
+                        alignment=alignment, runtime_s=runtime_s)
     return result, artefacts
 
 
