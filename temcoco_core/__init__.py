@@ -7,7 +7,8 @@
 
 Network (:mod:`temcoco_core.model`), streaming engine and backends (:mod:`temcoco_core.engine`),
 frame conversion and pairing (:mod:`temcoco_core.frames`), bag/video/dataset I/O
-(:mod:`temcoco_core.io`), metrics, training and the ``temcoco`` command line.
+(:mod:`temcoco_core.io`), metrics, training, many-input eval/replay
+(:mod:`temcoco_core.fleet`) and the ``temcoco`` command line.
 This package never imports rclpy or any ROS package.
 """
 

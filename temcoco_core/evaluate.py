@@ -46,6 +46,7 @@ from temcoco_core.baselines import method_label, MethodError, resolve_method, Se
 from temcoco_core.cli_args import add_settings_args, apply_threads, settings_from_args
 from temcoco_core.engine.backends import release_freed_memory
 from temcoco_core.engine.factory import EngineBuildError, resolve_device
+from temcoco_core.fleet import evaluation as fleet_eval
 from temcoco_core.io.datasets import (
     dataset_loaders,
     DatasetError,
@@ -80,9 +81,11 @@ __all__ = [
     "EvalError",
     "EvalResult",
     "add_parser",
+    "eval_config",
     "evaluate",
     "load_fused_outputs",
     "run",
+    "summarize_rows",
     "write_reports",
 ]
 
@@ -365,6 +368,25 @@ def evaluate(sequences: Sequence[FusionSequence | SequenceLoader],
                      "the temporal metrics use the clean references.")
 
     order = list(cfg.fusion_metrics) + list(TEMPORAL_METRICS)
+    mean, present, nan_notes = summarize_rows(rows, list(methods), order)
+    for name, a in alignment.items():
+        if a["alignment_warn_share"] > 0.5:
+            notes.append(f"{name}: the thermal and visible inputs look misregistered (alignment "
+                         f"score {a['alignment_score_mean']:.2f}, below the WARN level in "
+                         f"{a['alignment_warn_share']:.0%} of the readings); fusion metrics "
+                         "suffer from double edges. Register them (temcoco calibrate).")
+    result = EvalResult(rows, mean, present, list(methods), names, notes, nan_notes,
+                        alignment=alignment, runtime_s=time.perf_counter() - t_start)
+    return result, artefacts
+
+
+def summarize_rows(rows: Sequence[dict], methods: Sequence[str], order: Sequence[str]
+                   ) -> tuple[dict[str, dict[str, float]], list[str], list[str]]:
+    """Per-method means over the sequences' rows.
+
+    ``(mean, metric columns present (in ``order``), notes on NaN means)``; ``mean[method]`` also
+    has ``fuse_s_per_frame``.
+    """
     present = [m for m in order if any(m in r for r in rows)]
     mean: dict[str, dict[str, float]] = {}
     nan_notes: list[str] = []
@@ -380,15 +402,7 @@ def evaluate(sequences: Sequence[FusionSequence | SequenceLoader],
             mean[label][m] = float(np.mean(vals))
         mean[label]["fuse_s_per_frame"] = (sum(r["fuse_s"] for r in mrows)
                                            / max(1, sum(r["frames"] for r in mrows)))
-    for name, a in alignment.items():
-        if a["alignment_warn_share"] > 0.5:
-            notes.append(f"{name}: the thermal and visible inputs look misregistered (alignment "
-                         f"score {a['alignment_score_mean']:.2f}, below the WARN level in "
-                         f"{a['alignment_warn_share']:.0%} of the readings); fusion metrics "
-                         "suffer from double edges. Register them (temcoco calibrate).")
-    result = EvalResult(rows, mean, present, list(methods), names, notes, nan_notes,
-                        alignment=alignment, runtime_s=time.perf_counter() - t_start)
-    return result, artefacts
+    return mean, present, nan_notes
 
 
 def _artefact(frames: np.ndarray, row: int | None) -> dict:
@@ -608,8 +622,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Metrics: EN SD MI SSIM Qabf VIF (per frame, CDDFuse conventions), flowD feaCD "
                "tOF dirC flicker (temporal). See temcoco_core.metrics for definitions.")
-    p.add_argument("input", nargs="?", help="dataset root (M3SVD layout, frame folders or "
-                   "visible/ + infrared/ videos); or use --visible/--infrared")
+    p.add_argument("input", nargs="*", help="dataset root (M3SVD layout, frame folders or "
+                   "visible/ + infrared/ videos); or use --visible/--infrared. Several "
+                   "inputs, bags, folders of bags, globs and list files: see --workers")
     p.add_argument("--methods", default=None,
                    help=f"comma-separated methods: baselines (average, max, laplacian), model "
                         f"presets (edge, official, edge-framewise), PRESET:CHECKPOINT, a "
@@ -645,6 +660,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--save-fused", action="store_true", help="write fused videos too")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_settings_args(p, pipeline=False)
+    fleet_eval.add_arguments(p)
     p.set_defaults(func=run)
     return p
 
@@ -715,22 +731,31 @@ def _stored(entries: dict[str, Path], topic: str | None
     return get
 
 
+def eval_config(args: argparse.Namespace) -> EvalConfig:
+    """The :class:`EvalConfig` of ``temcoco eval``'s flags."""
+    return EvalConfig(
+        fusion_metrics=tuple(_split(args.metrics)),
+        flow=None if args.flow.lower() in ("none", "off", "") else args.flow,
+        tof=not args.no_tof, feacd=not args.no_feacd, resnet_weights=args.resnet_weights,
+        clip_len=args.clip_len, overlap=args.overlap,
+        device=resolve_device(args.device or "auto"),
+        plots=not args.no_plots, save_fused=args.save_fused, slice_row=args.slice_row,
+        progress=not args.quiet)
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``temcoco eval``; returns the exit status (1 on bad input)."""
+    inputs = list(args.input or [])
+    if fleet_eval.uses_fleet(args, inputs):  # many inputs, --workers, --shard, --merge
+        return fleet_eval.run(args, inputs)
+    args.input = inputs[0] if inputs else None
     try:
         if args.max_frames is not None and args.max_frames < 1:
             raise EvalError(f"--max-frames must be >= 1, got {args.max_frames}")
         sequences = _load_sequences(args)
         apply_threads(args)
         methods = build_methods(args, sequences)
-        cfg = EvalConfig(
-            fusion_metrics=tuple(_split(args.metrics)),
-            flow=None if args.flow.lower() in ("none", "off", "") else args.flow,
-            tof=not args.no_tof, feacd=not args.no_feacd, resnet_weights=args.resnet_weights,
-            clip_len=args.clip_len, overlap=args.overlap,
-            device=resolve_device(args.device or "auto"),
-            plots=not args.no_plots, save_fused=args.save_fused, slice_row=args.slice_row,
-            progress=not args.quiet)
+        cfg = eval_config(args)
         result, artefacts = evaluate(sequences, methods, cfg)
         title = args.input or args.name or Path(args.visible).stem
         write_reports(result, artefacts, args.out, cfg, title=str(title))

@@ -42,6 +42,7 @@ import numpy as np
 from temcoco_core.cli_args import add_settings_args, apply_threads, parse_size, settings_from_args
 from temcoco_core.driver import MessageItem, MetricMeans, ON_ERROR, run_pipeline, RunStats
 from temcoco_core.engine.factory import build_engine, EngineInfo
+from temcoco_core.fleet import replays as fleet_replay
 from temcoco_core.frames.decoder import FrameInput
 from temcoco_core.frames.image_msg import numpy_to_image_fields, to_grey
 from temcoco_core.frames.preprocess import FrameError
@@ -652,6 +653,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
                   "the engine")
             print("  " + ", ".join(f"{k} {v:.2f}" for k, v in res["stage_ms_per_frame"].items()))
         return 0
+    inputs = [str(b) for b in args.in_bag or []]
+    if fleet_replay.uses_fleet(args, inputs):  # many bags, --workers, --shard
+        return fleet_replay.run(args, inputs)
+    args.in_bag = Path(inputs[0]) if inputs else None
     if args.in_bag is None or args.output is None:
         raise ValueError("replay needs IN_BAG and -o OUT_BAG (or --benchmark)")
     settings = settings_from_args(args)
@@ -722,8 +727,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "with /fused/image and /diagnostics. Topics are detected by type, encoding "
                     "and name unless given. --benchmark measures the pipeline's own per-frame "
                     "cost instead (model-free, in memory).")
-    p.add_argument("in_bag", nargs="?", type=Path, help="input bag (directory, .db3 or .mcap)")
-    p.add_argument("-o", "--output", type=Path, help="output bag directory")
+    p.add_argument("in_bag", nargs="*", type=Path, help="input bag (directory, .db3 or .mcap); "
+                   "several bags, folders of bags, globs and list files: see --workers")
+    p.add_argument("-o", "--output", type=Path, help="output bag directory (a folder of "
+                   "output bags for several inputs)")
     p.add_argument("--rgb-topic", default=None, help="RGB image topic (default: detected)")
     p.add_argument("--thermal-topic", default=None,
                    help="thermal image topic (default: detected)")
@@ -745,6 +752,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="--benchmark frame size (default: 640x480)")
     p.add_argument("--frames", type=int, default=200, help="--benchmark frames (default: 200)")
     add_settings_args(p)
+    fleet_replay.add_arguments(p)
     p.set_defaults(func=_cmd_replay)
 
     # fuse --------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ __all__ = [
     "FusionSequence",
     "SequenceLoader",
     "dataset_loaders",
+    "dataset_sequences",
     "detect_folder_layout",
     "folder_loaders",
     "load_dataset",
@@ -511,6 +512,17 @@ def load_sequence(
     iref = None if infrared_ref is None else _read_any(seq, infrared_ref, True, max_frames)
     return FusionSequence(seq, vis, ir, vref, iref,
                           {"visible": str(visible), "infrared": str(infrared)})
+
+
+def dataset_sequences(root: str | Path) -> list[str]:
+    """Sequence names of a dataset root (any layout :func:`load_dataset` reads), in order.
+
+    Without reading frames.
+
+    Raises:
+        DatasetError: not a recognised dataset root.
+    """
+    return [loader.name for loader in dataset_loaders(root)]
 
 
 def dataset_loaders(

@@ -12,6 +12,8 @@
 * :mod:`.data` -- datasets to seeded random clips with degraded inputs and clean targets.
 * :mod:`.config` -- the typed training configuration (YAML, unknown keys rejected).
 * :mod:`.trainer` -- the loop, checkpoints, resume, evaluation and ``temcoco train``.
+* :mod:`.distributed` -- data-parallel training under ``torchrun`` (DDP, sharded clips,
+  rank-0 duties, agreed stops).
 
 Submodules are imported on demand (``from temcoco_core.train.trainer import Trainer``).
 """

@@ -28,6 +28,11 @@ Launch (repository root)::
     temcoco train --config config/train_edge.yaml --device cuda --batch-size 8 \
         --clip-len 10 --crop 224 --steps 20000 --set data.num_workers=8 --out runs/edge-gpu
     temcoco train --resume runs/edge --steps 4000                   # continue a run
+    torchrun --nproc_per_node 4 -m temcoco_core.cli train --config config/train_edge.yaml
+
+Under ``torchrun`` the same loop runs data-parallel (DDP; ``batch_size`` is per process,
+``world_size``, the global batch and the clips consumed are recorded in ``checkpoint.json``
+and every ``train_log.csv`` row); :mod:`.distributed` holds that plumbing.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from torch import nn, Tensor
 from torch.utils.data import DataLoader
 
 from temcoco_core.io.datasets import FusionSequence, load_m3svd_val
+from temcoco_core.train import distributed
 from temcoco_core.train.config import (
     config_to_dict,
     ConfigError,
@@ -123,6 +129,7 @@ class TrainResult:
     evaluation: dict[str, float] = field(default_factory=dict)
     out_dir: str = ""
     sec_per_step: float = float("nan")
+    world_size: int = 1
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -132,12 +139,7 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 
 def resolve_device(name: str) -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
-    return dev
+    return distributed.resolve_device(name, distributed.DistContext())
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -157,29 +159,33 @@ def _build_model(config: TrainConfig, distill: bool) -> nn.Module:
 
 
 class _StopFlag:
-    """SIGINT -> set a flag (first time); restore the old handler on exit."""
+    """SIGINT (and the given other signals) -> set a flag (first time).
 
-    def __init__(self) -> None:
+    Restore the old handlers on exit.
+    """
+
+    def __init__(self, signals: Sequence[int] = (signal.SIGINT,)) -> None:
         self.stop = False
-        self._old: Any = None
+        self.signals = tuple(signals)
+        self._old: dict[int, Any] = {}
 
     def _handler(self, signum: int, frame: Any) -> None:
         if self.stop:  # second Ctrl-C: abort now
             raise KeyboardInterrupt
         self.stop = True
-        log.warning("interrupt: finishing this step and writing a checkpoint "
-                    "(Ctrl-C again to abort)")
+        log.warning("%s: finishing this step and writing a checkpoint (Ctrl-C again to "
+                    "abort)", signal.Signals(signum).name)
 
     def __enter__(self) -> _StopFlag:
-        try:
-            self._old = signal.signal(signal.SIGINT, self._handler)
-        except ValueError:  # not the main thread: no handler, KeyboardInterrupt still caught
-            self._old = None
+        for sig in self.signals:
+            # not the main thread: no handler (KeyboardInterrupt is still caught)
+            with contextlib.suppress(ValueError):
+                self._old[sig] = signal.signal(sig, self._handler)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 def _worker_init(_: int) -> None:
@@ -197,17 +203,21 @@ class Trainer:
         sequences: training data instead of ``config.data.sources``.
         eval_sequences: evaluation data instead of ``config.eval.root`` (``[]`` disables).
         progress: show the tqdm bar.
+        dist: this process's place in a data-parallel run (:mod:`.distributed`); default:
+            the initialised default process group, else a single process.
     """
 
     def __init__(self, config: TrainConfig, model: nn.Module | None = None,
                  sequences: Sequence[FusionSequence] | None = None,
                  eval_sequences: Sequence[FusionSequence] | None = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True,
+                 dist: distributed.DistContext | None = None) -> None:
         self.config = config
-        self.progress = progress
+        self.dist = dist if dist is not None else distributed.context_from_group()
+        self.progress = progress and self.dist.is_main
         if config.threads:
             torch.set_num_threads(config.threads)
-        self.device = resolve_device(config.device)
+        self.device = distributed.resolve_device(config.device, self.dist)
         self.out_dir = Path(config.out_dir)
         torch.manual_seed(config.seed)
 
@@ -227,6 +237,9 @@ class Trainer:
         if config.init_weights:
             self._load_init(config.init_weights)
         self.model.to(self.device).train()
+        self.train_forward = distributed.training_forward(self.model, self.distill, self.dist,
+                                                          self.device)
+        distributed.rank_seed(config.seed, self.dist)
 
         self.optimizer = torch.optim.Adam(
             [p for p in self.model.parameters() if p.requires_grad], lr=config.lr,
@@ -236,17 +249,21 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp
                                            and self.amp_dtype == torch.float16)
         self.step = 0
+        self.samples = 0  # clips consumed by all ranks together (the next clip index)
         self.recent: dict[str, float] = {}
         self.last_eval: dict[str, float] = {}
 
         seqs = list(sequences) if sequences is not None else load_sources(
-            config.data.sources, progress=progress)
+            config.data.sources, progress=self.progress)
         self.dataset = ClipDataset(seqs, config.data, seed=config.seed)
         log.info("training data: %d sequence(s), %d frames, %d distinct clips",
                  len(self.dataset.sequences),
                  sum(s.num_frames for s in self.dataset.sequences), self.dataset.num_clips)
-        self.eval_sequences = (list(eval_sequences) if eval_sequences is not None
-                               else self._load_eval())
+        if not self.dist.is_main:  # rank 0 evaluates
+            self.eval_sequences: list[FusionSequence] = []
+        else:
+            self.eval_sequences = (list(eval_sequences) if eval_sequences is not None
+                                   else self._load_eval())
         self._eval_flows: dict[str, list[np.ndarray] | None] = {}
 
     # ------------------------------------------------------------------------------- setup
@@ -336,6 +353,9 @@ class Trainer:
             "eval": self.last_eval,
             "loss_weights": self.loss_fn.describe(),
             "distillation": self.distill,
+            "samples": self.samples,
+            **self.dist.describe(),
+            "global_batch_size": self.global_batch,
             "config": config_to_dict(self.config),
             "torch": torch.__version__,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -344,24 +364,33 @@ class Trainer:
                       lambda p: p.write_text(json.dumps(info, indent=2, default=str)))
         return self.out_dir
 
-    def load_checkpoint(self, run_dir: str | Path | None = None) -> int:
-        """Restore weights, optimizer and step from a run folder; returns the step."""
-        from temcoco_core.model.checkpoint import read_state_dict
+    @property
+    def global_batch(self) -> int:
+        """Clips per optimisation step over all ranks."""
+        return self.config.batch_size * self.dist.world_size
 
+    def load_checkpoint(self, run_dir: str | Path | None = None) -> int:
+        """Restore weights, optimizer and step from a run folder; returns the step.
+
+        Under torch.distributed rank 0 reads the files and sends them to the other ranks.
+        """
         d = Path(run_dir) if run_dir is not None else self.out_dir
-        for name in (MODEL_FILE, OPTIMIZER_FILE, STATE_FILE):
-            if not (d / name).is_file():
-                raise ResumeError(f"cannot resume from {d}: {name} is missing")
-        state = read_state_dict(d / MODEL_FILE)
-        if (d / EXTRA_FILE).is_file():
-            state.update(read_state_dict(d / EXTRA_FILE))
+        payload: Any = None
+        if self.dist.is_main:
+            try:
+                payload = _read_checkpoint(d)
+            except Exception as e:  # every rank raises it
+                payload = e
+        payload = distributed.broadcast_object(payload, self.dist, self.device)
+        if isinstance(payload, BaseException):
+            raise payload
+        state, opt, info = payload
         missing = [k for k in self.model.state_dict() if k not in state]
         unexpected = [k for k in state if k not in self.model.state_dict()]
         if missing or unexpected:
             raise ResumeError(f"cannot resume from {d}: weights do not match the model "
                               f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
         self.model.load_state_dict(state)
-        opt = _load_optimizer_file(d / OPTIMIZER_FILE)
         try:
             self.optimizer.load_state_dict(opt["optimizer"])
             if opt.get("scaler") and self.scaler.is_enabled():
@@ -370,11 +399,18 @@ class Trainer:
             raise ResumeError(f"cannot resume from {d}: {OPTIMIZER_FILE} does not fit this "
                               f"optimizer ({type(exc).__name__}: {_first_line(exc)})") from None
         try:
-            info = json.loads((d / STATE_FILE).read_text())
             self.step = int(info["step"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise ResumeError(f"cannot resume from {d}: {STATE_FILE} is unreadable "
                               f"({type(exc).__name__}: {_first_line(exc)})") from None
+        # clips consumed; checkpoints from before torch.distributed: step x batch size
+        self.samples = int(info.get("samples", self.step * int(
+            info.get("config", {}).get("batch_size", self.config.batch_size))))
+        old_world = int(info.get("world_size", 1))
+        if old_world != self.dist.world_size and self.dist.is_main:
+            log.info("resuming a world-size-%d run on %d process(es): global batch %s -> %d",
+                     old_world, self.dist.world_size, info.get("global_batch_size", "?"),
+                     self.global_batch)
         if int(opt.get("step", self.step)) != self.step:
             log.warning("optimizer state is from step %s, checkpoint.json says %d",
                         opt.get("step"), self.step)
@@ -388,8 +424,10 @@ class Trainer:
     def _loader(self) -> DataLoader:
         b = self.config.batch_size
         workers = self.config.data.num_workers
+        sampler = distributed.ShardedClipSampler(self.samples, self.config.steps - self.step, b,
+                                                 self.dist.rank, self.dist.world_size)
         return DataLoader(
-            self.dataset, batch_size=b, sampler=range(self.step * b, self.config.steps * b),
+            self.dataset, batch_size=b, sampler=sampler,
             num_workers=workers, drop_last=True, pin_memory=self.device.type == "cuda",
             worker_init_fn=_worker_init if workers else None,
             persistent_workers=False)
@@ -400,7 +438,11 @@ class Trainer:
         return contextlib.nullcontext()
 
     def train_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
-        """One optimisation step on a collated batch; returns the loss terms as floats."""
+        """One optimisation step on a collated batch.
+
+        Returns the loss terms as floats (the mean over all ranks' batches under
+        torch.distributed).
+        """
         dev = self.device
         vis = batch["visible"].to(dev, non_blocking=True)
         ir = batch["infrared"].to(dev, non_blocking=True)
@@ -410,10 +452,7 @@ class Trainer:
             g["lr"] = learning_rate(self.config, self.step)
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
-            if self.distill:
-                fused, feats = self.model.forward_train(vis, ir)
-            else:
-                fused, feats = self.model(vis, ir), None
+            fused, feats = self.train_forward(vis, ir)  # DDP under torch.distributed
         terms = self.loss_fn(fused.float(), vis_ref, ir_ref, feats)
         total = terms["total"]
         if not torch.isfinite(total):
@@ -427,13 +466,17 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.step += 1
-        return {k: float(v.detach()) for k, v in terms.items()}
+        self.samples += self.global_batch
+        return distributed.mean_over_ranks({k: float(v.detach()) for k, v in terms.items()},
+                                           self.dist, self.device)
 
     def fit(self, resume: bool = False, resume_dir: str | Path | None = None) -> TrainResult:
         """Train up to ``config.steps``; checkpoints, CSV logs, evaluation, clean Ctrl-C."""
         if resume:
             self.load_checkpoint(resume_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        main = self.dist.is_main  # rank 0 logs, evaluates and writes checkpoints
+        if main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
         cfg = self.config
         interrupted = False
         window: list[dict[str, float]] = []
@@ -447,11 +490,14 @@ class Trainer:
                        dynamic_ncols=True)
         writer = _CsvLog(self.out_dir / TRAIN_LOG)
         log.info("training %s on %s from step %d to %d (batch %d, clip %d, crop %d, AMP %s, "
-                 "distillation %s)", cfg.preset, self.device, self.step, cfg.steps,
-                 cfg.batch_size, cfg.data.clip_len, cfg.data.crop,
-                 self.amp_dtype if self.use_amp else "off", "on" if self.distill else "off")
+                 "distillation %s, world size %d, global batch %d)", cfg.preset, self.device,
+                 self.step, cfg.steps, cfg.batch_size, cfg.data.clip_len, cfg.data.crop,
+                 self.amp_dtype if self.use_amp else "off", "on" if self.distill else "off",
+                 self.dist.world_size, self.global_batch)
+        # under torchrun a Ctrl-C reaches the ranks as SIGINT, a shutdown as SIGTERM
+        signals = (signal.SIGINT, signal.SIGTERM) if self.dist.enabled else (signal.SIGINT,)
         try:
-            with _StopFlag() as flag:
+            with _StopFlag(signals) as flag:
                 t_last = t_begin = time.perf_counter()
                 for batch in self._batches():
                     terms = self.train_step(batch)
@@ -470,12 +516,16 @@ class Trainer:
                         bar.update(1)
                         bar.set_postfix(loss=f"{terms['total']:.4f}",
                                         lr=f"{learning_rate(cfg, self.step):.2e}")
+                    # a stop request of any rank (Ctrl-C, SIGTERM...) stops every rank now
+                    flag.stop = distributed.any_rank(flag.stop, self.dist, self.device)
                     if self.step % cfg.log_every == 0 or flag.stop or self.step == cfg.steps:
                         self.recent = {k: float(np.mean([w[k] for w in window]))
                                        for k in window[0]}
-                        writer.write({"step": self.step,
-                                      "lr": learning_rate(cfg, self.step - 1),
-                                      "sec_per_it": float(np.mean(times)), **self.recent})
+                        if main:
+                            writer.write({"step": self.step,
+                                          "lr": learning_rate(cfg, self.step - 1),
+                                          "sec_per_it": float(np.mean(times)), **self.recent,
+                                          "world_size": self.dist.world_size})
                         window, times = [], []
                     if cfg.eval.every and self.step % cfg.eval.every == 0 and not flag.stop:
                         self._run_eval()
@@ -483,11 +533,19 @@ class Trainer:
                     if flag.stop:
                         interrupted = True
                         break
-                    if self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
+                    if (main and self.step % cfg.checkpoint_every == 0
+                            and self.step < cfg.steps):
                         self.save_checkpoint()
         except KeyboardInterrupt:
             interrupted = True
             log.warning("aborted at step %d; writing a checkpoint", self.step)
+        except Exception:
+            if self.dist.enabled and main:  # e.g. another rank died inside a collective
+                log.error("training failed at step %d; writing a checkpoint of the last "
+                          "completed step", self.step)
+                with contextlib.suppress(Exception):
+                    self.save_checkpoint()
+            raise
         finally:
             if bar is not None:
                 bar.close()
@@ -496,15 +554,17 @@ class Trainer:
         if not interrupted and self.eval_sequences and (
                 not cfg.eval.every or self.step % cfg.eval.every != 0):
             self._run_eval()
-        self.save_checkpoint(complete=not interrupted and self.step >= cfg.steps)
+        if main:
+            self.save_checkpoint(complete=not interrupted and self.step >= cfg.steps)
+        distributed.barrier(self.dist)  # no rank leaves before the final checkpoint exists
         # steady-state speed: skip the first step (allocations, lazy init)
         steady = all_times[1:] if len(all_times) > 1 else all_times
         spi = float(np.mean(steady)) if steady else float("nan")
-        if interrupted:
+        if interrupted and main:
             log.warning("stopped at step %d; checkpoint in %s (resume with --resume)",
                         self.step, self.out_dir)
         return TrainResult(self.step, interrupted, dict(self.recent), dict(self.last_eval),
-                           str(self.out_dir), spi)
+                           str(self.out_dir), spi, self.dist.world_size)
 
     def _batches(self) -> Iterator[dict[str, Tensor]]:
         if self.step >= self.config.steps:
@@ -569,7 +629,7 @@ class Trainer:
         return torch.cat(outs, dim=1)
 
     def _run_eval(self) -> None:
-        if not self.eval_sequences:
+        if not self.eval_sequences:  # also on ranks > 0
             return
         t0 = time.perf_counter()
         self.last_eval = self.evaluate()
@@ -579,6 +639,25 @@ class Trainer:
 
 
 # ------------------------------------------------------------------------------- helpers
+
+
+def _read_checkpoint(d: Path) -> tuple[dict[str, Tensor], dict[str, Any], dict[str, Any]]:
+    """(weights incl. extra tensors, optimizer file, checkpoint.json) of a run folder."""
+    from temcoco_core.model.checkpoint import read_state_dict
+
+    for name in (MODEL_FILE, OPTIMIZER_FILE, STATE_FILE):
+        if not (d / name).is_file():
+            raise ResumeError(f"cannot resume from {d}: {name} is missing")
+    state = read_state_dict(d / MODEL_FILE)
+    if (d / EXTRA_FILE).is_file():
+        state.update(read_state_dict(d / EXTRA_FILE))
+    opt = _load_optimizer_file(d / OPTIMIZER_FILE)
+    try:
+        info = json.loads((d / STATE_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise ResumeError(f"cannot resume from {d}: {STATE_FILE} is unreadable "
+                          f"({type(exc).__name__}: {_first_line(exc)})") from None
+    return state, opt, info
 
 
 def _to_clip(frames: np.ndarray) -> Tensor:
@@ -694,6 +773,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set data.degrade.agc_gain=0.1")
+    distributed.add_arguments(p)
     p.set_defaults(func=run)
     return p
 
@@ -764,10 +844,15 @@ def _deep_merge(dst: dict[str, Any], src: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     """``temcoco train``: exit 0 when finished or stopped with Ctrl-C (checkpoint written)."""
     cfg, resume_dir = build_config(args)
-    trainer = Trainer(cfg, progress=not getattr(args, "no_progress", False))
-    result = trainer.fit(resume=args.resume is not None, resume_dir=resume_dir)
+    timeout = getattr(args, "dist_timeout", distributed.DEFAULT_TIMEOUT_S)
+    with distributed.session(cfg.device, timeout) as ctx:  # torchrun: join the group
+        trainer = Trainer(cfg, progress=not getattr(args, "no_progress", False), dist=ctx)
+        result = trainer.fit(resume=args.resume is not None, resume_dir=resume_dir)
+    if not ctx.is_main:
+        return 0
     summary = {"step": result.step, "interrupted": result.interrupted,
                "sec_per_step": round(result.sec_per_step, 4), "out_dir": result.out_dir,
+               "world_size": result.world_size,
                "losses": {k: round(v, 5) for k, v in result.losses.items()},
                "eval": {k: round(v, 5) for k, v in result.evaluation.items()}}
     print(json.dumps(summary, indent=2))
