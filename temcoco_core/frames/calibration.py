@@ -290,7 +290,7 @@ class CalibrationConfig:
     candidates: int = 3
     max_side: int = 640
     edge_sigma: float = 0.7
-    norm_sigma: float = 4.0
+    norm_sigma: float = 2.5
     levels: int = 3
     iterations: int = 80
     min_frame_score: float = 0.05
