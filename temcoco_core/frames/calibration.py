@@ -195,7 +195,7 @@ def _resize(img: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
     size = (max(8, round(w * scale[0])), max(8, round(h * scale[1])))
     if size == (w, h):
         return img
-    interp = cv2.INTER_AREA if size[0] < w else cv2.INTER_LINEAR
+    interp = cv2.INTER_AREA if size[0] < w else cv2.INTER_CUBIC
     return cv2.resize(img, size, interpolation=interp)
 
 
