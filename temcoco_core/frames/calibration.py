@@ -205,7 +205,7 @@ def _resize(img: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
     size = (max(8, round(w * scale[0])), max(8, round(h * scale[1])))
     if size == (w, h):
         return img
-    interp = cv2.INTER_AREA if size[0] < w else cv2.INTER_LINEAR
+    interp = cv2.INTER_AREA if size[0] < w else cv2.INTER_CUBIC
     return cv2.resize(img, size, interpolation=interp)
 
 
@@ -273,8 +273,14 @@ class CalibrationConfig:
         search_frames: frame pairs whose correlations are summed in the search.
         candidates: distinct search peaks kept; the next one is tried when the result from
             the previous one is doubtful (see :attr:`CalibrationResult.warnings`).
-        max_side: longer side of the thermal image at the finest ECC level (the RGB image is
-            resampled to the same density); smaller is faster and less precise.
+        max_side: longer side of the thermal image at the finest ECC level, where it is
+            resampled to the RGB density (the finest level runs at the RGB resolution while
+            the thermal image resampled to it is at most this long); smaller is faster and
+            less precise.
+        edge_sigma, norm_sigma: the ECC levels' :func:`structure_map` scales (pixels of the
+            level): fine edges locate better across modalities than coarse blobs, whose
+            thermal and visible positions differ (heat spreads, emissivity and reflectance
+            boundaries differ), which biases a coarser map by a pixel or more.
         levels: pyramid levels (each halves the size).
         iterations: ECC iterations at the finest level (coarser levels use half).
         min_frame_score: frames whose final structure correlation is lower are rejected.
@@ -293,6 +299,8 @@ class CalibrationConfig:
     search_frames: int = 6
     candidates: int = 3
     max_side: int = 640
+    edge_sigma: float = 0.7
+    norm_sigma: float = 2.5
     levels: int = 3
     iterations: int = 80
     min_frame_score: float = 0.05
@@ -462,14 +470,15 @@ def _pyramid(pair: GrayPair, h: np.ndarray, cfg: CalibrationConfig,
              levels: int | None = None) -> list[_Level]:
     """Finest level first.
 
-    The finest level samples both images at the same density (the coarser of the two at ``h``),
-    capped so the thermal longer side is ``cfg.max_side``.
+    The finest level samples both images at the RGB density (the thermal image resampled to
+    it, so a thermal image of a third of the RGB resolution is registered at the RGB
+    resolution: downsampling the RGB image to the thermal density instead blurs its edges to
+    the coarse scale where the cross-modal bias of the structure maps is larger), capped so the
+    resampled thermal longer side is ``cfg.max_side``.
     """
     tsize = pair.thermal_size
     s = _local_scale(h, tsize)  # RGB px per thermal px
-    # the coarser image is upsampled (at most 2×) towards the finer one: finer sampling of
-    # the correlation surface, and more of the finer image's precision kept
-    a_t, a_r = (min(s, 2.0), min(s, 2.0) / s) if s >= 1.0 else (s, 1.0)
+    a_t, a_r = s, 1.0
     cap = min(1.0, cfg.max_side / (max(tsize) * a_t))
     out = []
     for lv in range(levels or cfg.levels):
@@ -478,7 +487,8 @@ def _pyramid(pair: GrayPair, h: np.ndarray, cfg: CalibrationConfig,
         rg, rgb_to = _scaled(pair.rgb, a_r * f)
         if lv and min(th.shape) < 48:
             break
-        out.append(_Level(structure_map(th), structure_map(rg), th_to, rgb_to))
+        out.append(_Level(structure_map(th, cfg.edge_sigma, cfg.norm_sigma),
+                          structure_map(rg, cfg.edge_sigma, cfg.norm_sigma), th_to, rgb_to))
     return out
 
 
