@@ -31,7 +31,6 @@ from collections.abc import Iterator, Sequence
 import datetime
 import json
 import logging
-import math
 from pathlib import Path
 import sys
 from typing import Any
@@ -343,8 +342,6 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _json_default(o: Any) -> Any:
-    if isinstance(o, float) and math.isnan(o):
-        return None
     if isinstance(o, np.generic):
         return o.item()
     return str(o)
