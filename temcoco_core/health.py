@@ -290,12 +290,9 @@ class LivenessMonitor:
         }
         values.update({f"failed {k}": str(v) for k, v in sorted(self.failures.snapshot().items())})
         what = "no fused output yet" if self._last_output is None else "no fused output"
-        if stalled > cfg.stall_error_s:
-            level, msg = DiagnosticLevel.ERROR, f"{what} for {stalled:.1f} s while inputs " \
-                f"arrive{why}"
-        elif stalled > cfg.stall_warn_s:
-            level, msg = DiagnosticLevel.WARN, f"{what} for {stalled:.1f} s while inputs " \
-                f"arrive{why}"
+        if stalled > cfg.stall_warn_s:  # stall_warn_s <= stall_error_s
+            level = DiagnosticLevel.ERROR if stalled > cfg.stall_error_s else DiagnosticLevel.WARN
+            msg = f"{what} for {stalled:.1f} s while inputs arrive{why}"
         elif (cfg.expected_rate_hz > 0 and arriving and now - self._started >= cfg.rate_window_s
               and rate < cfg.min_rate_ratio * cfg.expected_rate_hz):
             level = DiagnosticLevel.WARN
