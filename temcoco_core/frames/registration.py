@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from temcoco_core.frames.calibration import scale_matrix
 from temcoco_core.frames.preprocess import FrameError
 
 __all__ = ["RegistrationConfig", "ThermalRegistration", "parse_homography"]
@@ -108,10 +109,7 @@ class ThermalRegistration:
         assert self.homography is not None
         if out_size is None or tuple(out_size) == tuple(rgb_size):
             return self.homography
-        sx = out_size[0] / rgb_size[0]
-        sy = out_size[1] / rgb_size[1]
-        scale = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
-        return scale @ self.homography
+        return scale_matrix(out_size[0] / rgb_size[0], out_size[1] / rgb_size[1]) @ self.homography
 
     def _tables(self, src_wh: tuple[int, int], rgb_wh: tuple[int, int],
                 dst_wh: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
