@@ -378,14 +378,19 @@ def global_search(pairs: Sequence[GrayPair], cfg: CalibrationConfig) -> list[Can
     assert rgb_to_small is not None
     rh, rw = rgb_maps[0].shape
     s_fill = _fill_scale(tsize, rsize)
+    th_maps: dict[float, list[tuple[np.ndarray, np.ndarray]]] = {}  # per scale, all rotations
+
+    def thermal_maps(s: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        if s not in th_maps:
+            th_maps[s] = [(structure_map(small), to_small)
+                          for small, to_small in (_scaled(p.thermal, s) for p in pairs)]
+        return th_maps[s]
 
     def correlate(ratio: float, angle: float) -> tuple[float, np.ndarray] | None:
         s = s_fill * ratio * a_r  # thermal px → small RGB px
         acc = None
         crop_to_th = None
-        for p, rgb_map in zip(pairs, rgb_maps, strict=True):
-            th_small, th_to_small = _scaled(p.thermal, s)
-            tm = structure_map(th_small)
+        for (tm, th_to_small), rgb_map in zip(thermal_maps(s), rgb_maps, strict=True):
             ch, cw = tm.shape
             rot = _rotation_about(angle, ((cw - 1) / 2, (ch - 1) / 2))
             if angle:
