@@ -490,9 +490,9 @@ class FusionNode(LifecycleNode):
     def _on_image(self, msg: Any, index: int) -> None:
         """``synchronizer=core``: pair and enqueue the raw messages.
 
-        ``synchronizer=core``: pair and enqueue the raw messages (decoding and inference run on the
-        worker thread). The receive time on the node's clock lets the pairer use it for unstamped
-        input and re-synchronise a camera whose clock restarts.
+        Decoding and inference run on the worker thread. The receive time on the node's clock
+        lets the pairer use it for unstamped input and re-synchronise a camera whose clock
+        restarts.
         """
         self._frame_ids[index] = msg.header.frame_id
         if self._worker is not None:
