@@ -543,9 +543,9 @@ class NodeConfig:
         sources = []
         for path in files:
             sources.append(str(path))
-            # validate the file alone first, so that its problems name the file
-            typed = cls.from_yaml(path, node_name=node_name).as_dict()
             named = load_parameter_file(path, node_name)
+            # validate the file alone first (as from_yaml does), so its problems name the file
+            typed = cls.from_mapping(named, strict_types=True, source=str(path)).as_dict()
             values.update({k: v for k, v in typed.items() if k in named})
         source = " + ".join(sources) or "defaults"
         if overrides:
