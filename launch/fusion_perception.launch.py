@@ -46,6 +46,24 @@ FUSION_ARGUMENTS = ("config", "namespace", "node_name", "rgb_topic", "thermal_to
                     "input_width", "input_height", "autostart", "respawn", "use_sim_time",
                     "log_level")
 
+#: Arguments of this file: name -> (default, description).
+ARGUMENTS = {
+    "namespace": ("", "Namespace of the fusion node and the container."),
+    "fused_topic": ("fused/image", "The fusion node's output topic (its camera_info is "
+                                   "published beside it: fused/camera_info)."),
+    "perception_package": ("image_proc", "Package of the downstream component."),
+    "perception_plugin": ("image_proc::ResizeNode", "Downstream component (an image + "
+                                                    "camera_info subscriber)."),
+    "image_remap": ("image/image_raw", "The downstream node's image topic, remapped to the "
+                                       "fused image."),
+    "camera_info_remap": ("image/camera_info", "The downstream node's camera_info topic, "
+                                               "remapped to the fused camera_info."),
+    "perception_width": ("640", "Output width of the default ResizeNode."),
+    "perception_height": ("512", "Output height of the default ResizeNode."),
+    "perception_params": ("", "Parameter file of the downstream component (replaces the "
+                              "ResizeNode size parameters)."),
+}
+
 
 def _fusion_launch_file() -> str:
     try:
@@ -108,29 +126,6 @@ def generate_launch_description() -> LaunchDescription:
     arguments = [DeclareLaunchArgument(name, default_value="", description=f"{name} of "
                                        "fusion.launch.py; empty: its default.")
                  for name in FUSION_ARGUMENTS if name != "namespace"]
-    arguments += [
-        DeclareLaunchArgument("namespace", default_value="",
-                              description="Namespace of the fusion node and the container."),
-        DeclareLaunchArgument("fused_topic", default_value="fused/image",
-                              description="The fusion node's output topic (its camera_info "
-                                          "is published beside it: fused/camera_info)."),
-        DeclareLaunchArgument("perception_package", default_value="image_proc",
-                              description="Package of the downstream component."),
-        DeclareLaunchArgument("perception_plugin", default_value="image_proc::ResizeNode",
-                              description="Downstream component (an image + camera_info "
-                                          "subscriber)."),
-        DeclareLaunchArgument("image_remap", default_value="image/image_raw",
-                              description="The downstream node's image topic, remapped to "
-                                          "the fused image."),
-        DeclareLaunchArgument("camera_info_remap", default_value="image/camera_info",
-                              description="The downstream node's camera_info topic, remapped "
-                                          "to the fused camera_info."),
-        DeclareLaunchArgument("perception_width", default_value="640",
-                              description="Output width of the default ResizeNode."),
-        DeclareLaunchArgument("perception_height", default_value="512",
-                              description="Output height of the default ResizeNode."),
-        DeclareLaunchArgument("perception_params", default_value="",
-                              description="Parameter file of the downstream component "
-                                          "(replaces the ResizeNode size parameters)."),
-    ]
+    arguments += [DeclareLaunchArgument(name, default_value=default, description=text)
+                  for name, (default, text) in ARGUMENTS.items()]
     return LaunchDescription([*arguments, OpaqueFunction(function=_launch)])

@@ -23,7 +23,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from temcoco_core.node_config import BACKENDS, NodeConfig, parameter_specs, PRECISIONS
+from temcoco_core.node_config import (
+    BACKENDS,
+    NODE_NAME,
+    NodeConfig,
+    parameter_specs,
+    PRECISIONS,
+)
 
 __all__ = [
     "add_settings_args",
@@ -33,9 +39,6 @@ __all__ = [
     "parse_size",
     "settings_from_args",
 ]
-
-#: The node's name in parameter files (``fusion_node:`` entries apply besides ``/**``).
-NODE_NAME = "fusion_node"
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -51,6 +51,7 @@ from temcoco_core.pipeline import PipelineConfig
 __all__ = [
     "BACKENDS",
     "METRIC_NAMES",
+    "NODE_NAME",
     "PARAMETER_GROUPS",
     "ROS_BUILTIN_PARAMETERS",
     "MetricThreshold",
@@ -62,6 +63,9 @@ __all__ = [
     "parameter_specs",
 ]
 
+#: The node's name: ``rclpy`` node name and the key of its entries in parameter files
+#: (``fusion_node:`` entries apply besides ``/**``).
+NODE_NAME = "fusion_node"
 #: Inference backends the node accepts: ``auto`` (picks the fastest that works on the device and
 #: logs the fallback chain) and every backend of :data:`temcoco_core.engine.backends.BACKENDS`.
 BACKENDS = ("auto", *ENGINE_BACKENDS)
@@ -539,9 +543,9 @@ class NodeConfig:
         sources = []
         for path in files:
             sources.append(str(path))
-            # validate the file alone first, so that its problems name the file
-            typed = cls.from_yaml(path, node_name=node_name).as_dict()
             named = load_parameter_file(path, node_name)
+            # validate the file alone first (as from_yaml does), so its problems name the file
+            typed = cls.from_mapping(named, strict_types=True, source=str(path)).as_dict()
             values.update({k: v for k, v in typed.items() if k in named})
         source = " + ".join(sources) or "defaults"
         if overrides:

@@ -63,6 +63,11 @@ POLICIES = ("history", "depth", "reliability", "durability", "deadline", "lifesp
 _ENTITY_KINDS = ("publisher", "subscription")
 
 
+def _entity_key(topic: str, kind: str, entity_id: str | None) -> str:
+    suffix = f"_{entity_id}" if entity_id is not None else ""
+    return f"{topic}.{kind}{suffix}"
+
+
 class QosOverrideError(ValueError):
     """One or more ``qos_overrides.*`` parameters cannot take effect.
 
@@ -96,8 +101,7 @@ class QosEntity:
     @property
     def key(self) -> str:
         """``<topic>.<kind>[_<id>]``, the middle of the parameter names."""
-        suffix = f"_{self.entity_id}" if self.entity_id is not None else ""
-        return f"{self.topic}.{self.kind}{suffix}"
+        return _entity_key(self.topic, self.kind, self.entity_id)
 
 
 @dataclass(frozen=True)
@@ -113,8 +117,8 @@ class QosOverride:
 
     @property
     def entity_key(self) -> str:
-        suffix = f"_{self.entity_id}" if self.entity_id is not None else ""
-        return f"{self.topic}.{self.kind}{suffix}"
+        """The :attr:`QosEntity.key` of the entity it overrides."""
+        return _entity_key(self.topic, self.kind, self.entity_id)
 
 
 def _check_value(policy: str, value: Any, enum_values: Mapping[str, tuple[str, ...]]) -> str:

@@ -87,7 +87,13 @@ from temcoco_core.frames.camera_info import (
 )
 from temcoco_core.frames.decoder import ImageConversionError, make_decoder
 from temcoco_core.frames.transport import camera_info_topic, transport_topic
-from temcoco_core.node_config import NodeConfig, NodeConfigError, parameter_specs, ParamSpec
+from temcoco_core.node_config import (
+    NODE_NAME,
+    NodeConfig,
+    NodeConfigError,
+    parameter_specs,
+    ParamSpec,
+)
 from temcoco_core.pipeline import FusedFrame
 from temcoco_core.qos_overrides import QosOverrideError
 from temcoco_core.shutdown import ShutdownRequest
@@ -110,7 +116,6 @@ except ImportError:  # Humble
 
 __all__ = ["FusionNode", "main"]
 
-NODE_NAME = "fusion_node"
 _RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT,
                 "reliable": ReliabilityPolicy.RELIABLE}
 _ROS_TYPES = {"bool": Parameter.Type.BOOL, "integer": Parameter.Type.INTEGER,
@@ -485,9 +490,9 @@ class FusionNode(LifecycleNode):
     def _on_image(self, msg: Any, index: int) -> None:
         """``synchronizer=core``: pair and enqueue the raw messages.
 
-        ``synchronizer=core``: pair and enqueue the raw messages (decoding and inference run on the
-        worker thread). The receive time on the node's clock lets the pairer use it for unstamped
-        input and re-synchronise a camera whose clock restarts.
+        Decoding and inference run on the worker thread. The receive time on the node's clock
+        lets the pairer use it for unstamped input and re-synchronise a camera whose clock
+        restarts.
         """
         self._frame_ids[index] = msg.header.frame_id
         if self._worker is not None:

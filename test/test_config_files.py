@@ -3,10 +3,11 @@
 # Use of this source code is governed by an MIT-style
 # license that can be found in the LICENSE file or at
 # https://opensource.org/licenses/MIT.
-"""The launch file and the parameter files, checked without a ROS install.
+"""The launch files and the parameter files, checked without a ROS install.
 
-``launch/fusion.launch.py`` is parsed with ``ast`` (``launch`` is not importable here; the
-launch_testing tests in ``test_launch.py`` run it on a real ROS 2), the parameter files are
+``launch/fusion.launch.py`` and ``launch/fusion_perception.launch.py`` are parsed with ``ast``
+(``launch`` is not importable here; the launch_testing tests in ``test_launch.py`` and
+``test_launch_pipeline.py`` run them on a real ROS 2), the parameter files are
 validated through the schema with ROS's typing rules. The node's behaviour is tested through
 core in ``test_node_behaviour.py`` and ``test_parity.py``.
 """
@@ -110,6 +111,41 @@ def test_launch_starts_the_installed_executable_with_yaml_then_overrides():
                                              "overrides]")
     assert "--log-level" in ast.unparse(kw["arguments"])
     assert "fusion_node = temcoco_ros.fusion_node:main" in (REPO / "setup.py").read_text()
+
+
+def test_launch_drives_the_lifecycle_and_never_races_the_nodes_autostart():
+    """Autostart:=true: configure on every process start, activate once inactive.
+
+    The node's own autostart parameter is always off under the launch file.
+    """
+    src = LAUNCH.read_text()
+    tree = _tree(LAUNCH)
+    assert 'overrides["autostart"] = False' in src
+    changes = [ast.unparse(c) for c in _calls(tree, "change_state")]
+    assert "change_state(Transition.TRANSITION_CONFIGURE)" in changes
+    assert "change_state(Transition.TRANSITION_ACTIVATE)" in changes
+    (start,) = _calls(tree, "OnProcessStart")
+    assert "TRANSITION_CONFIGURE" in ast.unparse(start)
+    goals = {ast.literal_eval(k.value) for c in _calls(tree, "OnStateTransition")
+             for k in c.keywords if k.arg == "goal_state"}
+    assert {"inactive", "unconfigured"} <= goals
+
+
+def test_perception_example_remaps_fused_image_and_camera_info():
+    path = REPO / "launch" / "fusion_perception.launch.py"
+    tree = _tree(path)
+    (node,) = _calls(tree, "ComposableNode")
+    remaps = ast.unparse(next(k.value for k in node.keywords if k.arg == "remappings"))
+    assert "fused" in remaps and "_camera_info_topic(fused)" in remaps
+    (container,) = _calls(tree, "ComposableNodeContainer")
+    assert "rclcpp_components" in ast.unparse(container)
+    ns = {}
+    exec(compile(ast.Module(body=[n for n in tree.body if isinstance(n, ast.FunctionDef)
+                                  and n.name in ("_absolute", "_camera_info_topic")],
+                            type_ignores=[]), str(path), "exec"), ns)
+    assert ns["_absolute"]("cam", "fused/image") == "/cam/fused/image"
+    assert ns["_absolute"]("", "fused/image") == "/fused/image"
+    assert ns["_camera_info_topic"]("/cam/fused/image") == "/cam/fused/camera_info"
 
 
 # ---------------------------------------------------------------------------------- yaml
