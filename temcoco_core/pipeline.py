@@ -61,6 +61,7 @@ from temcoco_core.frames.preprocess import (
     ArrayPool,
     compute_geometry,
     FrameError,
+    FrameGeometry,
     PreprocessConfig,
     resize_image,
     to_model_tensor,
@@ -241,6 +242,7 @@ class FusionPipeline:
         self._pending: deque[_Pending] = deque()
         self._pool = ArrayPool()
         self._last_size: tuple[int, int] | None = None
+        self._geometry: FrameGeometry | None = None
         self.frames_in = 0
         self.frames_out = 0
         self.frames_failed = 0
@@ -408,7 +410,9 @@ class FusionPipeline:
         # the thermal field of view), then registration straight to the model's content size
         # (the homography is in full-resolution pixels; one resampling instead of two)
         th_native = self.thermal(frame.infrared, frame.infrared_stamp_ns or frame.stamp_ns)
-        geom = compute_geometry(size, cfg.preprocess)
+        geom = self._geometry
+        if geom is None or geom.input_size != size:  # once per frame size
+            geom = self._geometry = compute_geometry(size, cfg.preprocess)
         at_model = self.registration.enabled and geom.content_size != size
         reg_size = geom.content_size if at_model else None
         ir = self.registration(th_native, size, reg_size)

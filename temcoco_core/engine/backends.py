@@ -788,11 +788,13 @@ class PreparedStreamingModel(PreparedModel):
     def _state_fits(self, state: Mapping[str, Tensor], keys: list[str]) -> bool:
         if set(state) != set(keys):
             return False
-        shapes = getattr(self.model, "state_shapes", None)
-        if not callable(shapes):
-            return True
-        expected = shapes(self.spec.batch, self.spec.height, self.spec.width)
-        return all(tuple(state[k].shape) == tuple(expected[k]) for k in keys)
+        if "_shapes" not in self.__dict__:  # the prepared size's state shapes, found once
+            shapes = getattr(self.model, "state_shapes", None)
+            self.__dict__["_shapes"] = (shapes(self.spec.batch, self.spec.height, self.spec.width)
+                                        if callable(shapes) else None)
+        expected = self.__dict__["_shapes"]
+        return expected is None or all(tuple(state[k].shape) == tuple(expected[k])
+                                       for k in keys)
 
 
 @contextlib.contextmanager

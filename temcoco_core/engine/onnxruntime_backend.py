@@ -137,6 +137,7 @@ def onnxruntime_providers(available: Sequence[str], device: str | torch.device,
 
 _ORT_TYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16,
               "tensor(int64)": torch.int64, "tensor(bfloat16)": torch.bfloat16}
+_NUMPY_TYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64}
 
 
 def _onnx_session(ort: Any, path: Path, providers: list[tuple[str, dict[str, Any]]],
@@ -240,7 +241,7 @@ def _onnx_cuda_call(session: Any, in_names: list[str], out_names: list[str],
         for name, tensor in zip(in_names, inputs):
             tensor = tensor.contiguous()
             binding.bind_input(name=name, device_type="cuda", device_id=index,
-                               element_type=_numpy_type(tensor.dtype),
+                               element_type=_NUMPY_TYPES[tensor.dtype],
                                shape=tuple(tensor.shape), buffer_ptr=tensor.data_ptr())
         for name in out_names:
             binding.bind_output(name, "cuda", index)
@@ -251,8 +252,3 @@ def _onnx_cuda_call(session: Any, in_names: list[str], out_names: list[str],
                      for v in binding.get_outputs())
 
     return call
-
-
-def _numpy_type(dtype: torch.dtype) -> Any:
-
-    return {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64}[dtype]
