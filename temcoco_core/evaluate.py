@@ -86,6 +86,7 @@ __all__ = [
     "load_fused_outputs",
     "run",
     "summarize_rows",
+    "write_fused_videos",
     "write_reports",
 ]
 
@@ -488,16 +489,7 @@ def write_reports(result: EvalResult, artefacts: dict, out_dir: str | Path,
         except ImportError as e:
             notes.append(f"plots skipped: {e} (pip install matplotlib).")
     if cfg.save_fused:
-        for seq, art in artefacts.items():
-            for label in result.methods:
-                fused = art[label].get("fused")
-                if fused is None:
-                    continue
-                p = out / "fused" / _safe(label) / f"{seq}.mp4"
-                with VideoWriter(p, fps=cfg.fps) as w:
-                    for f in fused:
-                        w.write(f)
-                plot_files.append(str(p))
+        plot_files += write_fused_videos(out, artefacts, result.methods, cfg.fps)
 
     md = [f"# Fusion evaluation{': ' + title if title else ''}", "",
           f"{len(result.sequences)} sequence(s) ({', '.join(result.sequences)}), "
@@ -537,6 +529,26 @@ def write_reports(result: EvalResult, artefacts: dict, out_dir: str | Path,
     result.files = files
     result.notes = notes
     return files
+
+
+def write_fused_videos(out_dir: str | Path, artefacts: dict, methods: Sequence[str],
+                       fps: float) -> list[str]:
+    """Write the fused videos kept in ``artefacts`` to ``out_dir/fused/<method>/<seq>.mp4``.
+
+    Returns the paths written (methods without a kept ``fused`` video are skipped).
+    """
+    paths: list[str] = []
+    for seq, art in artefacts.items():
+        for label in methods:
+            fused = art[label].get("fused")
+            if fused is None:
+                continue
+            p = Path(out_dir) / "fused" / _safe(label) / f"{seq}.mp4"
+            with VideoWriter(p, fps=fps) as w:
+                for f in fused:
+                    w.write(f)
+            paths.append(str(p))
+    return paths
 
 
 def _safe(label: str) -> str:

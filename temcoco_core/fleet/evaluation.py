@@ -170,7 +170,7 @@ def _setup(job: _Job) -> _State:
 
 
 def _evaluate_one(state: _State, inp: FleetInput) -> dict[str, Any]:
-    from temcoco_core.evaluate import build_methods, EvalError, evaluate
+    from temcoco_core.evaluate import build_methods, EvalError, evaluate, write_fused_videos
 
     args = state.job.args
     seq = load_input_sequence(inp, args.max_frames)
@@ -187,7 +187,7 @@ def _evaluate_one(state: _State, inp: FleetInput) -> dict[str, Any]:
     folder = Path(state.job.out) / INPUTS_DIR / inp.id
     write_input_result(folder, inp, result, artefacts, order)
     if state.config.save_fused:
-        _write_fused(Path(state.job.out), seq.name, artefacts, result.methods)
+        write_fused_videos(state.job.out, artefacts, result.methods, state.config.fps)
     return {"frames": seq.num_frames, "rows": len(result.rows)}
 
 
@@ -208,18 +208,6 @@ def _temporal_names() -> list[str]:
     from temcoco_core.metrics.temporal import TEMPORAL_METRICS
 
     return list(TEMPORAL_METRICS)
-
-
-def _write_fused(out: Path, seq: str, artefacts: dict, methods: list[str]) -> None:
-    from temcoco_core.evaluate import _safe
-    from temcoco_core.io.video import VideoWriter
-
-    for label in methods:
-        fused = artefacts[seq][label].get("fused")
-        if fused is not None:
-            with VideoWriter(out / "fused" / _safe(label) / f"{seq}.mp4") as w:
-                for f in fused:
-                    w.write(f)
 
 
 def _jsonable(v: Any) -> Any:
