@@ -152,10 +152,6 @@ class _State:
     methods: dict          # label -> method, built once per worker
 
 
-def _split(text: str | None) -> list[str]:
-    return [t.strip() for t in (text or "").split(",") if t.strip()]
-
-
 def _setup(job: _Job) -> _State:
     from temcoco_core.evaluate import build_methods, eval_config
 
@@ -343,7 +339,7 @@ def run(args: argparse.Namespace, inputs: Sequence[str]) -> int:
 
 
 def _run_inputs(args: argparse.Namespace, specs: Sequence[str]) -> int:
-    from temcoco_core.evaluate import EvalError
+    from temcoco_core.evaluate import _split, EvalError
 
     if args.visible or args.infrared:
         raise EvalError("--visible/--infrared evaluate one pair; give INPUT paths for many")
