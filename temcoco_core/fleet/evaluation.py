@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from temcoco_core.fleet.inputs import expand_inputs, FleetInput, InputError
+from temcoco_core.fleet.inputs import expand_inputs, FleetInput, InputError, select_shard
 from temcoco_core.fleet.manifest import Manifest, read_manifests, run_recorded
 from temcoco_core.fleet.options import add_fleet_arguments
 from temcoco_core.fleet.runner import Outcome, print_failures, set_threads, SetupError
@@ -350,7 +350,7 @@ def _run_inputs(args: argparse.Namespace, specs: Sequence[str]) -> int:
         raise EvalError(f"--max-frames must be >= 1, got {args.max_frames}")
     all_inputs = expand_inputs(specs, sequences=_split(args.sequences) or None)
     index, count = args.shard or (0, 1)
-    mine = all_inputs[index::count]
+    mine = select_shard(all_inputs, index, count)
     out = Path(args.out)
     manifest = Manifest(out, "eval", all_inputs, mine, shard=(index, count), workers=workers,
                         settings={"methods": args.methods, "fused": args.fused,

@@ -32,7 +32,13 @@ from typing import Any
 import numpy as np
 
 from temcoco_core.cli_args import settings_from_args
-from temcoco_core.fleet.inputs import expand_inputs, FleetInput, InputError, is_bag
+from temcoco_core.fleet.inputs import (
+    expand_inputs,
+    FleetInput,
+    InputError,
+    is_bag,
+    select_shard,
+)
 from temcoco_core.fleet.manifest import Manifest, run_recorded
 from temcoco_core.fleet.options import add_fleet_arguments
 from temcoco_core.fleet.runner import Outcome, print_failures, set_threads, SetupError
@@ -121,7 +127,7 @@ def run(args: argparse.Namespace, inputs: Sequence[str]) -> int:
             raise InputError(f"--workers must be >= 1, got {workers}")
         all_inputs = expand_inputs(inputs, bags_only=True)
         index, count = args.shard or (0, 1)
-        mine = all_inputs[index::count]
+        mine = select_shard(all_inputs, index, count)
         out = Path(args.output)
         if is_bag(out):
             raise InputError(f"{out} is a bag; give a folder for the fused bags")
