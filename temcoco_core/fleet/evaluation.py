@@ -95,25 +95,15 @@ def uses_fleet(args: argparse.Namespace, inputs: Sequence[str]) -> bool:
         return True
     if not inputs:
         return False
-    from temcoco_core.fleet.inputs import is_bag, LIST_SUFFIXES
+    from temcoco_core.fleet.inputs import _dataset_names, is_bag, LIST_SUFFIXES
 
     p = Path(inputs[0])
     if not p.exists():
         return inputs[0].startswith("@") or any(c in inputs[0] for c in "*?[")
     if is_bag(p) or (p.is_file() and p.suffix.lower() in LIST_SUFFIXES):
         return True
-    return p.is_dir() and not _is_dataset(p) and any(
-        is_bag(c) or _is_dataset(c) for c in p.iterdir())
-
-
-def _is_dataset(p: Path) -> bool:
-    from temcoco_core.io.datasets import dataset_sequences, DatasetError
-
-    try:
-        dataset_sequences(p)
-    except DatasetError:
-        return False
-    return True
+    return p.is_dir() and _dataset_names(p) is None and any(
+        is_bag(c) or _dataset_names(c) is not None for c in p.iterdir())
 
 
 # ------------------------------------------------------------------------ one input
