@@ -29,8 +29,6 @@ from pathlib import Path
 import sys
 from typing import Any
 
-import numpy as np
-
 from temcoco_core.cli_args import settings_from_args
 from temcoco_core.fleet.inputs import (
     expand_inputs,
@@ -76,14 +74,8 @@ def _setup(job: _Job) -> _Job:
     return job
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    return str(o)
-
-
 def _replay_one(job: _Job, inp: FleetInput) -> dict[str, Any]:
-    from temcoco_core.replay import replay_bag, ReplayOptions
+    from temcoco_core.replay import _json_default, replay_bag, ReplayOptions
 
     a = job.args
     out = Path(job.out)
@@ -152,6 +144,8 @@ def run(args: argparse.Namespace, inputs: Sequence[str]) -> int:
         return 1
     failed = [o for o in outcomes if not o.ok]
     if args.json:
+        from temcoco_core.replay import _json_default
+
         print(json.dumps(summary, indent=2, default=_json_default))
     else:
         print(f"replay: {summary['ok']}/{len(mine)} bag(s) (shard {index}/{count} of "
