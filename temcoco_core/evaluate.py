@@ -47,6 +47,7 @@ from temcoco_core.cli_args import add_settings_args, apply_threads, settings_fro
 from temcoco_core.engine.backends import release_freed_memory
 from temcoco_core.engine.factory import EngineBuildError, resolve_device
 from temcoco_core.fleet import evaluation as fleet_eval
+from temcoco_core.fleet.inputs import is_bag
 from temcoco_core.io.datasets import (
     dataset_loaders,
     DatasetError,
@@ -183,12 +184,8 @@ def _fused_from_bag(path: Path, topic: str | None) -> np.ndarray:
     return np.stack(frames)
 
 
-def _is_bag(p: Path) -> bool:
-    return (p.is_dir() and (p / "metadata.yaml").is_file()) or p.suffix in (".db3", ".mcap")
-
-
 def _read_fused_one(p: Path, topic: str | None) -> np.ndarray:
-    if _is_bag(p):
+    if is_bag(p):
         return _fused_from_bag(p, topic)
     if p.is_dir():
         return read_frame_folder(p)
@@ -204,7 +201,7 @@ def _fused_entries(path: str | Path, names: Sequence[str]) -> dict[str, Path]:
     p = Path(path)
     if not p.exists():
         raise EvalError(f"fused output not found: {p}")
-    single = (p.is_file() or _is_bag(p)
+    single = (p.is_file() or is_bag(p)
               or (p.is_dir() and any(c.suffix.lower() in IMAGE_EXTENSIONS for c in p.iterdir())))
     if single:
         if len(names) != 1:
