@@ -47,6 +47,7 @@ from temcoco_core.cli_args import add_settings_args, apply_threads, settings_fro
 from temcoco_core.engine.backends import release_freed_memory
 from temcoco_core.engine.factory import EngineBuildError, resolve_device
 from temcoco_core.fleet import evaluation as fleet_eval
+from temcoco_core.fleet.inputs import is_bag
 from temcoco_core.io.datasets import (
     dataset_loaders,
     DatasetError,
@@ -86,6 +87,7 @@ __all__ = [
     "load_fused_outputs",
     "run",
     "summarize_rows",
+    "write_fused_videos",
     "write_reports",
 ]
 
@@ -182,12 +184,8 @@ def _fused_from_bag(path: Path, topic: str | None) -> np.ndarray:
     return np.stack(frames)
 
 
-def _is_bag(p: Path) -> bool:
-    return (p.is_dir() and (p / "metadata.yaml").is_file()) or p.suffix in (".db3", ".mcap")
-
-
 def _read_fused_one(p: Path, topic: str | None) -> np.ndarray:
-    if _is_bag(p):
+    if is_bag(p):
         return _fused_from_bag(p, topic)
     if p.is_dir():
         return read_frame_folder(p)
@@ -203,7 +201,7 @@ def _fused_entries(path: str | Path, names: Sequence[str]) -> dict[str, Path]:
     p = Path(path)
     if not p.exists():
         raise EvalError(f"fused output not found: {p}")
-    single = (p.is_file() or _is_bag(p)
+    single = (p.is_file() or is_bag(p)
               or (p.is_dir() and any(c.suffix.lower() in IMAGE_EXTENSIONS for c in p.iterdir())))
     if single:
         if len(names) != 1:
@@ -488,16 +486,7 @@ def write_reports(result: EvalResult, artefacts: dict, out_dir: str | Path,
         except ImportError as e:
             notes.append(f"plots skipped: {e} (pip install matplotlib).")
     if cfg.save_fused:
-        for seq, art in artefacts.items():
-            for label in result.methods:
-                fused = art[label].get("fused")
-                if fused is None:
-                    continue
-                p = out / "fused" / _safe(label) / f"{seq}.mp4"
-                with VideoWriter(p, fps=cfg.fps) as w:
-                    for f in fused:
-                        w.write(f)
-                plot_files.append(str(p))
+        plot_files += write_fused_videos(out, artefacts, result.methods, cfg.fps)
 
     md = [f"# Fusion evaluation{': ' + title if title else ''}", "",
           f"{len(result.sequences)} sequence(s) ({', '.join(result.sequences)}), "
@@ -537,6 +526,26 @@ def write_reports(result: EvalResult, artefacts: dict, out_dir: str | Path,
     result.files = files
     result.notes = notes
     return files
+
+
+def write_fused_videos(out_dir: str | Path, artefacts: dict, methods: Sequence[str],
+                       fps: float) -> list[str]:
+    """Write the fused videos kept in ``artefacts`` to ``out_dir/fused/<method>/<seq>.mp4``.
+
+    Returns the paths written (methods without a kept ``fused`` video are skipped).
+    """
+    paths: list[str] = []
+    for seq, art in artefacts.items():
+        for label in methods:
+            fused = art[label].get("fused")
+            if fused is None:
+                continue
+            p = Path(out_dir) / "fused" / _safe(label) / f"{seq}.mp4"
+            with VideoWriter(p, fps=fps) as w:
+                for f in fused:
+                    w.write(f)
+            paths.append(str(p))
+    return paths
 
 
 def _safe(label: str) -> str:

@@ -235,6 +235,15 @@ def test_eval_one_bad_input_does_not_stop_the_others(tmp_path, capsys):
     assert [r["sequence"] for r in _table(out)] == ["rec0", "rec0", "rec1", "rec1"]
 
 
+def test_eval_workers_save_fused_videos(tmp_path, capsys):
+    data = _dataset(tmp_path / "data", ["s1", "s2"])
+    out = tmp_path / "out"
+    assert main(["eval", str(data), *EVAL, "--workers", "1", "--no-plots", "--save-fused",
+                 "--out", str(out)]) == 0
+    videos = sorted(p.relative_to(out).as_posix() for p in (out / "fused").rglob("*.mp4"))
+    assert len(videos) == 4 and {v.rsplit("/", 1)[1] for v in videos} == {"s1.mp4", "s2.mp4"}
+
+
 # ------------------------------------------------------------------------------- CLI replay
 
 

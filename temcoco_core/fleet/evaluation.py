@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from temcoco_core.fleet.inputs import expand_inputs, FleetInput, InputError
+from temcoco_core.fleet.inputs import expand_inputs, FleetInput, InputError, select_shard
 from temcoco_core.fleet.manifest import Manifest, read_manifests, run_recorded
 from temcoco_core.fleet.options import add_fleet_arguments
 from temcoco_core.fleet.runner import Outcome, print_failures, set_threads, SetupError
@@ -95,25 +95,15 @@ def uses_fleet(args: argparse.Namespace, inputs: Sequence[str]) -> bool:
         return True
     if not inputs:
         return False
-    from temcoco_core.fleet.inputs import is_bag, LIST_SUFFIXES
+    from temcoco_core.fleet.inputs import _dataset_names, is_bag, LIST_SUFFIXES
 
     p = Path(inputs[0])
     if not p.exists():
         return inputs[0].startswith("@") or any(c in inputs[0] for c in "*?[")
     if is_bag(p) or (p.is_file() and p.suffix.lower() in LIST_SUFFIXES):
         return True
-    return p.is_dir() and not _is_dataset(p) and any(
-        is_bag(c) or _is_dataset(c) for c in p.iterdir())
-
-
-def _is_dataset(p: Path) -> bool:
-    from temcoco_core.io.datasets import dataset_sequences, DatasetError
-
-    try:
-        dataset_sequences(p)
-    except DatasetError:
-        return False
-    return True
+    return p.is_dir() and _dataset_names(p) is None and any(
+        is_bag(c) or _dataset_names(c) is not None for c in p.iterdir())
 
 
 # ------------------------------------------------------------------------ one input
@@ -152,10 +142,6 @@ class _State:
     methods: dict          # label -> method, built once per worker
 
 
-def _split(text: str | None) -> list[str]:
-    return [t.strip() for t in (text or "").split(",") if t.strip()]
-
-
 def _setup(job: _Job) -> _State:
     from temcoco_core.evaluate import build_methods, eval_config
 
@@ -170,7 +156,7 @@ def _setup(job: _Job) -> _State:
 
 
 def _evaluate_one(state: _State, inp: FleetInput) -> dict[str, Any]:
-    from temcoco_core.evaluate import build_methods, EvalError, evaluate
+    from temcoco_core.evaluate import build_methods, EvalError, evaluate, write_fused_videos
 
     args = state.job.args
     seq = load_input_sequence(inp, args.max_frames)
@@ -187,7 +173,7 @@ def _evaluate_one(state: _State, inp: FleetInput) -> dict[str, Any]:
     folder = Path(state.job.out) / INPUTS_DIR / inp.id
     write_input_result(folder, inp, result, artefacts, order)
     if state.config.save_fused:
-        _write_fused(Path(state.job.out), seq.name, artefacts, result.methods)
+        write_fused_videos(state.job.out, artefacts, result.methods, state.config.fps)
     return {"frames": seq.num_frames, "rows": len(result.rows)}
 
 
@@ -208,18 +194,6 @@ def _temporal_names() -> list[str]:
     from temcoco_core.metrics.temporal import TEMPORAL_METRICS
 
     return list(TEMPORAL_METRICS)
-
-
-def _write_fused(out: Path, seq: str, artefacts: dict, methods: list[str]) -> None:
-    from temcoco_core.evaluate import _safe
-    from temcoco_core.io.video import VideoWriter
-
-    for label in methods:
-        fused = artefacts[seq][label].get("fused")
-        if fused is not None:
-            with VideoWriter(out / "fused" / _safe(label) / f"{seq}.mp4") as w:
-                for f in fused:
-                    w.write(f)
 
 
 def _jsonable(v: Any) -> Any:
@@ -355,7 +329,7 @@ def run(args: argparse.Namespace, inputs: Sequence[str]) -> int:
 
 
 def _run_inputs(args: argparse.Namespace, specs: Sequence[str]) -> int:
-    from temcoco_core.evaluate import EvalError
+    from temcoco_core.evaluate import _split, EvalError
 
     if args.visible or args.infrared:
         raise EvalError("--visible/--infrared evaluate one pair; give INPUT paths for many")
@@ -366,7 +340,7 @@ def _run_inputs(args: argparse.Namespace, specs: Sequence[str]) -> int:
         raise EvalError(f"--max-frames must be >= 1, got {args.max_frames}")
     all_inputs = expand_inputs(specs, sequences=_split(args.sequences) or None)
     index, count = args.shard or (0, 1)
-    mine = all_inputs[index::count]
+    mine = select_shard(all_inputs, index, count)
     out = Path(args.out)
     manifest = Manifest(out, "eval", all_inputs, mine, shard=(index, count), workers=workers,
                         settings={"methods": args.methods, "fused": args.fused,

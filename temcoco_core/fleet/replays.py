@@ -29,10 +29,14 @@ from pathlib import Path
 import sys
 from typing import Any
 
-import numpy as np
-
 from temcoco_core.cli_args import settings_from_args
-from temcoco_core.fleet.inputs import expand_inputs, FleetInput, InputError, is_bag
+from temcoco_core.fleet.inputs import (
+    expand_inputs,
+    FleetInput,
+    InputError,
+    is_bag,
+    select_shard,
+)
 from temcoco_core.fleet.manifest import Manifest, run_recorded
 from temcoco_core.fleet.options import add_fleet_arguments
 from temcoco_core.fleet.runner import Outcome, print_failures, set_threads, SetupError
@@ -70,14 +74,8 @@ def _setup(job: _Job) -> _Job:
     return job
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    return str(o)
-
-
 def _replay_one(job: _Job, inp: FleetInput) -> dict[str, Any]:
-    from temcoco_core.replay import replay_bag, ReplayOptions
+    from temcoco_core.replay import _json_default, replay_bag, ReplayOptions
 
     a = job.args
     out = Path(job.out)
@@ -121,7 +119,7 @@ def run(args: argparse.Namespace, inputs: Sequence[str]) -> int:
             raise InputError(f"--workers must be >= 1, got {workers}")
         all_inputs = expand_inputs(inputs, bags_only=True)
         index, count = args.shard or (0, 1)
-        mine = all_inputs[index::count]
+        mine = select_shard(all_inputs, index, count)
         out = Path(args.output)
         if is_bag(out):
             raise InputError(f"{out} is a bag; give a folder for the fused bags")
@@ -146,6 +144,8 @@ def run(args: argparse.Namespace, inputs: Sequence[str]) -> int:
         return 1
     failed = [o for o in outcomes if not o.ok]
     if args.json:
+        from temcoco_core.replay import _json_default
+
         print(json.dumps(summary, indent=2, default=_json_default))
     else:
         print(f"replay: {summary['ok']}/{len(mine)} bag(s) (shard {index}/{count} of "
