@@ -153,7 +153,7 @@ class _Passthrough(torch.nn.Module):
 
 
 def test_model_methods_get_the_nodes_thermal_normalisation():
-    """eval feeds model methods the infrared the node's network gets (thermal_policy)."""
+    """Eval feeds model methods the infrared the node's network gets (thermal_policy)."""
     from temcoco_core.baselines import EngineMethod, InfraredInput
     from temcoco_core.frames.thermal import ThermalNormalizer
     from temcoco_core.node_config import NodeConfig
