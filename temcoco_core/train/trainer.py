@@ -668,8 +668,10 @@ class Trainer:
 # ------------------------------------------------------------------------------- helpers
 
 
-def _read_checkpoint(d: Path) -> tuple[dict[str, Tensor], dict[str, Any], dict[str, Any],
-                                      dict[str, Tensor] | None]:
+_Checkpoint = tuple[dict[str, Tensor], dict[str, Any], dict[str, Any], dict[str, Tensor] | None]
+
+
+def _read_checkpoint(d: Path) -> _Checkpoint:
     """(weights incl. extra tensors, optimizer file, checkpoint.json, EMA weights or None)."""
     from temcoco_core.model.checkpoint import read_state_dict
 
