@@ -201,11 +201,11 @@ class ThermalNormalizer:
             raise FrameError("thermal frame is empty")
         if np.issubdtype(raw.dtype, np.floating):
             self._check_float(raw)
-        saved = _State(**vars(self._state))
+        saved, saved_policy = _State(**vars(self._state)), self._policy
         lo, hi = self._range(raw, stamp_ns)
         span = float(hi) - float(lo)
         if not (math.isfinite(span) and span > 0 and math.isfinite(1.0 / span)):
-            self._state = saved
+            self._state, self._policy = saved, saved_policy
             self.stats.rejected += 1
             raise NonFiniteFrameError(f"thermal range [{lo:.6g}, {hi:.6g}] cannot be normalised")
         self.stats.frames += 1
