@@ -48,15 +48,16 @@ if [[ $DRY == 1 ]]; then
     --batch-size 1 --clip-len 2 --crop 64 --no-progress --no-eval >/dev/null
   "$PY" -c "import json, sys; s = json.load(open('$OUT/checkpoint.json'))['step']; \
 print('dry run: resumed to step', s); sys.exit(0 if s == 4 else 1)"
-  "$PY" -m temcoco_core.cli eval "$SUBSET/val" --methods "edge:$OUT/model.safetensors" \
+  "$PY" -m temcoco_core.cli eval "$SUBSET/val" --methods "edge:$OUT/model_ema.safetensors" \
     --max-frames 2 --no-feacd --no-tof --no-plots --quiet --out "$OUT/eval_dry"
 fi
 cat <<MSG
-checkpoint: $OUT (model.safetensors, optimizer.pt, checkpoint.json, train_log.csv)
+checkpoint: $OUT (model_ema.safetensors: the weights to use, model.safetensors, optimizer.pt,
+checkpoint.json, train_log.csv)
 continue on a CPU:
   temcoco train --resume $OUT --device cpu --threads 1 --batch-size 2 --clip-len 4 --crop 96 \\
     --set data.num_workers=0
 evaluate on a CPU:
   temcoco eval ../shared/data/m3svd/val --sequences 0111_1753,0114_1551,0114_1611,0115_1831,0115_1834 \\
-    --methods average,laplacian,edge,edge:$OUT/model.safetensors --no-feacd --out $OUT/eval
+    --methods average,laplacian,edge,edge:$OUT/model_ema.safetensors --no-feacd --out $OUT/eval
 MSG

@@ -22,6 +22,11 @@ Model methods (resolved lazily, so the baselines never import the network):
 * ``PRESET:PATH`` -- a preset with a checkpoint file; a bare ``PATH`` tries the presets in turn;
 * ``framewise:METHOD`` -- any model method run one frame at a time (T = 1), which shows what
   temporal modelling buys.
+
+With the node's settings (``temcoco eval`` passes them), model methods get the infrared input the
+node's network gets: each sequence's infrared frames go through the node's thermal normalisation
+(:class:`~temcoco_core.frames.thermal.ThermalNormalizer` of ``thermal_policy`` and friends, fresh
+per sequence, frames stamped at the sequence's rate). Baselines get the raw inputs.
 """
 
 from __future__ import annotations
@@ -147,6 +152,47 @@ def _framewise(fn: FrameFusion) -> SequenceMethod:
     return run
 
 
+class InfraredInput:
+    """A sequence's infrared input as the network gets it: ``(H, W)`` float32 in ``[0, 1]``.
+
+    With a thermal config, frames go through a fresh
+    :class:`~temcoco_core.frames.thermal.ThermalNormalizer` in order (stamped at
+    ``seq.meta["fps"]``, 30 fps when unknown); frames are normalised once and kept only until a
+    later request starts past them, so clips that overlap cost no second pass and memory holds
+    one clip. Without one, the raw grey is scaled by 1/255.
+
+    Args:
+        seq: the sequence.
+        thermal: a :class:`~temcoco_core.frames.thermal.ThermalConfig`, or ``None``.
+    """
+
+    def __init__(self, seq: FusionSequence, thermal: object | None) -> None:
+        self.seq = seq
+        self.normalizer = None
+        if thermal is not None:
+            from temcoco_core.frames.thermal import ThermalNormalizer
+
+            self.normalizer = ThermalNormalizer(thermal)  # type: ignore[arg-type]
+        fps = float(seq.meta.get("fps") or 30.0)
+        self.period_ns = int(round(1e9 / fps)) if fps > 0 else int(1e9 / 30)
+        self._cache: dict[int, np.ndarray] = {}
+        self._next = 0
+
+    def frames(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``start:stop`` as ``(n, H, W)`` float32; ``start`` must not go backwards."""
+        if self.normalizer is None:
+            return self.seq.infrared[start:stop].astype(np.float32) / np.float32(255.0)
+        for k in [k for k in self._cache if k < start]:
+            del self._cache[k]
+        if start < self._next and start not in self._cache:
+            raise ValueError(f"infrared frame {start} was requested after frame {self._next - 1}")
+        while self._next < stop:
+            t = self._next
+            self._cache[t] = self.normalizer(self.seq.infrared[t], t * self.period_ns).copy()
+            self._next += 1
+        return np.stack([self._cache[t] for t in range(start, stop)])
+
+
 @dataclass
 class ModelMethod:
     """Run a fusion network on a sequence in clips (the released test schedule by default).
@@ -159,6 +205,8 @@ class ModelMethod:
             (released ``test_folder.py``: 30 and 5); clamped to ``clip_len - 1``.
         device: torch device.
         name: label for reports.
+        thermal: a :class:`~temcoco_core.frames.thermal.ThermalConfig` to normalise the infrared
+            input with, as the node does; ``None``: the raw input scaled by 1/255.
     """
 
     model: object
@@ -166,6 +214,7 @@ class ModelMethod:
     overlap: int = 5
     device: str = "cpu"
     name: str = "model"
+    thermal: object | None = None
 
     def __post_init__(self) -> None:
         if self.clip_len < 1 or self.overlap < 0:
@@ -191,12 +240,12 @@ class ModelMethod:
 
         out = np.empty_like(seq.visible)
         model = self.model
+        infrared = InfraredInput(seq, self.thermal)
         for s, e in self.clips(seq.num_frames):
             vis = torch.from_numpy(np.ascontiguousarray(seq.visible[s:e]))
-            ir = torch.from_numpy(np.ascontiguousarray(seq.infrared[s:e]))[..., None].expand(
-                -1, -1, -1, 3)
+            ir = torch.from_numpy(infrared.frames(s, e))[..., None].expand(-1, -1, -1, 3)
             vis = vis.permute(0, 3, 1, 2)[None].float().div(255.0).to(self.device)
-            ir = ir.permute(0, 3, 1, 2)[None].float().div(255.0).to(self.device)
+            ir = ir.permute(0, 3, 1, 2)[None].float().to(self.device)
             with torch.inference_mode():
                 fused = model(vis, ir)  # type: ignore[operator]
             if tuple(fused.shape) != tuple(vis.shape):
@@ -215,8 +264,9 @@ class EngineMethod:
     once and reused for every sequence (its backend is prepared for the frames' size at the
     first frame). A causal preset streams: memory holds one frame and the network's state,
     whatever the sequence length. Frames go in as the pipeline hands them to the engine,
-    ``(3, H, W)`` float in ``[0, 1]`` (infrared grey repeated to 3 channels); a clip engine's
-    late outputs are collected at the end of each sequence.
+    ``(3, H, W)`` float in ``[0, 1]`` (infrared grey repeated to 3 channels), the infrared after
+    the settings' thermal normalisation (:class:`InfraredInput`); a clip engine's late outputs are
+    collected at the end of each sequence.
 
     Raises:
         MethodError: the engine cannot be built (bad weights, backend, device).
@@ -224,6 +274,8 @@ class EngineMethod:
 
     def __init__(self, settings: object, name: str = "model") -> None:
         self.settings = settings
+        self.thermal = settings.thermal_config() \
+            if callable(getattr(settings, "thermal_config", None)) else None
         self.name = name
         self._engine = None
         self.info = None
@@ -252,13 +304,13 @@ class EngineMethod:
                 out[n] = fused.clamp(0, 1).mul(255.0).round().byte().permute(1, 2, 0).cpu()
                 n += 1
 
+        infrared = InfraredInput(seq, self.thermal)
         with torch.inference_mode():
             for t in range(seq.num_frames):
                 vis = torch.from_numpy(np.ascontiguousarray(seq.visible[t])).permute(2, 0, 1)
-                ir = torch.from_numpy(np.ascontiguousarray(seq.infrared[t]))[None]
-                ir = ir.expand(3, -1, -1)
+                ir = torch.from_numpy(infrared.frames(t, t + 1)).expand(3, -1, -1)
                 fused = engine.push(vis.float().div(255.0),  # type: ignore[attr-defined]
-                                    ir.float().div(255.0))
+                                    ir)
                 if fused is not None:
                     put(fused)
             for fused in getattr(engine, "drain", list)():
@@ -292,7 +344,8 @@ def _model_presets() -> list[str]:
 
 
 def _model_method(spec: str, clip_len: int | None, overlap: int, device: str,
-                  settings: object | None = None) -> SequenceMethod:
+                  settings: object | None = None, thermal: object | None = None
+                  ) -> SequenceMethod:
     presets = _model_presets()
     preset, weights = spec, None
     if ":" in spec and spec.split(":", 1)[0] in presets:
@@ -311,7 +364,8 @@ def _model_method(spec: str, clip_len: int | None, overlap: int, device: str,
             except MethodError as e:
                 errors.append(f"{cand}: {str(e).splitlines()[0]}")
                 continue
-            return ModelMethod(model, clip_len or 30, overlap, device, name=f"{cand}:{p.name}")
+            return ModelMethod(model, clip_len or 30, overlap, device, name=f"{cand}:{p.name}",
+                               thermal=thermal)
         raise MethodError(f"checkpoint {p} fits no preset: " + "; ".join(errors))
     model = _build_model(preset, weights)
     if clip_len is None and settings is not None and callable(getattr(model, "step", None)):
@@ -325,13 +379,14 @@ def _model_method(spec: str, clip_len: int | None, overlap: int, device: str,
         return method
     if clip_len is None:
         clip_len = 1 if preset.endswith("framewise") else 30
-    return ModelMethod(model, clip_len, overlap, device, name=spec)
+    return ModelMethod(model, clip_len, overlap, device, name=spec, thermal=thermal)
 
 
 def framewise_method(method: SequenceMethod) -> SequenceMethod:
     """Wrap a :class:`ModelMethod` to run one frame at a time (T = 1, no temporal context)."""
     if isinstance(method, ModelMethod):
-        return ModelMethod(method.model, 1, 0, method.device, name=f"framewise:{method.name}")
+        return ModelMethod(method.model, 1, 0, method.device, name=f"framewise:{method.name}",
+                           thermal=method.thermal)
     raise MethodError("framewise: needs a model method (baselines are frame-wise already)")
 
 
@@ -347,7 +402,8 @@ def resolve_method(name: str, clip_len: int | None = None, overlap: int = 5,
         device: torch device for model methods.
         settings: the node's parameters (:class:`~temcoco_core.node_config.NodeConfig`); with
             them and no ``clip_len``, a causal preset runs as :class:`EngineMethod` (streamed
-            through the node's engine, its backend, device and threads).
+            through the node's engine, its backend, device and threads), and every model
+            method normalises the infrared input with the settings' thermal policy.
 
     Raises:
         MethodError: unknown name, or a model that cannot be built (e.g. missing weights).
@@ -355,14 +411,17 @@ def resolve_method(name: str, clip_len: int | None = None, overlap: int = 5,
     name = name.strip()
     if not name:
         raise MethodError("empty method name")
+    thermal = settings.thermal_config() \
+        if callable(getattr(settings, "thermal_config", None)) else None
     if name in BASELINES:
         return _framewise(BASELINES[name])
     if name.startswith("framewise:"):
         inner = name.split(":", 1)[1]
         if inner in BASELINES:
             return _framewise(BASELINES[inner])
-        return framewise_method(_model_method(inner, clip_len, overlap, device))
-    return _model_method(name, clip_len, overlap, device, settings)
+        return framewise_method(_model_method(inner, clip_len, overlap, device,
+                                              thermal=thermal))
+    return _model_method(name, clip_len, overlap, device, settings, thermal)
 
 
 def available_methods() -> list[str]:

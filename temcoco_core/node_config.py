@@ -320,12 +320,14 @@ class NodeConfig:
 
     # ------------------------------------------------------------------ thermal
     thermal_policy: str = _param(
-        "percentile", "Thermal normalisation (temcoco_core.frames.thermal): percentile "
-        "(smoothed robust range that follows the camera's gain jumps), minmax (per frame, "
-        "flickers) or fixed (thermal_range).", "thermal",
-        choices=("percentile", "minmax", "fixed"))
+        "auto", "Thermal normalisation (temcoco_core.frames.thermal): camera (the camera's own "
+        "scale, its gain jumps undone), percentile (smoothed robust range that follows the "
+        "camera's gain jumps), minmax (per frame, flickers), fixed (thermal_range) or auto "
+        "(camera for mono8, percentile for 16-bit and float).", "thermal",
+        choices=("auto", "camera", "percentile", "minmax", "fixed"))
     thermal_range: tuple[float, ...] = _param(
-        (0.0, 0.0), "[low, high] raw thermal values for the fixed policy (e.g. centi-kelvin); "
+        (0.0, 0.0), "[low, high] raw thermal values for the fixed and camera policies (e.g. "
+        "centi-kelvin); "
         "[0, 0]: the encoding's full range.", "thermal",
         constraints="[0, 0] or 2 values, low < high")
     thermal_percentiles: tuple[float, ...] = _param(
@@ -334,6 +336,10 @@ class NodeConfig:
     thermal_smoothing: float = _param(
         1.0, "Time constant of the percentile range's moving average, seconds; 0: none.",
         "thermal", low=0.0, high=3600.0)
+    thermal_camera_return: float = _param(
+        10.0, "Camera policy: time constant with which the range returns to the camera's own "
+        "scale after a gain jump was undone, seconds; 0: at once.", "thermal", low=0.0,
+        high=3600.0)
     thermal_track_gain: bool = _param(
         True, "Follow the thermal camera's own gain/offset jumps (AGC, flat-field "
         "corrections) at once instead of letting them flash.", "thermal")
@@ -583,17 +589,21 @@ class NodeConfig:
         return LivenessConfig(expected_rate_hz=self.expected_rate, stall_warn_s=self.stall_warn,
                               stall_error_s=max(self.stall_error, self.stall_warn))
 
+    def thermal_config(self) -> ThermalConfig:
+        """The thermal normalisation policy (``thermal_*`` parameters)."""
+        return ThermalConfig(
+            policy=self.thermal_policy,
+            fixed_range=(tuple(self.thermal_range) if any(self.thermal_range) else None),
+            percentiles=(self.thermal_percentiles[0], self.thermal_percentiles[1]),
+            smoothing_s=self.thermal_smoothing, camera_return_s=self.thermal_camera_return,
+            track_gain=self.thermal_track_gain, invert=self.thermal_invert)
+
     def pipeline_config(self) -> PipelineConfig:
         """The core pipeline's configuration (pairing, thermal, registration, sizes)."""
         return PipelineConfig(
             preprocess=PreprocessConfig(model_size=self.model_size, resize_mode=self.resize_mode,
                                         resize_infrared_to_visible=self.resize_thermal_to_rgb),
-            thermal=ThermalConfig(
-                policy=self.thermal_policy,
-                fixed_range=(tuple(self.thermal_range) if any(self.thermal_range) else None),
-                percentiles=(self.thermal_percentiles[0], self.thermal_percentiles[1]),
-                smoothing_s=self.thermal_smoothing, track_gain=self.thermal_track_gain,
-                invert=self.thermal_invert),
+            thermal=self.thermal_config(),
             registration=RegistrationConfig(
                 homography=(list(self.homography) if self.homography
                             and tuple(self.homography) != IDENTITY else None),

@@ -133,3 +133,62 @@ def test_model_method_missing_checkpoint_is_a_clear_error(tmp_path):
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(MethodError, match="junk.pth"):
         resolve_method(str(junk))
+
+
+def _agc_seq(t: int = 12) -> FusionSequence:
+    """A mono8 thermal camera whose AGC darkens the frame by ~25 % over frames 1-2."""
+    yy, xx = np.mgrid[:24, :40]
+    scene = 70.0 + 15.0 * np.sin(xx / 5.0) + 10.0 * np.cos(yy / 4.0)
+    gains = [1.35, 1.17] + [1.0] * (t - 2)
+    ir = np.stack([np.clip(g * scene, 0, 255) for g in gains]).astype(np.uint8)
+    vis = np.full((t, 24, 40, 3), 90, np.uint8)
+    return FusionSequence("agc", vis, ir, meta={"fps": 30.0})
+
+
+class _Passthrough(torch.nn.Module):
+    """A 'network' whose output is its infrared input: shows what the model was fed."""
+
+    def forward(self, visible, infrared):
+        return infrared
+
+
+def test_model_methods_get_the_nodes_thermal_normalisation():
+    """Eval feeds model methods the infrared the node's network gets (thermal_policy)."""
+    from temcoco_core.baselines import EngineMethod, InfraredInput
+    from temcoco_core.frames.thermal import ThermalNormalizer
+    from temcoco_core.node_config import NodeConfig
+
+    seq = _agc_seq()
+    settings = NodeConfig()  # thermal_policy auto: camera scale for mono8, AGC undone
+    norm = ThermalNormalizer(settings.thermal_config())
+    expected = np.stack([norm(seq.infrared[t], t * 33_333_333).copy()
+                         for t in range(seq.num_frames)])
+    # overlapping clips ask for frames again: normalised once, in order
+    inp = InfraredInput(seq, settings.thermal_config())
+    got = np.concatenate([inp.frames(0, 5), inp.frames(3, 8)[2:], inp.frames(6, 12)[2:]])
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="requested after"):
+        inp.frames(0, 1)
+    raw = InfraredInput(seq, None).frames(0, seq.num_frames)
+    np.testing.assert_allclose(raw, seq.infrared / np.float32(255.0), atol=1e-6)
+    # the AGC transient: > 20 grey levels in the raw input, < 3 after normalisation
+    assert raw[0].mean() - raw[2].mean() > 20 / 255
+    assert abs(expected[0].mean() - expected[2].mean()) < 3 / 255
+
+    clip = ModelMethod(_Passthrough(), clip_len=5, overlap=2, thermal=settings.thermal_config())
+    for method in (clip, framewise_method(clip)):
+        fused = method(seq)
+        np.testing.assert_allclose(fused[..., 0] / 255.0, expected, atol=0.6 / 255)
+    plain = ModelMethod(_Passthrough(), clip_len=5, overlap=2)(seq)
+    np.testing.assert_array_equal(plain[..., 0], seq.infrared)
+
+    # the node's engine (the model-free average engine here) gets the same input
+    engine = EngineMethod(NodeConfig(fusion_engine="average"))
+    fused = engine(seq)
+    want = np.round((90 / 255.0 + expected) / 2 * 255.0)
+    assert np.abs(fused[..., 0].astype(float) - want).max() <= 1
+    # resolve_method hands the settings' policy to every model method it builds
+    for name in ("framewise:edge", "edge-framewise"):
+        assert resolve_method(name, settings=NodeConfig(thermal_policy="percentile")).thermal \
+            == NodeConfig(thermal_policy="percentile").thermal_config()
+    assert resolve_method("edge", settings=NodeConfig()).thermal == settings.thermal_config()

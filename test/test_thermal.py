@@ -129,14 +129,14 @@ def test_bad_input_and_config() -> None:
     with pytest.raises(FrameError, match="shape"):
         n(np.zeros((4, 4, 3), np.uint16))
     with pytest.raises(ValueError, match="policy"):
-        ThermalConfig(policy="auto")
+        ThermalConfig(policy="agc")
     with pytest.raises(ValueError, match="hi > lo"):
         ThermalConfig(policy="fixed", fixed_range=(5.0, 5.0))
     with pytest.raises(ValueError, match="percentiles"):
         ThermalConfig(percentiles=(99.0, 1.0))
 
 
-@pytest.mark.parametrize("policy", ["percentile", "minmax", "fixed"])
+@pytest.mark.parametrize("policy", ["auto", "percentile", "camera", "minmax", "fixed"])
 def test_absurd_and_non_finite_frames_are_rejected_not_a_crash(policy: str) -> None:
     """Issue 11 case 6: NaN, Inf or 1e20 in a 32FC1 frame (ZeroDivisionError before)."""
     n = ThermalNormalizer(ThermalConfig(policy=policy))
@@ -150,7 +150,57 @@ def test_absurd_and_non_finite_frames_are_rejected_not_a_crash(policy: str) -> N
     assert n.stats.rejected == 3 and n.current_range == state
     # a huge but flat frame with a relaxed limit: the range collapses in float -> rejected
     n2 = ThermalNormalizer(ThermalConfig(policy=policy, max_abs_value=1e30))
-    if policy != "fixed":
+    if policy not in ("fixed", "camera"):  # those two do not take the range from the frame
         with pytest.raises(NonFiniteFrameError, match="cannot be normalised"):
             n2(np.full((8, 8), 1e20, np.float32), 0)
     np.testing.assert_allclose(n(good, 2), first, atol=1e-6)
+
+
+def _mono8(gains: list[tuple[float, float]], seed: int = 0) -> list[np.ndarray]:
+    """A low-contrast 8-bit scene whose camera applies gain ``a`` and offset ``b`` (grey)."""
+    rng = np.random.default_rng(seed)
+    scene = 60.0 + 12.0 * np.sin(XX / 9.0) + 8.0 * np.cos(YY / 7.0)
+    return [np.clip(a * scene + b + rng.normal(0.0, 4.0, scene.shape), 0, 255).astype(np.uint8)
+            for a, b in gains]
+
+
+def test_camera_policy_keeps_the_mono8_scale() -> None:
+    """A steady mono8 camera passes through as x / 255: no stretch of a low-contrast frame."""
+    frames = _mono8([(1.0, 0.0)] * 12)
+    out, n = _run(ThermalConfig(policy="camera"), frames)
+    expected = np.stack(frames).astype(np.float32) / 255.0
+    assert np.abs(out - expected).max() < 0.02
+    stretched, _ = _run(ThermalConfig(policy="percentile"), frames)
+    assert stretched.std() > 2.5 * out.std()  # what the percentile range does to the same frames
+    assert n.policy == "camera" and n.stats.gain_jumps == 0
+
+
+def test_camera_policy_undoes_an_agc_transient_then_returns_to_the_camera_scale() -> None:
+    """The val sequence 0114_1611 case: the camera's AGC darkens the frame by ~25 % in 2 steps."""
+    gains = [(1.35, 0.0), (1.17, 0.0)] + [(1.0, 0.0)] * 40
+    frames = _mono8(gains)
+    cam, n = _run(ThermalConfig(policy="camera", camera_return_s=1.0), frames)
+    raw = np.stack(frames).astype(np.float32) / 255.0
+    means, raw_means = cam.mean(axis=(1, 2)), raw.mean(axis=(1, 2))
+    assert n.stats.gain_jumps >= 1
+    # the two AGC steps: the raw input drops by > 20 grey levels, the normalised one holds
+    assert raw_means[0] - raw_means[2] > 20 / 255
+    assert abs(means[2] - means[0]) < 0.25 * (raw_means[0] - raw_means[2])
+    # afterwards it fades back to the camera's own scale, slowly (no step larger than the
+    # transient's share of one frame at a 1 s time constant)
+    assert np.abs(np.diff(means[2:])).max() < 0.1 * (raw_means[0] - raw_means[2])
+    assert abs(means[-1] - raw_means[-1]) < 0.5 * abs(means[2] - raw_means[2])
+    untracked, _ = _run(ThermalConfig(policy="camera", track_gain=False), frames)
+    np.testing.assert_allclose(untracked, raw, atol=1e-6)
+
+
+def test_auto_policy_picks_camera_for_8_bit_and_percentile_otherwise() -> None:
+    n = ThermalNormalizer(ThermalConfig())
+    assert n.cfg.policy == "auto"
+    eight = _mono8([(1.0, 0.0)])[0]
+    np.testing.assert_allclose(n(eight, 0), eight / np.float32(255.0), atol=1e-6)
+    assert n.policy == "camera"
+    sixteen = _frames([(1.0, 0.0)])[0]
+    pct = ThermalNormalizer(ThermalConfig(policy="percentile"))
+    np.testing.assert_allclose(n(sixteen, PERIOD), pct(sixteen, PERIOD), atol=1e-6)
+    assert n.policy == "percentile"  # the encoding changed: started over with the other policy

@@ -318,3 +318,66 @@ def test_edge_recipe_configs_load(name):
         assert cfg.device == "cuda" and cfg.amp and cfg.amp_dtype == "bfloat16"
         assert 0 < cfg.time_limit_s <= 540 and cfg.batch_size >= 8
         assert cfg.data.crop % 32 == 0
+
+
+def test_weight_ema_update_rule_and_swap():
+    from temcoco_core.train.ema import WeightEMA
+
+    model = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema = WeightEMA(model, decay=0.5)
+    for value, d in ((3.0, 0.1), (5.0, 2 / 11), (7.0, 0.25)):  # warm-up (1+n)/(10+n)
+        before = float(ema.state_dict()["weight"])
+        with torch.no_grad():
+            model.weight.fill_(value)
+        ema.update(model)
+        assert float(ema.state_dict()["weight"]) == pytest.approx(d * before + (1 - d) * value)
+    for _ in range(40):
+        ema.update(model)
+    assert ema.current_decay() == 0.5 and float(ema.state_dict()["weight"]) == pytest.approx(7.0)
+    with torch.no_grad():
+        ema.state_dict()["weight"].fill_(2.0)
+    with ema.applied(model):
+        assert float(model.weight.detach()) == 2.0
+    assert float(model.weight.detach()) == 7.0  # its own weights are back
+    with pytest.raises(ValueError, match="decay"):
+        WeightEMA(model, decay=1.0)
+    with pytest.raises(ValueError, match="do not fit"):
+        ema.load({"weight": torch.zeros(2, 2)}, 3)
+
+
+def test_ema_checkpoint_resume_and_evaluation(tmp_path):
+    from temcoco_core.model.checkpoint import read_state_dict
+
+    torch.manual_seed(0)
+    first = Trainer(_cfg(tmp_path, ema_decay=0.9), model=TinyFuser(), sequences=_seqs(),
+                    progress=False)
+    first.fit()
+    run_dir = tmp_path / "run"
+    averaged = read_state_dict(run_dir / "model_ema.safetensors")
+    trained = read_state_dict(run_dir / "model.safetensors")
+    assert set(averaged) == set(trained)
+    assert not torch.equal(averaged["conv.weight"], trained["conv.weight"])
+    assert json.loads((run_dir / "checkpoint.json").read_text())["ema_updates"] == 3
+
+    # the evaluation runs on the averaged weights and leaves the trained ones in place
+    seen = []
+    first.model.register_forward_hook(lambda m, i, o: seen.append(m.conv.weight.clone()))
+    first.eval_sequences = _seqs(1, t=4)
+    first.evaluate()
+    assert seen and all(torch.equal(w, averaged["conv.weight"]) for w in seen)
+    assert torch.equal(first.model.conv.weight.detach(), trained["conv.weight"])
+
+    # resume continues the average: equal to an uninterrupted 5-step run
+    resumed = Trainer(_cfg(tmp_path, steps=5, ema_decay=0.9), model=TinyFuser(),
+                      sequences=_seqs(), progress=False)
+    resumed.fit(resume=True)
+    torch.manual_seed(0)
+    straight = Trainer(_cfg(tmp_path, steps=5, ema_decay=0.9,
+                            out_dir=str(tmp_path / "straight")),
+                       model=TinyFuser(), sequences=_seqs(), progress=False)
+    straight.fit()
+    assert resumed.ema.updates == straight.ema.updates == 5
+    for k, v in straight.ema.state_dict().items():
+        assert torch.allclose(resumed.ema.state_dict()[k], v, atol=1e-6), k

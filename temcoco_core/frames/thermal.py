@@ -17,7 +17,7 @@ stable grey image, and how that grey is computed decides whether the fused *vide
 ``minmax``
     Per-frame minimum/maximum. Uses the whole range of every frame but a hot object entering the
     view rescales everything else: flicker.
-``percentile`` (default)
+``percentile``
     A temporally smoothed robust range. Every frame contributes its ``(p_lo, p_hi)`` percentiles;
     the range used is an exponential moving average of them with time constant
     ``smoothing_s`` (stamp-aware: ``alpha = 1 - exp(-dt / smoothing_s)``), so content changes
@@ -27,6 +27,19 @@ stable grey image, and how that grey is computed decides whether the fused *vide
     object barely shifts) is fitted by least squares, and the smoothed range is carried through
     it. A global gain jump of the camera therefore leaves the normalised image unchanged instead
     of becoming a flash that slowly fades.
+
+``camera``
+    The camera's own grey scale: ``fixed_range`` if given, else the dtype's full range (the
+    identity for ``mono8``, whose camera has already applied its gain control). With
+    ``track_gain`` the camera's gain/offset changes are undone as for ``percentile``, so an
+    automatic-gain transient or a flat-field correction does not flash through the fusion (one
+    that moves the inner quantiles by more than 2 % of the range is counted as a gain jump), and
+    the range returns to the camera scale with time constant ``camera_return_s`` (10 s): a fade
+    too slow to see instead of a step.
+``auto`` (default)
+    ``camera`` for 8-bit images (a camera that gain-controls itself: its tone is what the network
+    was trained on, and stretching a low-contrast 8-bit frame would turn its noise into content),
+    ``percentile`` for 16-bit and float images (raw or radiometric counts need a range).
 
 All policies are :class:`ThermalNormalizer` objects with ``__call__(raw, stamp_ns)`` and
 ``reset()``; the pipeline resets them together with the engine when time jumps.
@@ -43,7 +56,7 @@ from temcoco_core.frames.preprocess import ArrayPool, FrameError, NonFiniteFrame
 
 __all__ = ["THERMAL_POLICIES", "ThermalConfig", "ThermalNormalizer", "ThermalStats"]
 
-THERMAL_POLICIES = ("percentile", "minmax", "fixed")
+THERMAL_POLICIES = ("auto", "percentile", "camera", "minmax", "fixed")
 
 _INNER_Q = np.linspace(10.0, 90.0, 9)
 
@@ -53,10 +66,15 @@ class ThermalConfig:
     """Thermal normalisation policy.
 
     Attributes:
-        policy: ``"percentile"`` (default), ``"minmax"`` or ``"fixed"``.
-        fixed_range: ``(lo, hi)`` in raw units for ``"fixed"``; ``None``: the dtype's range.
+        policy: ``"auto"`` (default), ``"percentile"``, ``"camera"``, ``"minmax"`` or
+            ``"fixed"`` (see the module docstring).
+        fixed_range: ``(lo, hi)`` in raw units for ``"fixed"`` and ``"camera"``; ``None``: the
+            dtype's range.
         percentiles: ``(p_lo, p_hi)`` for ``"percentile"``, in percent.
-        smoothing_s: time constant of the range's moving average, seconds; 0 disables.
+        smoothing_s: time constant of the percentile range's moving average, seconds; 0
+            disables.
+        camera_return_s: time constant with which the ``camera`` policy returns to the camera
+            scale after undoing a gain jump, seconds; 0: at once (no compensation).
         nominal_fps: frame rate assumed for smoothing when stamps are missing or not increasing.
         track_gain: follow the camera's own global gain/offset changes (see module doc).
         min_span: smallest range in raw units, so that a flat image is not stretched into
@@ -67,10 +85,11 @@ class ThermalConfig:
             absurd (a driver bug, uninitialised memory); no thermal camera measures 1e20.
     """
 
-    policy: str = "percentile"
+    policy: str = "auto"
     fixed_range: tuple[float, float] | None = None
     percentiles: tuple[float, float] = (1.0, 99.0)
     smoothing_s: float = 1.0
+    camera_return_s: float = 10.0
     nominal_fps: float = 30.0
     track_gain: bool = True
     min_span: float | None = None
@@ -95,8 +114,10 @@ class ThermalConfig:
         if not self.max_abs_value > 0:
             raise ValueError(f"ThermalConfig.max_abs_value must be > 0, got "
                              f"{self.max_abs_value}")
-        if self.smoothing_s < 0 or self.nominal_fps <= 0 or self.subsample < 1:
-            raise ValueError("ThermalConfig: smoothing_s >= 0, nominal_fps > 0 and "
+        if self.smoothing_s < 0 or self.camera_return_s < 0 or self.nominal_fps <= 0 \
+                or self.subsample < 1:
+            raise ValueError("ThermalConfig: smoothing_s >= 0, camera_return_s >= 0, "
+                             "nominal_fps > 0 and "
                              "subsample >= 1 are required")
 
 
@@ -128,6 +149,10 @@ class ThermalNormalizer:
         self.stats = ThermalStats()
         self._pool = ArrayPool()
         self._gain_jump_threshold = 0.05  # relative change of the fitted gain counted as a jump
+        # camera policy: a gain/offset change that moves the inner quantiles by more than this
+        # share of the range is a camera jump (2 % of 0-255: 5 grey levels)
+        self._camera_jump_fraction = 0.02
+        self._policy: str | None = None
 
     @property
     def current_range(self) -> tuple[float, float] | None:
@@ -176,11 +201,11 @@ class ThermalNormalizer:
             raise FrameError("thermal frame is empty")
         if np.issubdtype(raw.dtype, np.floating):
             self._check_float(raw)
-        saved = _State(**vars(self._state))
+        saved, saved_policy = _State(**vars(self._state)), self._policy
         lo, hi = self._range(raw, stamp_ns)
         span = float(hi) - float(lo)
         if not (math.isfinite(span) and span > 0 and math.isfinite(1.0 / span)):
-            self._state = saved
+            self._state, self._policy = saved, saved_policy
             self.stats.rejected += 1
             raise NonFiniteFrameError(f"thermal range [{lo:.6g}, {hi:.6g}] cannot be normalised")
         self.stats.frames += 1
@@ -205,24 +230,46 @@ class ThermalNormalizer:
                 f"thermal frame values [{lo:.3g}, {hi:.3g}] are beyond +-{limit:.3g} "
                 "(ThermalConfig.max_abs_value): not a thermal image")
 
+    @property
+    def policy(self) -> str | None:
+        """The policy in use: the configured one, or what ``auto`` chose for the last frame."""
+        return self._policy
+
+    def _resolve(self, dtype: np.dtype) -> str:
+        policy = self.cfg.policy
+        if policy == "auto":
+            policy = "camera" if dtype == np.uint8 else "percentile"
+        if self._policy is not None and policy != self._policy:
+            self._state = _State()  # the encoding changed under "auto": start over
+        self._policy = policy
+        return policy
+
+    def _camera_scale(self, dtype: np.dtype) -> tuple[float, float]:
+        if self.cfg.fixed_range is not None:
+            return self.cfg.fixed_range
+        if np.issubdtype(dtype, np.integer):
+            return 0.0, float(np.iinfo(dtype).max)
+        return 0.0, 1.0
+
     def _range(self, raw: np.ndarray, stamp_ns: int | None) -> tuple[float, float]:
         cfg = self.cfg
-        if cfg.policy == "fixed":
-            if cfg.fixed_range is not None:
-                return cfg.fixed_range
-            if np.issubdtype(raw.dtype, np.integer):
-                return 0.0, float(np.iinfo(raw.dtype).max)
-            return 0.0, 1.0
+        policy = self._resolve(raw.dtype)
+        if policy == "fixed":
+            return self._camera_scale(raw.dtype)
         s = cfg.subsample
         sample = raw[::s, ::s].reshape(-1)
         min_span = self._min_span(raw.dtype)
-        if cfg.policy == "minmax":
+        if policy == "minmax":
             return _widen(float(sample.min()), float(sample.max()), min_span)
 
-        p_lo, p_hi = cfg.percentiles
-        qs = _quantiles(sample, np.concatenate(([p_lo, p_hi], _INNER_Q)))
-        f_lo, f_hi = float(qs[0]), float(qs[1])
-        inner = qs[2:]
+        if policy == "camera":
+            inner = _quantiles(sample, _INNER_Q)
+            f_lo, f_hi = self._camera_scale(raw.dtype)
+        else:
+            p_lo, p_hi = cfg.percentiles
+            qs = _quantiles(sample, np.concatenate(([p_lo, p_hi], _INNER_Q)))
+            f_lo, f_hi = float(qs[0]), float(qs[1])
+            inner = qs[2:]
         st = self._state
         if not st.initialised:
             st.lo, st.hi = _widen(f_lo, f_hi, min_span)
@@ -231,15 +278,22 @@ class ThermalNormalizer:
 
         if cfg.track_gain and st.quantiles is not None:
             a, b = _affine_fit(st.quantiles, inner)
-            if abs(a - 1.0) > self._gain_jump_threshold or \
-                    abs(b + (a - 1.0) * st.lo) > self._gain_jump_threshold * (st.hi - st.lo):
-                self.stats.gain_jumps += 1
+            if policy == "camera":
+                # counted as a jump when the map moves the frame's inner quantiles by more
+                # than a share of the range (a fit on noise moves them by a fraction of a level)
+                moved = float(np.median(np.abs((a - 1.0) * st.quantiles + b)))
+                jump = moved > self._camera_jump_fraction * (st.hi - st.lo)
+            else:
+                jump = abs(a - 1.0) > self._gain_jump_threshold or \
+                    abs(b + (a - 1.0) * st.lo) > self._gain_jump_threshold * (st.hi - st.lo)
+            self.stats.gain_jumps += int(jump)
             st.lo, st.hi = a * st.lo + b, a * st.hi + b
 
         dt_s = 1.0 / cfg.nominal_fps
         if stamp_ns is not None and st.stamp_ns is not None and stamp_ns > st.stamp_ns:
             dt_s = (stamp_ns - st.stamp_ns) * 1e-9
-        alpha = 1.0 if cfg.smoothing_s == 0 else 1.0 - math.exp(-dt_s / cfg.smoothing_s)
+        tau = cfg.camera_return_s if policy == "camera" else cfg.smoothing_s
+        alpha = 1.0 if tau == 0 else 1.0 - math.exp(-dt_s / tau)
         lo = st.lo + alpha * (f_lo - st.lo)
         hi = st.hi + alpha * (f_hi - st.hi)
         st.lo, st.hi = _widen(lo, hi, min_span)

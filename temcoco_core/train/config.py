@@ -102,6 +102,9 @@ class TrainConfig:
         time_limit_s: stop after this many seconds of training (checked after every step;
             a checkpoint is written and ``--resume`` continues); 0 = no limit. For fixed-time
             GPU sessions.
+        ema_decay: keep an exponential moving average of the weights with this decay
+            (:mod:`.ema`; e.g. 0.999), written as ``model_ema.safetensors`` and used by the
+            periodic evaluation; 0 = off.
     """
 
     preset: str = "edge"
@@ -127,6 +130,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     log_every: int = 10
     time_limit_s: float = 0.0
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.steps < 0:
@@ -139,6 +143,8 @@ class TrainConfig:
             raise ValueError("checkpoint_every and log_every must be >= 1")
         if self.time_limit_s < 0:
             raise ValueError(f"time_limit_s must be >= 0, got {self.time_limit_s}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.threads is not None and self.threads < 1:
             raise ValueError("threads must be >= 1")
 

@@ -8,6 +8,8 @@
 Run folder (``out_dir``)::
 
     model.safetensors      inference weights (loadable by build_model(preset, weights=...))
+    model_ema.safetensors  the weights' exponential moving average, with ``ema_decay`` > 0
+                           (the same format; the weights to ship)
     extra.safetensors      training-only tensors (distillation heads), when the model has any
     optimizer.pt           Adam state + step (torch.save of tensors/primitives; weights_only)
     checkpoint.json        config, step, learning rate, recent losses, last evaluation
@@ -66,6 +68,7 @@ from temcoco_core.train.config import (
 )
 from temcoco_core.train.data import ClipDataset, DataSource, load_sources
 from temcoco_core.train.degrade import minmax_per_frame
+from temcoco_core.train.ema import WeightEMA
 from temcoco_core.train.losses import COMPOSITIONS, FusionLoss
 from temcoco_core.train.teachers import build_distillation
 
@@ -83,6 +86,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.safetensors"
+EMA_FILE = "model_ema.safetensors"
 EXTRA_FILE = "extra.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
 STATE_FILE = "checkpoint.json"
@@ -237,6 +241,7 @@ class Trainer:
         if config.init_weights:
             self._load_init(config.init_weights)
         self.model.to(self.device).train()
+        self.ema = WeightEMA(self.model, config.ema_decay) if config.ema_decay > 0 else None
         self.train_forward = distributed.training_forward(self.model, self.distill, self.dist,
                                                           self.device)
         distributed.rank_seed(config.seed, self.dist)
@@ -341,6 +346,11 @@ class Trainer:
         _atomic_write(self.out_dir / MODEL_FILE, lambda p: save_file(infer, str(p), meta))
         if extra:
             _atomic_write(self.out_dir / EXTRA_FILE, lambda p: save_file(extra, str(p), meta))
+        if self.ema is not None:
+            averaged = {k: v.detach().to("cpu").contiguous().clone()
+                        for k, v in self.ema.state_dict().items() if k in self.inference_keys}
+            _atomic_write(self.out_dir / EMA_FILE,
+                          lambda p: save_file(averaged, str(p), {**meta, "ema": "1"}))
         opt = {"optimizer": self.optimizer.state_dict(), "step": self.step,
                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {}}
         _atomic_write(self.out_dir / OPTIMIZER_FILE, lambda p: torch.save(opt, str(p)))
@@ -354,6 +364,7 @@ class Trainer:
             "loss_weights": self.loss_fn.describe(),
             "distillation": self.distill,
             "samples": self.samples,
+            "ema_updates": self.ema.updates if self.ema is not None else 0,
             **self.dist.describe(),
             "global_batch_size": self.global_batch,
             "config": config_to_dict(self.config),
@@ -384,7 +395,7 @@ class Trainer:
         payload = distributed.broadcast_object(payload, self.dist, self.device)
         if isinstance(payload, BaseException):
             raise payload
-        state, opt, info = payload
+        state, opt, info, ema_state = payload
         missing = [k for k in self.model.state_dict() if k not in state]
         unexpected = [k for k in state if k not in self.model.state_dict()]
         if missing or unexpected:
@@ -414,6 +425,16 @@ class Trainer:
         if int(opt.get("step", self.step)) != self.step:
             log.warning("optimizer state is from step %s, checkpoint.json says %d",
                         opt.get("step"), self.step)
+        if self.ema is not None:
+            self.ema = WeightEMA(self.model, self.config.ema_decay)  # from the loaded weights
+            if ema_state is not None:
+                try:
+                    self.ema.load(ema_state, int(info.get("ema_updates", 0)))
+                except ValueError as exc:
+                    raise ResumeError(f"cannot resume from {d}: {EMA_FILE}: {exc}") from None
+            else:
+                log.info("%s has no %s: the weight average starts from the resumed weights",
+                         d, EMA_FILE)
         self.recent = {k: float(v) for k, v in info.get("losses", {}).items()}
         self.last_eval = dict(info.get("eval", {}))
         log.info("resumed from %s at step %d", d, self.step)
@@ -465,6 +486,8 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.model)
         self.step += 1
         self.samples += self.global_batch
         return distributed.mean_over_ranks({k: float(v.detach()) for k, v in terms.items()},
@@ -589,7 +612,10 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         rows: list[dict[str, float]] = []
+        stack = contextlib.ExitStack()
         try:
+            if self.ema is not None:  # evaluate the weights a run ships
+                stack.enter_context(self.ema.applied(self.model))
             for seq in self.eval_sequences:
                 vis = _to_clip(seq.visible)
                 ir = _to_clip(seq.infrared)
@@ -613,6 +639,7 @@ class Trainer:
                                 _metrics(_to_uint8(fused), seq, flows).items()})
                 rows.append(row)
         finally:
+            stack.close()
             self.model.train(was_training)
         return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
@@ -641,8 +668,11 @@ class Trainer:
 # ------------------------------------------------------------------------------- helpers
 
 
-def _read_checkpoint(d: Path) -> tuple[dict[str, Tensor], dict[str, Any], dict[str, Any]]:
-    """(weights incl. extra tensors, optimizer file, checkpoint.json) of a run folder."""
+_Checkpoint = tuple[dict[str, Tensor], dict[str, Any], dict[str, Any], dict[str, Tensor] | None]
+
+
+def _read_checkpoint(d: Path) -> _Checkpoint:
+    """(weights incl. extra tensors, optimizer file, checkpoint.json, EMA weights or None)."""
     from temcoco_core.model.checkpoint import read_state_dict
 
     for name in (MODEL_FILE, OPTIMIZER_FILE, STATE_FILE):
@@ -657,7 +687,8 @@ def _read_checkpoint(d: Path) -> tuple[dict[str, Tensor], dict[str, Any], dict[s
     except (OSError, ValueError) as exc:
         raise ResumeError(f"cannot resume from {d}: {STATE_FILE} is unreadable "
                           f"({type(exc).__name__}: {_first_line(exc)})") from None
-    return state, opt, info
+    ema = read_state_dict(d / EMA_FILE) if (d / EMA_FILE).is_file() else None
+    return state, opt, info, ema
 
 
 def _to_clip(frames: np.ndarray) -> Tensor:
