@@ -152,6 +152,12 @@ def _framewise(fn: FrameFusion) -> SequenceMethod:
     return run
 
 
+def _thermal_config(settings: object | None) -> object | None:
+    """The node settings' :class:`~temcoco_core.frames.thermal.ThermalConfig`, if they have one."""
+    make = getattr(settings, "thermal_config", None)
+    return make() if callable(make) else None
+
+
 class InfraredInput:
     """A sequence's infrared input as the network gets it: ``(H, W)`` float32 in ``[0, 1]``.
 
@@ -173,8 +179,8 @@ class InfraredInput:
             from temcoco_core.frames.thermal import ThermalNormalizer
 
             self.normalizer = ThermalNormalizer(thermal)  # type: ignore[arg-type]
-        fps = float(seq.meta.get("fps") or 30.0)
-        self.period_ns = int(round(1e9 / fps)) if fps > 0 else int(1e9 / 30)
+        fps = float(seq.meta.get("fps") or 0.0)
+        self.period_ns = int(round(1e9 / (fps if fps > 0 else 30.0)))
         self._cache: dict[int, np.ndarray] = {}
         self._next = 0
 
@@ -274,8 +280,7 @@ class EngineMethod:
 
     def __init__(self, settings: object, name: str = "model") -> None:
         self.settings = settings
-        self.thermal = settings.thermal_config() \
-            if callable(getattr(settings, "thermal_config", None)) else None
+        self.thermal = _thermal_config(settings)
         self.name = name
         self._engine = None
         self.info = None
@@ -411,8 +416,7 @@ def resolve_method(name: str, clip_len: int | None = None, overlap: int = 5,
     name = name.strip()
     if not name:
         raise MethodError("empty method name")
-    thermal = settings.thermal_config() \
-        if callable(getattr(settings, "thermal_config", None)) else None
+    thermal = _thermal_config(settings)
     if name in BASELINES:
         return _framewise(BASELINES[name])
     if name.startswith("framewise:"):
