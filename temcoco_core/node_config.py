@@ -42,6 +42,7 @@ from temcoco_core.engine.backends import PRECISIONS as ENGINE_PRECISIONS
 from temcoco_core.frames.pairing import PairingConfig
 from temcoco_core.frames.preprocess import PreprocessConfig
 from temcoco_core.frames.registration import parse_homography, RegistrationConfig
+from temcoco_core.frames.stripes import StripeConfig
 from temcoco_core.frames.thermal import ThermalConfig
 from temcoco_core.frames.transport import TRANSPORTS
 from temcoco_core.health import LivenessConfig
@@ -344,6 +345,13 @@ class NodeConfig:
         True, "Follow the thermal camera's own gain/offset jumps (AGC, flat-field "
         "corrections) at once instead of letting them flash.", "thermal")
     thermal_invert: bool = _param(False, "Black-hot thermal (hot = dark).", "thermal")
+    thermal_destripe: str = _param(
+        "columns", "Remove the thermal camera's fixed-pattern stripes (per-column/row offsets of "
+        "an uncooled sensor, estimated robustly and averaged over time): columns, rows, both or "
+        "off.", "thermal", choices=("columns", "rows", "both", "off"))
+    thermal_destripe_smoothing: float = _param(
+        1.0, "Time constant of the stripe pattern's moving average, seconds; 0: every frame on "
+        "its own.", "thermal", low=0.0, high=3600.0)
 
     # ------------------------------------------------------------------ registration
     homography: tuple[float, ...] = _param(
@@ -596,7 +604,9 @@ class NodeConfig:
             fixed_range=(tuple(self.thermal_range) if any(self.thermal_range) else None),
             percentiles=(self.thermal_percentiles[0], self.thermal_percentiles[1]),
             smoothing_s=self.thermal_smoothing, camera_return_s=self.thermal_camera_return,
-            track_gain=self.thermal_track_gain, invert=self.thermal_invert)
+            track_gain=self.thermal_track_gain, invert=self.thermal_invert,
+            stripes=StripeConfig(mode=self.thermal_destripe,
+                                 smoothing_s=self.thermal_destripe_smoothing))
 
     def pipeline_config(self) -> PipelineConfig:
         """The core pipeline's configuration (pairing, thermal, registration, sizes)."""

@@ -510,7 +510,8 @@ class FusionPipeline:
     def statuses(self) -> list[StatusValue]:
         """Diagnostic statuses for ``/diagnostics``."""
         extra = {"engine": self.engine_description, "frames_failed": self.frames_failed,
-                 "thermal_gain_jumps": self.thermal.stats.gain_jumps}
+                 "thermal_gain_jumps": self.thermal.stats.gain_jumps,
+                 "thermal_stripes_grey": round(self._stripe_grey(), 2)}
         extra.update({f"failed {k}": v for k, v in sorted(self.failures.snapshot().items())})
         out = with_stamp_notes(self.diagnostics.statuses(self.pairer.summary(), extra),
                                self.pairer.notes())
@@ -518,6 +519,10 @@ class FusionPipeline:
             out.append(self.alignment.status(self.diagnostics.name,
                                              self.diagnostics.hardware_id))
         return out
+
+    def _stripe_grey(self) -> float:
+        """RMS of the thermal fixed-pattern offsets being removed, in 8-bit grey levels."""
+        return 255.0 * self.thermal.stripes.amplitude
 
     def summary(self) -> dict[str, Any]:
         """Counters, latency and per-stage time per frame as plain data."""
@@ -534,6 +539,7 @@ class FusionPipeline:
             "latency": self.diagnostics.latency.summary(),
             "stage_ms_per_frame": {k: v * 1e3 / n for k, v in self.timings.items()},
             "thermal_gain_jumps": self.thermal.stats.gain_jumps,
+            "thermal_stripes_grey": self._stripe_grey(),
             "alignment": self.alignment.summary() if self.alignment is not None else {},
         }
 

@@ -31,6 +31,8 @@ from temcoco_core.train.losses import (
     ssim,
     ssim_loss,
     temporal_consistency_loss,
+    warm_excess,
+    warm_target_loss,
 )
 
 OFF = 128.0 / 255.0
@@ -337,3 +339,42 @@ def test_edge_composition_weights_and_terms():
     vals = {k: float(v) for k, v in out.items()}
     total = sum(getattr(w, k) * v for k, v in vals.items() if k not in ("total", "ssim"))
     assert vals["total"] == pytest.approx(total + w.ssim * vals["ssim"], rel=1e-5)
+
+
+def test_warm_excess_keeps_small_warm_objects_and_drops_large_warm_areas():
+    y_v, y_i = _warm_scene(48)
+    w = warm_excess(y_i)
+    # the 4x4 target stands out by 0.8; its blurred surroundings take a little of that
+    assert 0.6 < float(w[..., 11, 11]) < 0.8
+    assert float(w[..., 0, 0]) == 0.0 and float(w[..., 30, 30]) == 0.0
+    # a warm half of the frame is its own surroundings: nothing in its interior is "warm"
+    half = torch.full((1, 1, 96, 96), 0.1)
+    half[..., :, 48:] = 0.9
+    assert float(warm_excess(half)[..., 48, 72:].max()) == 0.0   # 2.4 sigma in
+    # texture below the threshold does not count
+    faint = y_i.clone()
+    faint[..., 10:14, 10:14] = 0.12
+    assert float(warm_excess(faint).max()) == 0.0
+    with pytest.raises(ValueError, match="luma"):
+        warm_excess(y_i[0])
+
+
+def test_warm_target_keeps_the_visible_and_adds_the_target():
+    y_v, y_i = _warm_scene(48)
+    target = (y_v + warm_excess(y_i)).clamp(0, 1)
+    assert float(warm_target_loss(target, y_v, y_i)) == pytest.approx(0.0, abs=1e-7)
+    # max-intensity's target turns the target-free visible into ... the visible (IR is darker),
+    # but a frame without the target is penalised by the warm term only
+    assert float(warm_target_loss(y_v, y_v, y_i)) > 0.0
+    f = y_v.clone().requires_grad_(True)
+    warm_target_loss(f, y_v, y_i).backward()
+    assert float(f.grad[..., 11, 11]) < 0                # descent brightens the target
+    assert float(f.grad[..., 40, 40]) == 0.0             # the visible elsewhere is the target
+    with pytest.raises(ValueError, match="shape"):
+        warm_target_loss(y_v, y_v, y_i[..., :8])
+    weights = loss_weights(LossConfig(composition="edge", weights={"intensity_warm": 5.0}))
+    assert weights.intensity_warm == 5.0
+    fused = torch.rand(1, 2, 3, 48, 48)
+    out = FusionLoss(LossConfig(composition="edge", weights={"intensity_warm": 5.0}))(
+        fused, torch.rand(1, 2, 3, 48, 48), torch.rand(1, 2, 1, 48, 48))
+    assert "intensity_warm" in out

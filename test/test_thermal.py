@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 
 from temcoco_core.frames.preprocess import FrameError, NonFiniteFrameError
+from temcoco_core.frames.stripes import StripeConfig
 from temcoco_core.frames.thermal import ThermalConfig, ThermalNormalizer
+
+NO_STRIPES = StripeConfig(mode="off")  # the policy's own mapping, without stripe removal
 
 H, W = 60, 80
 YY, XX = np.mgrid[:H, :W]
@@ -58,7 +61,7 @@ def test_fixed_without_range_uses_the_dtype_range_and_invert() -> None:
 
 
 def test_minmax_spans_zero_to_one() -> None:
-    n = ThermalNormalizer(ThermalConfig(policy="minmax", subsample=1))
+    n = ThermalNormalizer(ThermalConfig(policy="minmax", subsample=1, stripes=NO_STRIPES))
     out = n(_frames([(1.0, 0.0)])[0])
     assert out.min() == 0.0 and out.max() == 1.0
 
@@ -167,10 +170,10 @@ def _mono8(gains: list[tuple[float, float]], seed: int = 0) -> list[np.ndarray]:
 def test_camera_policy_keeps_the_mono8_scale() -> None:
     """A steady mono8 camera passes through as x / 255: no stretch of a low-contrast frame."""
     frames = _mono8([(1.0, 0.0)] * 12)
-    out, n = _run(ThermalConfig(policy="camera"), frames)
+    out, n = _run(ThermalConfig(policy="camera", stripes=NO_STRIPES), frames)
     expected = np.stack(frames).astype(np.float32) / 255.0
     assert np.abs(out - expected).max() < 0.02
-    stretched, _ = _run(ThermalConfig(policy="percentile"), frames)
+    stretched, _ = _run(ThermalConfig(policy="percentile", stripes=NO_STRIPES), frames)
     assert stretched.std() > 2.5 * out.std()  # what the percentile range does to the same frames
     assert n.policy == "camera" and n.stats.gain_jumps == 0
 
@@ -190,17 +193,18 @@ def test_camera_policy_undoes_an_agc_transient_then_returns_to_the_camera_scale(
     # transient's share of one frame at a 1 s time constant)
     assert np.abs(np.diff(means[2:])).max() < 0.1 * (raw_means[0] - raw_means[2])
     assert abs(means[-1] - raw_means[-1]) < 0.5 * abs(means[2] - raw_means[2])
-    untracked, _ = _run(ThermalConfig(policy="camera", track_gain=False), frames)
+    untracked, _ = _run(ThermalConfig(policy="camera", track_gain=False, stripes=NO_STRIPES),
+                        frames)
     np.testing.assert_allclose(untracked, raw, atol=1e-6)
 
 
 def test_auto_policy_picks_camera_for_8_bit_and_percentile_otherwise() -> None:
-    n = ThermalNormalizer(ThermalConfig())
+    n = ThermalNormalizer(ThermalConfig(stripes=NO_STRIPES))
     assert n.cfg.policy == "auto"
     eight = _mono8([(1.0, 0.0)])[0]
     np.testing.assert_allclose(n(eight, 0), eight / np.float32(255.0), atol=1e-6)
     assert n.policy == "camera"
     sixteen = _frames([(1.0, 0.0)])[0]
-    pct = ThermalNormalizer(ThermalConfig(policy="percentile"))
+    pct = ThermalNormalizer(ThermalConfig(policy="percentile", stripes=NO_STRIPES))
     np.testing.assert_allclose(n(sixteen, PERIOD), pct(sixteen, PERIOD), atol=1e-6)
     assert n.policy == "percentile"  # the encoding changed: started over with the other policy

@@ -42,17 +42,20 @@ stable grey image, and how that grey is computed decides whether the fused *vide
     ``percentile`` for 16-bit and float images (raw or radiometric counts need a range).
 
 All policies are :class:`ThermalNormalizer` objects with ``__call__(raw, stamp_ns)`` and
-``reset()``; the pipeline resets them together with the engine when time jumps.
+``reset()``; the pipeline resets them together with the engine when time jumps. After the policy
+the normaliser removes the camera's column (or row) fixed-pattern stripes
+(:mod:`temcoco_core.frames.stripes`, ``ThermalConfig.stripes``; columns by default).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import math
 
 import numpy as np
 
 from temcoco_core.frames.preprocess import ArrayPool, FrameError, NonFiniteFrameError
+from temcoco_core.frames.stripes import StripeConfig, StripeCorrector
 
 __all__ = ["THERMAL_POLICIES", "ThermalConfig", "ThermalNormalizer", "ThermalStats"]
 
@@ -83,6 +86,8 @@ class ThermalConfig:
         invert: black-hot output (hot = dark).
         max_abs_value: float frames with a value beyond ``+-max_abs_value`` are rejected as
             absurd (a driver bug, uninitialised memory); no thermal camera measures 1e20.
+        stripes: removal of the camera's column/row fixed-pattern noise, applied to the
+            normalised image (:mod:`temcoco_core.frames.stripes`; columns by default).
     """
 
     policy: str = "auto"
@@ -96,8 +101,11 @@ class ThermalConfig:
     subsample: int = 4
     invert: bool = False
     max_abs_value: float = 1e9
+    stripes: StripeConfig = field(default_factory=StripeConfig)
 
     def __post_init__(self) -> None:
+        if isinstance(self.stripes, dict):
+            self.stripes = StripeConfig(**self.stripes)
         if self.policy not in THERMAL_POLICIES:
             raise ValueError(f"ThermalConfig.policy must be one of {THERMAL_POLICIES}, "
                              f"got {self.policy!r}")
@@ -148,6 +156,7 @@ class ThermalNormalizer:
         self._state = _State()
         self.stats = ThermalStats()
         self._pool = ArrayPool()
+        self.stripes = StripeCorrector(self.cfg.stripes)
         self._gain_jump_threshold = 0.05  # relative change of the fitted gain counted as a jump
         # camera policy: a gain/offset change that moves the inner quantiles by more than this
         # share of the range is a camera jump (2 % of 0-255: 5 grey levels)
@@ -162,6 +171,7 @@ class ThermalNormalizer:
     def reset(self) -> None:
         """Forget the temporal state (time jumped, stream restarted)."""
         self._state = _State()
+        self.stripes.reset()
         self.stats.resets += 1
 
     def _min_span(self, dtype: np.dtype) -> float:
@@ -216,6 +226,8 @@ class ThermalNormalizer:
         np.clip(out, 0.0, 1.0, out=out)
         if self.cfg.invert:
             np.subtract(1.0, out, out=out)
+        if self.stripes.enabled:
+            self.stripes(out, stamp_ns, out=out)
         return out
 
     def _check_float(self, raw: np.ndarray) -> None:

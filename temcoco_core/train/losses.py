@@ -25,6 +25,11 @@ Terms (names are the keys of the dict :class:`FusionLoss` returns, before weight
 ``salience``           ‖Y_f − Y_ir‖₁ averaged over the *warm* pixels only (soft mask where
                        Y_ir exceeds Y_vis by a margin), so a small hot target weighs as much
                        as the background; 0 for frames without warm pixels
+``intensity_warm``     ‖Y_f − (Y_vis + W)‖₁ with W = max(0, Y_ir − G_σ∗Y_ir − τ) the infrared's
+                       *local* warm excess (σ 10 px, τ 0.03): keep the visible image and add
+                       warm objects' contrast against their own surroundings, where
+                       ``intensity_max`` hands every region the infrared happens to be
+                       brighter in (warm ground under dark foliage) over to the infrared
 ``brightness_temporal``  mean over t of |ΔB_f − ΔB_vis| with B the mean luma of a frame:
                        the fused video's brightness must change as the visible one does
                        (the ``flicker`` metric, in [0, 1] units)
@@ -82,6 +87,8 @@ __all__ = [
     "intensity_consistency_loss",
     "intensity_max_loss",
     "loss_weights",
+    "warm_excess",
+    "warm_target_loss",
     "rgb_to_ycbcr",
     "salience_loss",
     "sobel_gradients",
@@ -215,6 +222,55 @@ def gradient_max_loss(y_f: Tensor, y_vis: Tensor, y_ir: Tensor) -> Tensor:
     return F.l1_loss(fx, torch.maximum(vx, ix)) + F.l1_loss(fy, torch.maximum(vy, iy))
 
 
+def warm_excess(y_ir: Tensor, sigma: float = 10.0, threshold: float = 0.03) -> Tensor:
+    """``max(0, Y_ir − G_σ∗Y_ir − τ)``: how much warmer each pixel is than its surroundings.
+
+    ``G_σ∗`` is a separable Gaussian blur (reflect padding) of standard deviation ``sigma``
+    pixels; a warm object smaller than about ``2σ`` keeps most of its contrast, a large warm
+    area (a sun-lit wall) is its own surroundings and gets none.
+
+    Args:
+        y_ir: (N, 1, H, W) infrared luma in [0, 1].
+        sigma: the surroundings' scale, pixels.
+        threshold: ``τ``, contrast below which nothing counts as warm (noise, texture).
+
+    Returns:
+        (N, 1, H, W), ≥ 0.
+    """
+    if y_ir.ndim != 4 or y_ir.shape[1] != 1:
+        raise ValueError(f"warm_excess needs an (N, 1, H, W) luma, got {tuple(y_ir.shape)}")
+    radius = max(1, int(round(3.0 * sigma)))
+    radius = min(radius, y_ir.shape[-1] - 1, y_ir.shape[-2] - 1)
+    x = torch.arange(-radius, radius + 1, dtype=y_ir.dtype, device=y_ir.device)
+    g = torch.exp(-0.5 * (x / sigma) ** 2)
+    g = g / g.sum()
+    p = F.pad(y_ir, (radius, radius, radius, radius), mode="reflect")
+    blur = F.conv2d(F.conv2d(p, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
+    return (y_ir - blur - threshold).clamp_min(0.0)
+
+
+def warm_target_loss(y_f: Tensor, y_vis: Tensor, y_ir: Tensor, sigma: float = 10.0,
+                     threshold: float = 0.03) -> Tensor:
+    """‖Y_f − clamp(Y_vis + W, 0, 1)‖₁ (mean), ``W`` the :func:`warm_excess` of ``Y_ir``.
+
+    The visible image with the warm objects' local thermal contrast added: a fused frame
+    that keeps the visible scene's tones (what mutual information with the visible rewards)
+    and shows people and vehicles as warm as they stand out in the infrared.
+
+    Args:
+        y_f: (N, 1, H, W) fused luma (may overshoot [0, 1]).
+        y_vis: (N, 1, H, W) visible reference luma in [0, 1].
+        y_ir: (N, 1, H, W) infrared reference luma in [0, 1].
+        sigma: the surroundings' scale, pixels (see :func:`warm_excess`).
+        threshold: the least local contrast that counts as warm (see :func:`warm_excess`).
+    """
+    if not (y_f.shape == y_vis.shape == y_ir.shape):
+        raise ValueError(f"warm target loss needs three tensors of one shape, got "
+                         f"{tuple(y_f.shape)}, {tuple(y_vis.shape)}, {tuple(y_ir.shape)}")
+    target = (y_vis + warm_excess(y_ir, sigma, threshold)).clamp(0.0, 1.0)
+    return F.l1_loss(y_f, target.detach())
+
+
 def intensity_consistency_loss(y_f: Tensor, y_vis: Tensor, y_ir: Tensor,
                                infrared_weight: float = 1.0) -> Tensor:
     """‖Y_f − Y_vis‖₁ + w·‖Y_f − Y_ir‖₁ (released ``L_Intensity_Consist``)."""
@@ -318,6 +374,7 @@ class LossWeights:
     temporal_infrared: float = 0.0
     temporal_visible: float = 0.0
     salience: float = 0.0
+    intensity_warm: float = 0.0
     brightness_temporal: float = 0.0
     distill_visual_visible: float = 0.0
     distill_visual_infrared: float = 0.0
@@ -570,6 +627,8 @@ class FusionLoss(nn.Module):
             terms["color"] = color_loss(cb_f, cr_f, cb_v, cr_v)
         if w.salience:
             terms["salience"] = salience_loss(y_f, y_v, y_i)
+        if w.intensity_warm:
+            terms["intensity_warm"] = warm_target_loss(y_f, y_v, y_i)
         if w.temporal_infrared or w.temporal_visible or w.brightness_temporal:
             yf5 = y_f.view(b, t, 1, h, wd)
             if w.brightness_temporal:
