@@ -372,9 +372,23 @@ def test_warm_target_keeps_the_visible_and_adds_the_target():
     assert float(f.grad[..., 40, 40]) == 0.0             # the visible elsewhere is the target
     with pytest.raises(ValueError, match="shape"):
         warm_target_loss(y_v, y_v, y_i[..., :8])
+    # the gain scales the added excess; the config carries sigma, threshold and gain
+    faint = y_i.clone()
+    faint[..., 10:14, 10:14] = 0.3                       # so that twice the excess stays < 1
+    once, doubled = y_v + warm_excess(faint), y_v + 2 * warm_excess(faint)
+    assert float(warm_target_loss(doubled, y_v, faint, gain=2.0)) == pytest.approx(0.0, abs=1e-7)
+    assert float(warm_target_loss(once, y_v, faint, gain=2.0)) > 0.0
+    with pytest.raises(ValueError, match="warm_sigma"):
+        LossConfig(warm_sigma=0.0)
     weights = loss_weights(LossConfig(composition="edge", weights={"intensity_warm": 5.0}))
     assert weights.intensity_warm == 5.0
     fused = torch.rand(1, 2, 3, 48, 48)
-    out = FusionLoss(LossConfig(composition="edge", weights={"intensity_warm": 5.0}))(
-        fused, torch.rand(1, 2, 3, 48, 48), torch.rand(1, 2, 1, 48, 48))
-    assert "intensity_warm" in out
+    vis, ir = torch.rand(1, 2, 3, 48, 48), torch.rand(1, 2, 1, 48, 48)
+    cfg = LossConfig(composition="edge", weights={"intensity_warm": 5.0}, warm_sigma=4.0,
+                     warm_gain=2.0)
+    out = FusionLoss(cfg)(fused, vis, ir)
+    y_f = rgb_to_ycbcr(fused.flatten(0, 1), clamp=False)[0]
+    y_v = rgb_to_ycbcr(vis.flatten(0, 1))[0]
+    y_i = ir.flatten(0, 1)
+    assert float(out["intensity_warm"]) == pytest.approx(
+        float(warm_target_loss(y_f, y_v, y_i, 4.0, 0.03, 2.0)), rel=1e-5)

@@ -86,6 +86,26 @@ def test_clip_is_the_source_window_with_flips():
     assert len(seen) >= 4                                    # the flips do happen
 
 
+def test_frame_stride_takes_every_s_th_frame_within_the_sequence():
+    seq = _seq("a", t=12, h=32, w=40, seed=3)
+    cfg = DataConfig(clip_len=3, crop=16, hflip=False, frame_stride=[1, 4], degrade=NO_DEGRADE)
+    assert cfg.frame_stride == (1, 4)
+    ds = ClipDataset([seq], cfg, seed=0)
+    strides = set()
+    for i in range(40):
+        it = ds[i]
+        s, k, top, left = it["start"], it["stride"], it["top"], it["left"]
+        assert 1 <= k <= 4 and s + 2 * k <= 11               # capped where the sequence ends
+        vis = seq.visible[s:s + 2 * k + 1:k, top:top + 16, left:left + 16]
+        want = torch.from_numpy(vis.copy()).permute(0, 3, 1, 2).float() / 255
+        assert torch.equal(it["visible_ref"], want)
+        strides.add(k)
+    assert len(strides) >= 3                                 # the stride does vary
+    assert ClipDataset([seq], DataConfig(clip_len=3, crop=16), seed=0)[0]["stride"] == 1
+    with pytest.raises(ValueError, match="frame_stride"):
+        DataConfig(frame_stride=(3, 2))
+
+
 def test_inputs_degraded_targets_clean():
     seq = _seq("a", seed=4)
     ds = ClipDataset([seq], DataConfig(clip_len=3, crop=16, hflip=False), seed=0)

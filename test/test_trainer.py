@@ -320,6 +320,17 @@ def test_edge_recipe_configs_load(name):
         assert cfg.data.crop % 32 == 0
 
 
+def test_warm_target_recipe_config_loads():
+    from temcoco_core.train.losses import loss_weights
+
+    cfg = load_config(REPO / "config" / "finetune_edge_warm.yaml")
+    assert cfg.preset == "edge" and cfg.loss.composition == "edge"
+    w = loss_weights(cfg.loss)
+    assert w.intensity_warm > 0 and w.intensity_max == 0 and w.salience == 0
+    assert cfg.loss.warm_sigma > 0 and cfg.loss.warm_gain >= 1
+    assert cfg.ema_decay > 0 and cfg.eval.exclude == ["0111_1716"]
+
+
 def test_weight_ema_update_rule_and_swap():
     from temcoco_core.train.ema import WeightEMA
 

@@ -101,6 +101,10 @@ class DataConfig:
         crop: square crop side in pixels (224 as released; 128-160 on a CPU).
         hflip, vflip: random flips (probability 0.5 each, same for the whole clip).
         reverse: random temporal reversal (probability 0.5).
+        frame_stride: ``(low, high)``: a clip takes every ``s``-th frame, ``s`` uniform in
+            ``[low, high]`` per clip (capped where the sequence ends), so the network meets the
+            larger motion between frames of a slower camera or a faster scene; ``(1, 1)``:
+            consecutive frames.
         degrade: input degradations.
         num_workers: DataLoader worker processes (0 = in the training process).
     """
@@ -111,6 +115,7 @@ class DataConfig:
     hflip: bool = True
     vflip: bool = False
     reverse: bool = False
+    frame_stride: tuple[int, int] = (1, 1)
     degrade: DegradeConfig = field(default_factory=DegradeConfig)
     num_workers: int = 0
 
@@ -121,6 +126,11 @@ class DataConfig:
             raise ValueError(f"crop must be >= 16, got {self.crop}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        lo, hi = (int(v) for v in self.frame_stride)
+        if not 1 <= lo <= hi:
+            raise ValueError(f"frame_stride must be (low, high) with 1 <= low <= high, got "
+                             f"{self.frame_stride}")
+        self.frame_stride = (lo, hi)
 
 
 def _load_bag(src: DataSource) -> list[FusionSequence]:
@@ -283,9 +293,15 @@ class ClipDataset(Dataset):
         hflip = cfg.hflip and bool(rng.random() < 0.5)
         vflip = cfg.vflip and bool(rng.random() < 0.5)
         rev = cfg.reverse and bool(rng.random() < 0.5)
+        stride = 1
+        if cfg.frame_stride[1] > 1:
+            stride = int(rng.integers(cfg.frame_stride[0], cfg.frame_stride[1] + 1))
+            room = (len(seq.vis_ref) - 1 - start) // max(t - 1, 1)
+            stride = max(1, min(stride, room))
+        stop = start + stride * (t - 1) + 1
 
-        vis = seq.vis_ref[start:start + t, top:top + c, left:left + c]   # (T, c, c, 3)
-        ir = seq.ir_ref[start:start + t, top:top + c, left:left + c]     # (T, c, c)
+        vis = seq.vis_ref[start:stop:stride, top:top + c, left:left + c]   # (T, c, c, 3)
+        ir = seq.ir_ref[start:stop:stride, top:top + c, left:left + c]     # (T, c, c)
         if hflip:
             vis, ir = vis[:, :, ::-1], ir[:, :, ::-1]
         if vflip:
@@ -295,8 +311,8 @@ class ClipDataset(Dataset):
         vis_t = torch.from_numpy(np.ascontiguousarray(vis)).permute(0, 3, 1, 2).float() / 255.0
         ir_t = torch.from_numpy(np.ascontiguousarray(ir)).unsqueeze(1).float() / 255.0
         lo, hi = self._ir_ranges[si]
-        ir_range = (torch.from_numpy(lo[start:start + t].copy()),
-                    torch.from_numpy(hi[start:start + t].copy()))
+        ir_range = (torch.from_numpy(lo[start:stop:stride].copy()),
+                    torch.from_numpy(hi[start:stop:stride].copy()))
         if rev:
             ir_range = (ir_range[0].flip(0), ir_range[1].flip(0))
         vis_lq, ir_lq, ir_ref, _ = self.degrader(vis_t, ir_t, rng, ir_range=ir_range)
@@ -308,6 +324,7 @@ class ClipDataset(Dataset):
             "index": int(index),
             "sequence": seq.name,
             "start": int(start),
+            "stride": stride,
             "top": top,
             "left": left,
             "hflip": hflip,

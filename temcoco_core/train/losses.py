@@ -25,9 +25,9 @@ Terms (names are the keys of the dict :class:`FusionLoss` returns, before weight
 ``salience``           ‖Y_f − Y_ir‖₁ averaged over the *warm* pixels only (soft mask where
                        Y_ir exceeds Y_vis by a margin), so a small hot target weighs as much
                        as the background; 0 for frames without warm pixels
-``intensity_warm``     ‖Y_f − (Y_vis + W)‖₁ with W = max(0, Y_ir − G_σ∗Y_ir − τ) the infrared's
-                       *local* warm excess (σ 10 px, τ 0.03): keep the visible image and add
-                       warm objects' contrast against their own surroundings, where
+``intensity_warm``     ‖Y_f − (Y_vis + g·W)‖₁ with W = max(0, Y_ir − G_σ∗Y_ir − τ) the
+                       infrared's *local* warm excess (``LossConfig.warm_*``): keep the visible
+                       image and add warm objects' contrast against their surroundings, where
                        ``intensity_max`` hands every region the infrared happens to be
                        brighter in (warm ground under dark foliage) over to the infrared
 ``brightness_temporal``  mean over t of |ΔB_f − ΔB_vis| with B the mean luma of a frame:
@@ -250,8 +250,8 @@ def warm_excess(y_ir: Tensor, sigma: float = 10.0, threshold: float = 0.03) -> T
 
 
 def warm_target_loss(y_f: Tensor, y_vis: Tensor, y_ir: Tensor, sigma: float = 10.0,
-                     threshold: float = 0.03) -> Tensor:
-    """‖Y_f − clamp(Y_vis + W, 0, 1)‖₁ (mean), ``W`` the :func:`warm_excess` of ``Y_ir``.
+                     threshold: float = 0.03, gain: float = 1.0) -> Tensor:
+    """‖Y_f − clamp(Y_vis + g·W, 0, 1)‖₁ (mean), ``W`` the :func:`warm_excess` of ``Y_ir``.
 
     The visible image with the warm objects' local thermal contrast added: a fused frame
     that keeps the visible scene's tones (what mutual information with the visible rewards)
@@ -263,11 +263,13 @@ def warm_target_loss(y_f: Tensor, y_vis: Tensor, y_ir: Tensor, sigma: float = 10
         y_ir: (N, 1, H, W) infrared reference luma in [0, 1].
         sigma: the surroundings' scale, pixels (see :func:`warm_excess`).
         threshold: the least local contrast that counts as warm (see :func:`warm_excess`).
+        gain: ``g``, how strongly the warm excess is added (> 1 makes up for the contrast the
+            blurred surroundings take from an object larger than the blur).
     """
     if not (y_f.shape == y_vis.shape == y_ir.shape):
         raise ValueError(f"warm target loss needs three tensors of one shape, got "
                          f"{tuple(y_f.shape)}, {tuple(y_vis.shape)}, {tuple(y_ir.shape)}")
-    target = (y_vis + warm_excess(y_ir, sigma, threshold)).clamp(0.0, 1.0)
+    target = (y_vis + gain * warm_excess(y_ir, sigma, threshold)).clamp(0.0, 1.0)
     return F.l1_loss(y_f, target.detach())
 
 
@@ -413,11 +415,17 @@ class LossConfig:
         weights: overrides of single :class:`LossWeights` fields, e.g. ``{"temporal_visible":
             0.5}``; unknown names are rejected.
         ssim_window: SSIM Gaussian window side (13 as released).
+        warm_sigma: ``intensity_warm``: the surroundings' scale σ, pixels.
+        warm_threshold: ``intensity_warm``: the least local contrast τ that counts as warm.
+        warm_gain: ``intensity_warm``: the gain on the warm excess added to the visible.
     """
 
     composition: str = "released"
     weights: dict[str, float] = field(default_factory=dict)
     ssim_window: int = 13
+    warm_sigma: float = 10.0
+    warm_threshold: float = 0.03
+    warm_gain: float = 1.0
 
     def __post_init__(self) -> None:
         if self.composition not in COMPOSITIONS:
@@ -430,6 +438,9 @@ class LossConfig:
                              f"(known: {', '.join(sorted(names))})")
         if self.ssim_window < 1:
             raise ValueError(f"ssim_window must be >= 1, got {self.ssim_window}")
+        if not (self.warm_sigma > 0 and self.warm_threshold >= 0 and self.warm_gain >= 0):
+            raise ValueError(f"need warm_sigma > 0, warm_threshold >= 0 and warm_gain >= 0, got "
+                             f"{self.warm_sigma}, {self.warm_threshold} and {self.warm_gain}")
 
 
 def loss_weights(config: LossConfig) -> LossWeights:
@@ -628,7 +639,9 @@ class FusionLoss(nn.Module):
         if w.salience:
             terms["salience"] = salience_loss(y_f, y_v, y_i)
         if w.intensity_warm:
-            terms["intensity_warm"] = warm_target_loss(y_f, y_v, y_i)
+            c = self.config
+            terms["intensity_warm"] = warm_target_loss(y_f, y_v, y_i, c.warm_sigma,
+                                                       c.warm_threshold, c.warm_gain)
         if w.temporal_infrared or w.temporal_visible or w.brightness_temporal:
             yf5 = y_f.view(b, t, 1, h, wd)
             if w.brightness_temporal:
