@@ -120,7 +120,7 @@ class StripeCorrector:
 
     @property
     def amplitude(self) -> float:
-        """Standard deviation of the current offsets (normalised units; 0 before a frame)."""
+        """RMS of the current offsets (normalised units; 0 before a frame)."""
         parts = [o for o in (self._columns, self._rows) if o is not None]
         return float(np.sqrt(np.mean(np.concatenate(parts) ** 2))) if parts else 0.0
 
