@@ -140,11 +140,14 @@ def test_ctrl_c_writes_usable_checkpoint(tmp_path):
     model.interrupt_at = 2
     trainer = Trainer(_cfg(tmp_path, steps=10, checkpoint_every=100), model=model,
                       sequences=_seqs(), progress=False)
+    # what was installed before (Python's default_int_handler, or SIG_IGN when the test run
+    # itself was started in the background by a non-interactive shell)
+    before = signal.getsignal(signal.SIGINT)
     result = trainer.fit()
     assert result.interrupted and result.step == 2
     info = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
     assert info["step"] == 2 and info["complete"] is False
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler restored
+    assert signal.getsignal(signal.SIGINT) is before                    # handler restored
     again = Trainer(_cfg(tmp_path, steps=3), model=TinyFuser(), sequences=_seqs(),
                     progress=False)
     assert again.fit(resume=True).step == 3
