@@ -125,7 +125,7 @@ def test_thermal_normaliser_removes_stripes_by_default_and_resets_them() -> None
     assert _stripe_rms(outs[-1], _scene(9)) < _stripe_rms(frames[-1] / 255.0, _scene(9)) / 4
     norm.reset()
     assert norm.stripes.amplitude == 0.0
-    plain = ThermalNormalizer(ThermalConfig(stripes={"mode": "off"}))
+    plain = ThermalNormalizer(ThermalConfig(stripes=StripeConfig(mode="off")))
     np.testing.assert_allclose(plain(frames[0], 0), frames[0] / np.float32(255), atol=1e-6)
 
 

@@ -38,10 +38,11 @@ whenever the frame size changes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-import math
 
 import cv2
 import numpy as np
+
+from temcoco_core.frames.timeline import smoothing_weight
 
 __all__ = ["STRIPE_MODES", "StripeConfig", "StripeCorrector"]
 
@@ -60,7 +61,6 @@ class StripeConfig:
         neighbours: ``k``, the neighbours on each side that make a pixel's reference.
         smoothing_s: time constant of the offsets' moving average, seconds; 0: every frame on
             its own.
-        nominal_fps: frame rate assumed when stamps are missing or not increasing.
         max_offset: largest offset removed, in normalised units (0.1 = 25.5 grey levels); a
             larger estimate is scene content, not a stripe.
         row_stride: rows (columns, for row stripes) sampled for the median; 1 uses every one,
@@ -71,7 +71,6 @@ class StripeConfig:
     mode: str = "columns"
     neighbours: int = 4
     smoothing_s: float = 1.0
-    nominal_fps: float = 30.0
     max_offset: float = 0.1
     row_stride: int = 1
     first_passes: int = 3
@@ -84,9 +83,8 @@ class StripeConfig:
             raise ValueError(f"StripeConfig: neighbours, row_stride and first_passes must be "
                              f">= 1, got {self.neighbours}, {self.row_stride} and "
                              f"{self.first_passes}")
-        if self.smoothing_s < 0 or not self.nominal_fps > 0 or not self.max_offset >= 0:
-            raise ValueError("StripeConfig: smoothing_s >= 0, nominal_fps > 0 and "
-                             "max_offset >= 0 are required")
+        if self.smoothing_s < 0 or not self.max_offset >= 0:
+            raise ValueError("StripeConfig: smoothing_s >= 0 and max_offset >= 0 are required")
 
 
 class StripeCorrector:
@@ -94,10 +92,15 @@ class StripeCorrector:
 
     Args:
         cfg: the settings; ``mode="off"`` makes :meth:`__call__` return its input.
+        nominal_fps: frame rate assumed when stamps are missing or not increasing (the thermal
+            normaliser passes its own).
     """
 
-    def __init__(self, cfg: StripeConfig | None = None) -> None:
+    def __init__(self, cfg: StripeConfig | None = None, nominal_fps: float = 30.0) -> None:
+        if not nominal_fps > 0:
+            raise ValueError(f"nominal_fps must be > 0, got {nominal_fps}")
         self.cfg = cfg or StripeConfig()
+        self.nominal_fps = nominal_fps
         self._columns: np.ndarray | None = None  # (W,) offsets
         self._rows: np.ndarray | None = None     # (H,) offsets
         self._shape: tuple[int, int] | None = None
@@ -114,11 +117,6 @@ class StripeCorrector:
         return None if self._columns is None else self._columns.copy()
 
     @property
-    def row_offsets(self) -> np.ndarray | None:
-        """The current ``(H,)`` row offsets (normalised units), ``None`` before a frame."""
-        return None if self._rows is None else self._rows.copy()
-
-    @property
     def amplitude(self) -> float:
         """RMS of the current offsets (normalised units; 0 before a frame)."""
         parts = [o for o in (self._columns, self._rows) if o is not None]
@@ -129,15 +127,6 @@ class StripeCorrector:
         self._columns = self._rows = None
         self._shape = None
         self._stamp_ns = None
-
-    def _alpha(self, stamp_ns: int | None) -> float:
-        tau = self.cfg.smoothing_s
-        if tau <= 0:
-            return 1.0
-        dt = 1.0 / self.cfg.nominal_fps
-        if stamp_ns is not None and self._stamp_ns is not None and stamp_ns > self._stamp_ns:
-            dt = (stamp_ns - self._stamp_ns) * 1e-9
-        return 1.0 - math.exp(-dt / tau)
 
     def __call__(self, grey: np.ndarray, stamp_ns: int | None = None,
                  out: np.ndarray | None = None) -> np.ndarray:
@@ -163,7 +152,8 @@ class StripeCorrector:
             self.reset()
             self._shape = x.shape
         first = self._columns is None and self._rows is None
-        alpha = np.float32(1.0 if first else self._alpha(stamp_ns))
+        alpha = np.float32(1.0 if first else smoothing_weight(
+            stamp_ns, self._stamp_ns, self.cfg.smoothing_s, self.nominal_fps))
         if stamp_ns is not None:
             self._stamp_ns = stamp_ns if self._stamp_ns is None else max(self._stamp_ns,
                                                                          stamp_ns)

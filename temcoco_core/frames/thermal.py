@@ -56,6 +56,7 @@ import numpy as np
 
 from temcoco_core.frames.preprocess import ArrayPool, FrameError, NonFiniteFrameError
 from temcoco_core.frames.stripes import StripeConfig, StripeCorrector
+from temcoco_core.frames.timeline import smoothing_weight
 
 __all__ = ["THERMAL_POLICIES", "ThermalConfig", "ThermalNormalizer", "ThermalStats"]
 
@@ -104,8 +105,6 @@ class ThermalConfig:
     stripes: StripeConfig = field(default_factory=StripeConfig)
 
     def __post_init__(self) -> None:
-        if isinstance(self.stripes, dict):
-            self.stripes = StripeConfig(**self.stripes)
         if self.policy not in THERMAL_POLICIES:
             raise ValueError(f"ThermalConfig.policy must be one of {THERMAL_POLICIES}, "
                              f"got {self.policy!r}")
@@ -156,7 +155,7 @@ class ThermalNormalizer:
         self._state = _State()
         self.stats = ThermalStats()
         self._pool = ArrayPool()
-        self.stripes = StripeCorrector(self.cfg.stripes)
+        self.stripes = StripeCorrector(self.cfg.stripes, nominal_fps=self.cfg.nominal_fps)
         self._gain_jump_threshold = 0.05  # relative change of the fitted gain counted as a jump
         # camera policy: a gain/offset change that moves the inner quantiles by more than this
         # share of the range is a camera jump (2 % of 0-255: 5 grey levels)
@@ -301,11 +300,8 @@ class ThermalNormalizer:
             self.stats.gain_jumps += int(jump)
             st.lo, st.hi = a * st.lo + b, a * st.hi + b
 
-        dt_s = 1.0 / cfg.nominal_fps
-        if stamp_ns is not None and st.stamp_ns is not None and stamp_ns > st.stamp_ns:
-            dt_s = (stamp_ns - st.stamp_ns) * 1e-9
         tau = cfg.camera_return_s if policy == "camera" else cfg.smoothing_s
-        alpha = 1.0 if tau == 0 else 1.0 - math.exp(-dt_s / tau)
+        alpha = smoothing_weight(stamp_ns, st.stamp_ns, tau, cfg.nominal_fps)
         lo = st.lo + alpha * (f_lo - st.lo)
         hi = st.hi + alpha * (f_hi - st.hi)
         st.lo, st.hi = _widen(lo, hi, min_span)

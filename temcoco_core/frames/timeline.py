@@ -48,13 +48,30 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+import math
 import statistics
 from typing import Literal
 
 __all__ = ["STAMP_SOURCES", "StampPlacement", "StampTimeline", "TimelineConfig",
-           "TimelineTopicStats"]
+           "TimelineTopicStats", "smoothing_weight"]
 
 STAMP_SOURCES = ("header", "receive")
+
+
+def smoothing_weight(stamp_ns: int | None, previous_ns: int | None, time_constant_s: float,
+                     nominal_fps: float) -> float:
+    """Weight ``alpha = 1 − exp(−dt / τ)`` of a new sample in a stamp-aware moving average.
+
+    ``dt`` is the gap between the two header stamps, or ``1 / nominal_fps`` when either is
+    missing or time did not move forward; ``τ = 0`` gives 1 (no averaging).
+    """
+    if time_constant_s <= 0:
+        return 1.0
+    dt_s = 1.0 / nominal_fps
+    if stamp_ns is not None and previous_ns is not None and stamp_ns > previous_ns:
+        dt_s = (stamp_ns - previous_ns) * 1e-9
+    return 1.0 - math.exp(-dt_s / time_constant_s)
+
 
 PlacementKind = Literal["ok", "first", "reordered", "duplicate_stamp", "time_backwards", "gap"]
 
