@@ -32,6 +32,7 @@ from temcoco_core.train.losses import (
     ssim_loss,
     temporal_consistency_loss,
     warm_excess,
+    warm_target,
     warm_target_loss,
 )
 
@@ -392,3 +393,31 @@ def test_warm_target_keeps_the_visible_and_adds_the_target():
     y_i = ir.flatten(0, 1)
     assert float(out["intensity_warm"]) == pytest.approx(
         float(warm_target_loss(y_f, y_v, y_i, 4.0, 0.03, 2.0)), rel=1e-5)
+
+
+def test_temporal_warm_follows_the_warm_target_not_the_infrared_texture():
+    # a clip whose infrared changes everywhere (texture/noise) while the visible is still and a
+    # warm target moves: the fused video that follows the warm target scores ~0, one that
+    # copies the infrared's frame differences does not (the temporal_infrared term would)
+    torch.manual_seed(0)
+    y_v, y_i = _warm_scene(48)                          # (1, 1, 48, 48) each
+    frames_v, frames_i = [], []
+    for t in range(3):
+        ir = 0.1 + 0.3 * torch.rand_like(y_i)          # texture: below the threshold
+        ir[..., 10 + 4 * t:14 + 4 * t, 10:14] = 0.9    # the target moves 4 px per frame
+        frames_v.append(y_v)
+        frames_i.append(ir)
+    vis = torch.stack(frames_v, 1).expand(1, 3, 3, 48, 48)    # grey visible, (B, T, 3, H, W)
+    ir = torch.stack(frames_i, 1)                             # (1, 3, 1, 48, 48)
+    cfg = LossConfig(composition="edge", warm_sigma=6.0, warm_threshold=0.35, warm_gain=1.0,
+                     weights={"temporal_warm": 1.0, "temporal_infrared": 0.0,
+                              "temporal_visible": 0.0})
+    loss = FusionLoss(cfg)
+    target = warm_target(vis[:, :, :1].flatten(0, 1), ir.flatten(0, 1), 6.0, 0.35, 1.0)
+    follows = target.view(1, 3, 1, 48, 48).expand(1, 3, 3, 48, 48)
+    copies_ir = (vis + (ir - ir[:, :1])).clamp(0, 1)
+    assert float(loss(follows, vis, ir)["temporal_warm"]) == pytest.approx(0.0, abs=1e-5)
+    assert float(loss(copies_ir, vis, ir)["temporal_warm"]) > 0.3
+    assert "temporal_infrared" not in loss(follows, vis, ir)
+    with pytest.raises(ValueError, match="shape"):
+        warm_target(y_v, y_i[..., :8])

@@ -330,8 +330,16 @@ def test_warm_target_recipe_config_loads():
     assert cfg.preset == "edge" and cfg.loss.composition == "edge"
     w = loss_weights(cfg.loss)
     assert w.intensity_warm > 0 and w.intensity_max == 0 and w.salience == 0
+    assert w.temporal_warm > 0 and w.temporal_infrared == 0 and w.temporal_visible == 0
     assert cfg.loss.warm_sigma > 0 and cfg.loss.warm_gain >= 1
     assert cfg.ema_decay > 0 and cfg.eval.exclude == ["0111_1716"]
+    assert cfg.data.frame_stride[1] > 1
+    # the run it continues travels with the repository, and loads into the preset
+    from temcoco_core.model import build_model
+    from temcoco_core.model.checkpoint import load_checkpoint
+
+    assert (REPO / cfg.init_weights).is_file()
+    load_checkpoint(build_model("edge"), REPO / cfg.init_weights)
 
 
 def test_weight_ema_update_rule_and_swap():

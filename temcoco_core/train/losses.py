@@ -30,6 +30,10 @@ Terms (names are the keys of the dict :class:`FusionLoss` returns, before weight
                        image and add warm objects' contrast against their surroundings, where
                        ``intensity_max`` hands every region the infrared happens to be
                        brighter in (warm ground under dark foliage) over to the infrared
+``temporal_warm``      Eq. 16 against the ``intensity_warm`` target's differences: the fused
+                       video changes as the visible one does, plus the warm objects' motion;
+                       the two source terms pull ΔF towards the infrared's differences
+                       everywhere (its texture and noise leak into the visible scene)
 ``brightness_temporal``  mean over t of |ΔB_f − ΔB_vis| with B the mean luma of a frame:
                        the fused video's brightness must change as the visible one does
                        (the ``flicker`` metric, in [0, 1] units)
@@ -88,6 +92,7 @@ __all__ = [
     "intensity_max_loss",
     "loss_weights",
     "warm_excess",
+    "warm_target",
     "warm_target_loss",
     "rgb_to_ycbcr",
     "salience_loss",
@@ -269,8 +274,24 @@ def warm_target_loss(y_f: Tensor, y_vis: Tensor, y_ir: Tensor, sigma: float = 10
     if not (y_f.shape == y_vis.shape == y_ir.shape):
         raise ValueError(f"warm target loss needs three tensors of one shape, got "
                          f"{tuple(y_f.shape)}, {tuple(y_vis.shape)}, {tuple(y_ir.shape)}")
-    target = (y_vis + gain * warm_excess(y_ir, sigma, threshold)).clamp(0.0, 1.0)
-    return F.l1_loss(y_f, target.detach())
+    return F.l1_loss(y_f, warm_target(y_vis, y_ir, sigma, threshold, gain))
+
+
+def warm_target(y_vis: Tensor, y_ir: Tensor, sigma: float = 10.0, threshold: float = 0.03,
+                gain: float = 1.0) -> Tensor:
+    """``clamp(Y_vis + g·W, 0, 1)``, the target of :func:`warm_target_loss` (no gradient).
+
+    Args:
+        y_vis, y_ir: (N, 1, H, W) visible and infrared reference luma in [0, 1].
+        sigma, threshold, gain: as in :func:`warm_target_loss`.
+
+    Returns:
+        (N, 1, H, W) in [0, 1].
+    """
+    if y_vis.shape != y_ir.shape:
+        raise ValueError(f"warm target needs two tensors of one shape, got "
+                         f"{tuple(y_vis.shape)}, {tuple(y_ir.shape)}")
+    return (y_vis + gain * warm_excess(y_ir, sigma, threshold)).clamp(0.0, 1.0).detach()
 
 
 def intensity_consistency_loss(y_f: Tensor, y_vis: Tensor, y_ir: Tensor,
@@ -377,6 +398,7 @@ class LossWeights:
     temporal_visible: float = 0.0
     salience: float = 0.0
     intensity_warm: float = 0.0
+    temporal_warm: float = 0.0
     brightness_temporal: float = 0.0
     distill_visual_visible: float = 0.0
     distill_visual_infrared: float = 0.0
@@ -415,9 +437,10 @@ class LossConfig:
         weights: overrides of single :class:`LossWeights` fields, e.g. ``{"temporal_visible":
             0.5}``; unknown names are rejected.
         ssim_window: SSIM Gaussian window side (13 as released).
-        warm_sigma: ``intensity_warm``: the surroundings' scale σ, pixels.
-        warm_threshold: ``intensity_warm``: the least local contrast τ that counts as warm.
-        warm_gain: ``intensity_warm``: the gain on the warm excess added to the visible.
+        warm_sigma: the warm target's (``intensity_warm``, ``temporal_warm``) surroundings'
+            scale σ, pixels.
+        warm_threshold: the warm target's least local contrast τ that counts as warm.
+        warm_gain: the warm target's gain on the warm excess added to the visible.
     """
 
     composition: str = "released"
@@ -638,12 +661,17 @@ class FusionLoss(nn.Module):
             terms["color"] = color_loss(cb_f, cr_f, cb_v, cr_v)
         if w.salience:
             terms["salience"] = salience_loss(y_f, y_v, y_i)
-        if w.intensity_warm:
+        y_warm = None
+        if w.intensity_warm or w.temporal_warm:
             c = self.config
-            terms["intensity_warm"] = warm_target_loss(y_f, y_v, y_i, c.warm_sigma,
-                                                       c.warm_threshold, c.warm_gain)
-        if w.temporal_infrared or w.temporal_visible or w.brightness_temporal:
+            y_warm = warm_target(y_v, y_i, c.warm_sigma, c.warm_threshold, c.warm_gain)
+        if w.intensity_warm:
+            terms["intensity_warm"] = F.l1_loss(y_f, y_warm)
+        if w.temporal_infrared or w.temporal_visible or w.temporal_warm or w.brightness_temporal:
             yf5 = y_f.view(b, t, 1, h, wd)
+            if w.temporal_warm:
+                terms["temporal_warm"] = temporal_consistency_loss(
+                    yf5, y_warm.view(b, t, 1, h, wd))
             if w.brightness_temporal:
                 terms["brightness_temporal"] = brightness_temporal_loss(
                     yf5, y_v.view(b, t, 1, h, wd))
