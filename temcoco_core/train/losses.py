@@ -33,7 +33,7 @@ Terms (names are the keys of the dict :class:`FusionLoss` returns, before weight
 ``temporal_warm``      Eq. 16 against the ``intensity_warm`` target's differences: the fused
                        video changes as the visible one does, plus the warm objects' motion;
                        the two source terms pull ΔF towards the infrared's differences
-                       everywhere (its texture and noise leak into the visible scene)
+                       everywhere (its texture leaks into the visible scene)
 ``brightness_temporal``  mean over t of |ΔB_f − ΔB_vis| with B the mean luma of a frame:
                        the fused video's brightness must change as the visible one does
                        (the ``flicker`` metric, in [0, 1] units)
