@@ -340,6 +340,10 @@ def test_warm_target_recipe_config_loads():
 
     assert (REPO / cfg.init_weights).is_file()
     load_checkpoint(build_model("edge"), REPO / cfg.init_weights)
+    # the GPU recipe says it trains this loss and data: the copy must not drift
+    gpu = load_config(REPO / "config" / "train_edge_gpu.yaml")
+    assert gpu.loss == cfg.loss and gpu.data.degrade == cfg.data.degrade
+    assert gpu.data.frame_stride == cfg.data.frame_stride
 
 
 def test_weight_ema_update_rule_and_swap():
