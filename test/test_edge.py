@@ -387,3 +387,16 @@ def test_untrained_network_starts_as_average_fusion() -> None:
     with torch.inference_mode():
         out = net(vis, ir)
     torch.testing.assert_close(out, (vis + ir) / 2, atol=1e-6, rtol=0)
+
+
+def test_visible_input_skip_starts_as_the_visible_video() -> None:
+    """``input_skip="visible"``: the untrained network passes the visible frames through."""
+    net = build_edge(input_skip="visible").eval()
+    vis, ir = _clip(1, 3, 40, 24, seed=12)
+    with torch.inference_mode():
+        out = net(vis, ir)
+        out_other_ir = net(vis, ir.flip(-1))
+    torch.testing.assert_close(out, vis, atol=1e-6, rtol=0)
+    torch.testing.assert_close(out_other_ir, vis, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="input_skip must be one of"):
+        EdgeConfig(input_skip="infrared")

@@ -31,6 +31,7 @@ from temcoco_core.train.losses import (
     ssim,
     ssim_loss,
     temporal_consistency_loss,
+    unsharp_mask,
     warm_excess,
     warm_target,
     warm_target_loss,
@@ -421,3 +422,43 @@ def test_temporal_warm_follows_the_warm_target_not_the_infrared_texture():
     assert "temporal_infrared" not in loss(follows, vis, ir)
     with pytest.raises(ValueError, match="shape"):
         warm_target(y_v, y_i[..., :8])
+
+
+def test_unsharp_mask_sharpens_edges_and_keeps_flat_areas():
+    flat = torch.full((1, 1, 16, 16), 0.4)
+    assert torch.allclose(unsharp_mask(flat, 1.0), flat, atol=1e-6)
+    step = torch.zeros(1, 1, 16, 16)
+    step[..., 8:] = 0.6
+    assert unsharp_mask(step, 0.0) is step
+    sharp = unsharp_mask(step, 1.0, sigma=1.0)
+    # overshoot on both sides of the edge, unchanged far from it
+    assert float(sharp[0, 0, 4, 8]) > 0.6 and float(sharp[0, 0, 4, 7]) < 0.0
+    assert float(sharp[0, 0, 4, 0]) == pytest.approx(0.0, abs=1e-6)
+    assert float(sharp[0, 0, 4, 15]) == pytest.approx(0.6, abs=1e-6)
+    with pytest.raises(ValueError, match="luma"):
+        unsharp_mask(step[0], 1.0)
+
+
+def test_warm_target_from_the_visible_input_is_the_sharpened_input_plus_the_warm_excess():
+    torch.manual_seed(0)
+    vis_ref = torch.rand(1, 2, 3, 32, 32)            # clean visible
+    vis_in = torch.rand(1, 2, 3, 32, 32)             # what the network saw (degraded)
+    y_v, y_i = _warm_scene(32)
+    ir = y_i.unsqueeze(1).expand(1, 2, 1, 32, 32)
+    cfg = LossConfig(composition="edge", weights={"intensity_warm": 1.0}, warm_sigma=4.0,
+                     warm_visible="input", warm_sharpen=0.5, warm_sharpen_sigma=1.0)
+    loss = FusionLoss(cfg)
+    y_in = rgb_to_ycbcr(vis_in.flatten(0, 1))[0]
+    target = warm_target(unsharp_mask(y_in, 0.5, 1.0), ir.flatten(0, 1), 4.0, 0.03, 1.0)
+    fused = target.view(1, 2, 1, 32, 32).expand(1, 2, 3, 32, 32)   # grey: Y is the target
+    out = loss(fused, vis_ref, ir, visible_input=vis_in)
+    assert float(out["intensity_warm"]) == pytest.approx(0.0, abs=1e-5)
+    # the same output against the clean reference's target is off
+    ref_cfg = LossConfig(composition="edge", weights={"intensity_warm": 1.0}, warm_sigma=4.0)
+    assert float(FusionLoss(ref_cfg)(fused, vis_ref, ir)["intensity_warm"]) > 0.05
+    with pytest.raises(ValueError, match="visible input"):
+        loss(fused, vis_ref, ir)
+    with pytest.raises(ValueError, match="warm_visible"):
+        LossConfig(warm_visible="clean")
+    with pytest.raises(ValueError, match="warm_sharpen"):
+        LossConfig(warm_sharpen=-1.0)

@@ -182,6 +182,17 @@ def test_unknown_config_keys_rejected_by_name(tmp_path):
         config_from_dict({"data": {"sources": [{"rooot": "x"}]}})
 
 
+def test_exponent_numbers_that_yaml_reads_as_strings_are_numbers(tmp_path):
+    # PyYAML (YAML 1.1) reads 1e-4 as the string "1e-4"; 1.0e-4 is a float
+    path = tmp_path / "lr.yaml"
+    path.write_text("lr: 1e-4\nloss:\n  warm_threshold: 6E-2\n")
+    cfg = load_config(path, overrides=["weight_decay=1e-5"])
+    assert cfg.lr == 1e-4 and cfg.loss.warm_threshold == 0.06 and cfg.weight_decay == 1e-5
+    for bad in ("e-4", "1e", "1e-4x", "one"):
+        with pytest.raises(ConfigError, match="expected a number"):
+            config_from_dict({"lr": bad})
+
+
 def test_shipped_config_loads_and_round_trips():
     cfg = load_config(REPO / "config" / "train_edge.yaml")
     assert cfg.preset == "edge" and cfg.loss.composition == "released"
@@ -228,6 +239,65 @@ def test_edge_preset_distill_checkpoint_loads_for_inference(tmp_path):
     model = build_model("edge", weights=run_dir / "model.safetensors", **TINY_EDGE)
     assert isinstance(model, nn.Module)
     assert (run_dir / "eval_log.csv").is_file()
+
+
+@needs_edge
+def test_reinit_keeps_the_fresh_input_skip_and_loads_the_rest(tmp_path):
+    from safetensors.torch import save_file
+
+    from temcoco_core.model import build_model
+
+    torch.manual_seed(0)
+    source = build_model("edge", **TINY_EDGE)             # average skip, random elsewhere
+    with torch.no_grad():
+        source.reconstruction.to_rgb.weight.normal_()
+    init = tmp_path / "init.safetensors"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, init)
+
+    model = {**TINY_EDGE, "input_skip": "visible"}
+    cfg = _cfg(tmp_path, model=model, init_weights=str(init), reinit=["input_skip."])
+    trainer = Trainer(cfg, sequences=_seqs(), progress=False)
+    state = trainer.model.state_dict()
+    fresh = build_model("edge", **model).state_dict()
+    torch.testing.assert_close(state["input_skip.weight"], fresh["input_skip.weight"])
+    assert not torch.equal(state["input_skip.weight"], source.state_dict()["input_skip.weight"])
+    torch.testing.assert_close(state["reconstruction.to_rgb.weight"],
+                               source.state_dict()["reconstruction.to_rgb.weight"])
+
+    plain = Trainer(_cfg(tmp_path, model=model, init_weights=str(init)), sequences=_seqs(),
+                    progress=False)
+    torch.testing.assert_close(plain.model.state_dict()["input_skip.weight"],
+                               source.state_dict()["input_skip.weight"])
+    with pytest.raises(ValueError, match="matches no parameter"):
+        Trainer(_cfg(tmp_path, model=model, init_weights=str(init), reinit=["input_skp."]),
+                sequences=_seqs(), progress=False)
+    with pytest.raises(ValueError, match="reinit needs init_weights"):
+        _cfg(tmp_path, reinit=["input_skip."])
+
+
+def test_warm_target_from_the_visible_input_reaches_the_loss(tmp_path, monkeypatch):
+    # loss.warm_visible "input": the trainer hands the loss the visible the network saw
+    from temcoco_core.train import losses
+
+    seen = []
+    real = losses.unsharp_mask
+
+    def spy(y, amount, sigma=1.0):
+        seen.append((y.detach().clone(), amount, sigma))
+        return real(y, amount, sigma)
+
+    monkeypatch.setattr(losses, "unsharp_mask", spy)
+    loss = {"composition": "edge", "weights": {"intensity_warm": 1.0},
+            "warm_visible": "input", "warm_sharpen": 0.5}
+    cfg = _cfg(tmp_path, steps=1, loss=loss, data={"degrade": {"visible_blur": True}})
+    trainer = Trainer(cfg, model=TinyFuser(), sequences=_seqs(), progress=False)
+    batch = next(iter(trainer._loader()))
+    trainer.train_step(batch)
+    y_in, amount, sigma = seen[-1]
+    assert (amount, sigma) == (0.5, 1.0)
+    expected = losses.rgb_to_ycbcr(batch["visible"].flatten(0, 1))[0]
+    torch.testing.assert_close(y_in, expected)
+    assert not torch.allclose(y_in, losses.rgb_to_ycbcr(batch["visible_ref"].flatten(0, 1))[0])
 
 
 def _frame_dataset(root: Path, t: int = 6, h: int = 32, w: int = 32) -> None:
@@ -344,6 +414,10 @@ def test_warm_target_recipe_config_loads():
     gpu = load_config(REPO / "config" / "train_edge_gpu.yaml")
     assert gpu.loss == cfg.loss and gpu.data.degrade == cfg.data.degrade
     assert gpu.data.frame_stride == cfg.data.frame_stride
+    # both have the visible input skip; the GPU recipe restarts the shipped weights' average one
+    assert cfg.model == gpu.model == {"input_skip": "visible"}
+    assert gpu.reinit == ["input_skip."] and gpu.init_weights.endswith("edge.safetensors")
+    assert cfg.loss.warm_visible == "input" and cfg.loss.warm_sharpen > 0
 
 
 def test_weight_ema_update_rule_and_swap():

@@ -80,8 +80,12 @@ __all__ = [
     "EdgeState",
     "EdgeStateError",
     "EdgeTemCoCo",
+    "INPUT_SKIP_INITS",
     "build_edge",
 ]
+
+#: Initial values of :attr:`EdgeTemCoCo.input_skip` (:attr:`EdgeConfig.input_skip`).
+INPUT_SKIP_INITS: tuple[str, ...] = ("average", "visible")
 
 #: Streaming state of :class:`EdgeTemCoCo`: layer path → tensor (fixed shapes for a given
 #: batch and frame size), plus ``"count"`` (int64 ``(1,)``).
@@ -117,6 +121,11 @@ class EdgeConfig:
         semantic_distill_dim, visual_distill_dim: their output channels (DINOv2 ViT-L/14: 1024,
             VGG19 relu3_1: 256).
         framewise: process every frame on its own (no temporal context): the 2-D variant.
+        input_skip: initial value of the 1×1 input skip the network refines (only matters for
+            parameters that are not loaded from a checkpoint): ``"average"`` (the mean of
+            visible RGB and infrared grey, so an untrained network is average fusion) or
+            ``"visible"`` (the visible frame: the infrared reaches the output only through the
+            network, so its noise and stripes are not in the base the network must cancel).
     """
 
     channels: tuple[int, int, int] = (16, 32, 48)
@@ -137,8 +146,12 @@ class EdgeConfig:
     semantic_distill_dim: int = 1024
     visual_distill_dim: int = 256
     framewise: bool = False
+    input_skip: str = "average"
 
     def __post_init__(self) -> None:
+        if self.input_skip not in INPUT_SKIP_INITS:
+            raise ValueError(f"EdgeConfig.input_skip must be one of {INPUT_SKIP_INITS}, got "
+                             f"{self.input_skip!r}")
         if len(self.channels) != 3 or min(self.channels) < 1:
             raise ValueError(f"EdgeConfig.channels must be three positive ints, "
                              f"got {self.channels}")
@@ -428,15 +441,17 @@ class EdgeTemCoCo(nn.Module):
         self.tcm_half = EdgeTCM(c3, c2, a2, g, cfg.max_offset, k, scale=2, upsample=True)
         self.reconstruction = EdgeReconstruction(c2, c1)
         # Input skip: a 1x1 mix of the two input frames that the network refines. Initialised to
-        # the average of visible RGB and infrared grey with a zero-initialised last layer, so an
-        # untrained network already outputs average fusion and training learns the correction
-        # (far fewer steps on a CPU than learning to reproduce the inputs from scratch).
+        # the average of visible RGB and infrared grey (or the visible alone, config.input_skip)
+        # with a zero-initialised last layer, so an untrained network already outputs that mix
+        # and training learns the correction (far fewer steps on a CPU than learning to
+        # reproduce the inputs from scratch).
         self.input_skip = nn.Conv2d(6, 3, 1)
+        infrared_share = 0.5 if cfg.input_skip == "average" else 0.0
         with torch.no_grad():
             self.input_skip.weight.zero_()
             for ch in range(3):
-                self.input_skip.weight[ch, ch] = 0.5
-                self.input_skip.weight[ch, 3 + ch] = 0.5
+                self.input_skip.weight[ch, ch] = 1.0 - infrared_share
+                self.input_skip.weight[ch, 3 + ch] = infrared_share
             self.input_skip.bias.zero_()
             nn.init.zeros_(self.reconstruction.to_rgb.weight)
             nn.init.zeros_(self.reconstruction.to_rgb.bias)

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+import re
 import types
 import typing
 from typing import Any, Union
@@ -84,6 +85,10 @@ class TrainConfig:
         model: extra keyword overrides for ``build_model``.
         init_weights: weights to start from (missing keys, e.g. distillation heads, are
             allowed); ``None`` = random initialisation.
+        reinit: state-dict key prefixes *not* taken from ``init_weights``: those parameters
+            keep this model's fresh initialisation (e.g. ``["input_skip."]`` with
+            ``model: {input_skip: visible}`` to restart the input skip of a fine-tune); every
+            prefix must match some key.
         data, loss, teachers, eval: sub-configurations.
         batch_size: clips per step.
         steps: total optimisation steps (a resumed run continues up to this number).
@@ -110,6 +115,7 @@ class TrainConfig:
     preset: str = "edge"
     model: dict[str, Any] = field(default_factory=dict)
     init_weights: str | None = None
+    reinit: list[str] = field(default_factory=list)
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     teachers: TeacherConfig = field(default_factory=TeacherConfig)
@@ -147,9 +153,17 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.threads is not None and self.threads < 1:
             raise ValueError("threads must be >= 1")
+        if self.reinit and not self.init_weights:
+            raise ValueError("reinit needs init_weights (without them every parameter is fresh)")
+        if any(not prefix for prefix in self.reinit):
+            raise ValueError("reinit prefixes must not be empty")
 
 
 # ----------------------------------------------------------------------- dict <-> dataclass
+
+
+#: A number in exponent notation that YAML 1.1 (PyYAML) leaves a string: ``1e-4``, ``-2E3``.
+_EXPONENT_LITERAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def _convert(tp: Any, value: Any, path: str, errors: list[str], unknown: list[str]) -> Any:
@@ -195,6 +209,8 @@ def _convert(tp: Any, value: Any, path: str, errors: list[str], unknown: list[st
         vt = args[1] if len(args) == 2 else Any
         return {str(k): _convert(vt, v, f"{path}.{k}", errors, unknown) for k, v in value.items()}
     if tp is float:
+        if isinstance(value, str) and _EXPONENT_LITERAL.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-4 (no dot in the mantissa) as a string
         if isinstance(value, bool) or not isinstance(value, int | float):
             errors.append(f"{path}: expected a number, got {value!r}")
             return value

@@ -29,7 +29,9 @@ Terms (names are the keys of the dict :class:`FusionLoss` returns, before weight
                        infrared's *local* warm excess (``LossConfig.warm_*``): keep the visible
                        image and add warm objects' contrast against their surroundings, where
                        ``intensity_max`` hands every region the infrared happens to be
-                       brighter in (warm ground under dark foliage) over to the infrared
+                       brighter in (warm ground under dark foliage) over to the infrared;
+                       ``Y_vis`` is the clean visible, or (``warm_visible: input``) the
+                       visible the network sees, unsharp-masked by ``warm_sharpen``
 ``temporal_warm``      Eq. 16 against the ``intensity_warm`` target's differences: the fused
                        video changes as the visible one does, plus the warm objects' motion;
                        the two source terms pull ΔF towards the infrared's differences
@@ -78,6 +80,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "COMPOSITIONS",
+    "WARM_VISIBLE",
     "DistillationError",
     "DistillationLoss",
     "FusionLoss",
@@ -93,6 +96,8 @@ __all__ = [
     "loss_weights",
     "warm_excess",
     "warm_target",
+    "gaussian_blur",
+    "unsharp_mask",
     "warm_target_loss",
     "rgb_to_ycbcr",
     "salience_loss",
@@ -105,6 +110,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 COMPOSITIONS: tuple[str, ...] = ("paper", "released", "edge")
+WARM_VISIBLE: tuple[str, ...] = ("reference", "input")
 
 
 class DistillationError(ValueError):
@@ -244,14 +250,39 @@ def warm_excess(y_ir: Tensor, sigma: float = 10.0, threshold: float = 0.03) -> T
     """
     if y_ir.ndim != 4 or y_ir.shape[1] != 1:
         raise ValueError(f"warm_excess needs an (N, 1, H, W) luma, got {tuple(y_ir.shape)}")
+    return (y_ir - gaussian_blur(y_ir, sigma) - threshold).clamp_min(0.0)
+
+
+def gaussian_blur(y: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of an (N, 1, H, W) image, reflect padding.
+
+    The kernel's radius is ``3σ``, at most one pixel less than the image's shorter side.
+    """
     radius = max(1, int(round(3.0 * sigma)))
-    radius = min(radius, y_ir.shape[-1] - 1, y_ir.shape[-2] - 1)
-    x = torch.arange(-radius, radius + 1, dtype=y_ir.dtype, device=y_ir.device)
+    radius = min(radius, y.shape[-1] - 1, y.shape[-2] - 1)
+    x = torch.arange(-radius, radius + 1, dtype=y.dtype, device=y.device)
     g = torch.exp(-0.5 * (x / sigma) ** 2)
     g = g / g.sum()
-    p = F.pad(y_ir, (radius, radius, radius, radius), mode="reflect")
-    blur = F.conv2d(F.conv2d(p, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
-    return (y_ir - blur - threshold).clamp_min(0.0)
+    p = F.pad(y, (radius, radius, radius, radius), mode="reflect")
+    return F.conv2d(F.conv2d(p, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
+
+
+def unsharp_mask(y: Tensor, amount: float, sigma: float = 1.0) -> Tensor:
+    """``Y + a·(Y − G_s∗Y)``: the image with its detail finer than ``s`` pixels amplified.
+
+    Args:
+        y: (N, 1, H, W) luma in [0, 1].
+        amount: ``a`` ≥ 0 (0 returns ``y``).
+        sigma: ``s``, the Gaussian's standard deviation, pixels.
+
+    Returns:
+        (N, 1, H, W), not clamped.
+    """
+    if y.ndim != 4 or y.shape[1] != 1:
+        raise ValueError(f"unsharp_mask needs an (N, 1, H, W) luma, got {tuple(y.shape)}")
+    if amount == 0:
+        return y
+    return y + amount * (y - gaussian_blur(y, sigma))
 
 
 def warm_target_loss(y_f: Tensor, y_vis: Tensor, y_ir: Tensor, sigma: float = 10.0,
@@ -441,6 +472,14 @@ class LossConfig:
             scale σ, pixels.
         warm_threshold: the warm target's least local contrast τ that counts as warm.
         warm_gain: the warm target's gain on the warm excess added to the visible.
+        warm_visible: the visible the warm target starts from: ``"reference"`` (the clean
+            visible reference) or ``"input"`` (the visible the network sees, degraded under the
+            degraded protocol): with ``"input"`` the target's visible part is a fixed function of
+            the network's input, which the network can learn exactly instead of guessing
+            lost detail.
+        warm_sharpen: unsharp-mask amount ``a`` on that visible luma, ``Y + a·(Y − G_s∗Y)``
+            (0 = none): sharper edges than the input without inventing detail.
+        warm_sharpen_sigma: ``s``, the unsharp mask's Gaussian standard deviation, pixels.
     """
 
     composition: str = "released"
@@ -449,6 +488,9 @@ class LossConfig:
     warm_sigma: float = 10.0
     warm_threshold: float = 0.03
     warm_gain: float = 1.0
+    warm_visible: str = "reference"
+    warm_sharpen: float = 0.0
+    warm_sharpen_sigma: float = 1.0
 
     def __post_init__(self) -> None:
         if self.composition not in COMPOSITIONS:
@@ -464,6 +506,12 @@ class LossConfig:
         if not (self.warm_sigma > 0 and self.warm_threshold >= 0 and self.warm_gain >= 0):
             raise ValueError(f"need warm_sigma > 0, warm_threshold >= 0 and warm_gain >= 0, got "
                              f"{self.warm_sigma}, {self.warm_threshold} and {self.warm_gain}")
+        if self.warm_visible not in WARM_VISIBLE:
+            raise ValueError(f"warm_visible must be one of {WARM_VISIBLE}, got "
+                             f"{self.warm_visible!r}")
+        if not (self.warm_sharpen >= 0 and self.warm_sharpen_sigma > 0):
+            raise ValueError(f"need warm_sharpen >= 0 and warm_sharpen_sigma > 0, got "
+                             f"{self.warm_sharpen} and {self.warm_sharpen_sigma}")
 
 
 def loss_weights(config: LossConfig) -> LossWeights:
@@ -584,11 +632,13 @@ class FusionLoss(nn.Module):
         distillation: teachers; ``None`` or teacher-less means the distillation terms are
             skipped (a message is logged once, naming the missing teachers).
 
-    ``forward(fused, visible_ref, infrared_ref, feats=None)``:
+    ``forward(fused, visible_ref, infrared_ref, feats=None, visible_input=None)``:
         fused: (B, T, 3, H, W) network output (not clamped; evaluated in float32).
         visible_ref: (B, T, 3, H, W) clean visible in [0, 1].
         infrared_ref: (B, T, 1 or 3, H, W) clean infrared in [0, 1].
         feats: optional student features of ``model.forward_train``.
+        visible_input: (B, T, 3, H, W) the visible the network saw; needed by the warm terms
+            when ``LossConfig.warm_visible`` is ``"input"``.
 
     Returns:
         ``{"total": weighted sum, <term>: unweighted value, ...}`` (scalars) for every term
@@ -628,7 +678,8 @@ class FusionLoss(nn.Module):
         )
 
     def forward(self, fused: Tensor, visible_ref: Tensor, infrared_ref: Tensor,
-                feats: Mapping[str, Mapping[str, Tensor]] | None = None) -> dict[str, Tensor]:
+                feats: Mapping[str, Mapping[str, Tensor]] | None = None,
+                visible_input: Tensor | None = None) -> dict[str, Tensor]:
         if fused.ndim != 5 or fused.shape[2] != 3:
             raise ValueError(f"fused must be (B, T, 3, H, W), got {tuple(fused.shape)}")
         if visible_ref.shape != fused.shape:
@@ -664,7 +715,15 @@ class FusionLoss(nn.Module):
         y_warm = None
         if w.intensity_warm or w.temporal_warm:
             c = self.config
-            y_warm = warm_target(y_v, y_i, c.warm_sigma, c.warm_threshold, c.warm_gain)
+            y_base = y_v
+            if c.warm_visible == "input":
+                if visible_input is None or visible_input.shape != fused.shape:
+                    got = None if visible_input is None else tuple(visible_input.shape)
+                    raise ValueError(f"loss.warm_visible 'input' needs the network's visible "
+                                     f"input of the fused shape {tuple(fused.shape)}, got {got}")
+                y_base = _luma(visible_input.float().flatten(0, 1))
+            y_base = unsharp_mask(y_base, c.warm_sharpen, c.warm_sharpen_sigma)
+            y_warm = warm_target(y_base, y_i, c.warm_sigma, c.warm_threshold, c.warm_gain)
         if w.intensity_warm:
             terms["intensity_warm"] = F.l1_loss(y_f, y_warm)
         if w.temporal_infrared or w.temporal_visible or w.temporal_warm or w.brightness_temporal:

@@ -294,10 +294,17 @@ class Trainer:
         unexpected = [k for k in state if k not in own]
         if unexpected:
             raise ValueError(f"init_weights {path}: keys the model lacks: {unexpected[:5]}")
-        missing = [k for k in own if k not in state]
-        self.model.load_state_dict(state, strict=False)
-        log.info("initialised from %s (%d tensors; %d left at their initial values)", path,
-                 len(state), len(missing))
+        for prefix in self.config.reinit:
+            if not any(k.startswith(prefix) for k in own):
+                raise ValueError(f"reinit prefix {prefix!r} matches no parameter of the model "
+                                 f"(e.g. {sorted(own)[:3]})")
+        kept = {k: v for k, v in state.items()
+                if not any(k.startswith(prefix) for prefix in self.config.reinit)}
+        missing = [k for k in own if k not in kept]
+        self.model.load_state_dict(kept, strict=False)
+        fresh = f", re-initialised: {', '.join(self.config.reinit)}" if self.config.reinit else ""
+        log.info("initialised from %s (%d tensors; %d left at their initial values%s)", path,
+                 len(kept), len(missing), fresh)
 
     def _load_eval(self) -> list[FusionSequence]:
         ev = self.config.eval
@@ -474,7 +481,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
             fused, feats = self.train_forward(vis, ir)  # DDP under torch.distributed
-        terms = self.loss_fn(fused.float(), vis_ref, ir_ref, feats)
+        terms = self.loss_fn(fused.float(), vis_ref, ir_ref, feats, visible_input=vis)
         total = terms["total"]
         if not torch.isfinite(total):
             raise FloatingPointError(
@@ -634,7 +641,8 @@ class Trainer:
                 for prefix, t in runs.items():
                     fused = self._fuse(vis, ir, t)
                     row[f"{prefix}val_loss"] = float(
-                        self.loss_fn(fused.to(self.device), vis_ref, ir_ref)["total"])
+                        self.loss_fn(fused.to(self.device), vis_ref, ir_ref,
+                                     visible_input=vis.to(self.device))["total"])
                     row.update({f"{prefix}{k}": v for k, v in
                                 _metrics(_to_uint8(fused), seq, flows).items()})
                 rows.append(row)
