@@ -78,6 +78,8 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 
+from temcoco_core.train.degrade import gaussian_blur
+
 __all__ = [
     "COMPOSITIONS",
     "WARM_VISIBLE",
@@ -96,7 +98,6 @@ __all__ = [
     "loss_weights",
     "warm_excess",
     "warm_target",
-    "gaussian_blur",
     "unsharp_mask",
     "warm_target_loss",
     "rgb_to_ycbcr",
@@ -250,21 +251,18 @@ def warm_excess(y_ir: Tensor, sigma: float = 10.0, threshold: float = 0.03) -> T
     """
     if y_ir.ndim != 4 or y_ir.shape[1] != 1:
         raise ValueError(f"warm_excess needs an (N, 1, H, W) luma, got {tuple(y_ir.shape)}")
-    return (y_ir - gaussian_blur(y_ir, sigma) - threshold).clamp_min(0.0)
+    return (y_ir - _blur(y_ir, sigma) - threshold).clamp_min(0.0)
 
 
-def gaussian_blur(y: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur of an (N, 1, H, W) image, reflect padding.
+def _blur(y: Tensor, sigma: float) -> Tensor:
+    """Gaussian blur with a centred kernel of radius ``3σ`` (borders reflected).
 
-    The kernel's radius is ``3σ``, at most one pixel less than the image's shorter side.
+    :func:`~temcoco_core.train.degrade.gaussian_blur` with the radius at most one pixel less
+    than the image's shorter side, so that reflect padding applies.
     """
     radius = max(1, int(round(3.0 * sigma)))
     radius = min(radius, y.shape[-1] - 1, y.shape[-2] - 1)
-    x = torch.arange(-radius, radius + 1, dtype=y.dtype, device=y.device)
-    g = torch.exp(-0.5 * (x / sigma) ** 2)
-    g = g / g.sum()
-    p = F.pad(y, (radius, radius, radius, radius), mode="reflect")
-    return F.conv2d(F.conv2d(p, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
+    return gaussian_blur(y, sigma, size=2 * radius + 1)
 
 
 def unsharp_mask(y: Tensor, amount: float, sigma: float = 1.0) -> Tensor:
@@ -282,7 +280,7 @@ def unsharp_mask(y: Tensor, amount: float, sigma: float = 1.0) -> Tensor:
         raise ValueError(f"unsharp_mask needs an (N, 1, H, W) luma, got {tuple(y.shape)}")
     if amount == 0:
         return y
-    return y + amount * (y - gaussian_blur(y, sigma))
+    return y + amount * (y - _blur(y, sigma))
 
 
 def warm_target_loss(y_f: Tensor, y_vis: Tensor, y_ir: Tensor, sigma: float = 10.0,

@@ -294,12 +294,12 @@ class Trainer:
         unexpected = [k for k in state if k not in own]
         if unexpected:
             raise ValueError(f"init_weights {path}: keys the model lacks: {unexpected[:5]}")
-        for prefix in self.config.reinit:
+        reinit = tuple(self.config.reinit)
+        for prefix in reinit:
             if not any(k.startswith(prefix) for k in own):
                 raise ValueError(f"reinit prefix {prefix!r} matches no parameter of the model "
                                  f"(e.g. {sorted(own)[:3]})")
-        kept = {k: v for k, v in state.items()
-                if not any(k.startswith(prefix) for prefix in self.config.reinit)}
+        kept = {k: v for k, v in state.items() if not (reinit and k.startswith(reinit))}
         missing = [k for k in own if k not in kept]
         self.model.load_state_dict(kept, strict=False)
         fresh = f", re-initialised: {', '.join(self.config.reinit)}" if self.config.reinit else ""
@@ -627,6 +627,7 @@ class Trainer:
                 vis = _to_clip(seq.visible)
                 ir = _to_clip(seq.infrared)
                 vis_ref = _to_clip(seq.vis_ref).to(self.device)
+                vis_input = vis.to(self.device)     # for a loss with warm_visible "input"
                 ir_ref = _to_clip(seq.ir_ref)[:, :, :1]
                 if self.config.data.degrade.infrared_minmax:  # as the training targets
                     ir_ref = minmax_per_frame(ir_ref[0]).unsqueeze(0)
@@ -642,7 +643,7 @@ class Trainer:
                     fused = self._fuse(vis, ir, t)
                     row[f"{prefix}val_loss"] = float(
                         self.loss_fn(fused.to(self.device), vis_ref, ir_ref,
-                                     visible_input=vis.to(self.device))["total"])
+                                     visible_input=vis_input)["total"])
                     row.update({f"{prefix}{k}": v for k, v in
                                 _metrics(_to_uint8(fused), seq, flows).items()})
                 rows.append(row)
