@@ -299,7 +299,7 @@ class Trainer:
             if not any(k.startswith(prefix) for k in own):
                 raise ValueError(f"reinit prefix {prefix!r} matches no parameter of the model "
                                  f"(e.g. {sorted(own)[:3]})")
-        kept = {k: v for k, v in state.items() if not (reinit and k.startswith(reinit))}
+        kept = {k: v for k, v in state.items() if not k.startswith(reinit)}  # () matches none
         missing = [k for k in own if k not in kept]
         self.model.load_state_dict(kept, strict=False)
         fresh = f", re-initialised: {', '.join(self.config.reinit)}" if self.config.reinit else ""
