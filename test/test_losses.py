@@ -25,6 +25,7 @@ from temcoco_core.train.losses import (
     intensity_max_loss,
     loss_weights,
     LossConfig,
+    motion_target_loss,
     rgb_to_ycbcr,
     salience_loss,
     sobel_gradients,
@@ -422,6 +423,63 @@ def test_temporal_warm_follows_the_warm_target_not_the_infrared_texture():
     assert "temporal_infrared" not in loss(follows, vis, ir)
     with pytest.raises(ValueError, match="shape"):
         warm_target(y_v, y_i[..., :8])
+
+
+def _moving_square(t: int = 3, size: int = 32, step: int = 4) -> torch.Tensor:
+    """(1, T, 1, size, size): a 4x4 square of 0.8 on 0.2 that moves `step` px per frame."""
+    clip = torch.full((1, t, 1, size, size), 0.2)
+    for i in range(t):
+        clip[0, i, 0, 8:12, 4 + step * i:8 + step * i] = 0.8
+    return clip
+
+
+def test_motion_loss_charges_a_ghost_fully_however_small_the_object():
+    target = _moving_square()
+    assert float(motion_target_loss(target, target)) == pytest.approx(0.0, abs=1e-7)
+    # a ghost: the output keeps half of the square where it was one frame earlier
+    ghost = target.clone()
+    for i in range(1, 3):
+        prev = target[0, i - 1, 0] > 0.5
+        ghost[0, i, 0][prev] = 0.5
+    # mask: the previous and current squares (and, frames=2, the one before), error 0.3 on
+    # the 16 ghost pixels of the 32 (frame 1) or 48 (frame 2) masked ones
+    assert float(motion_target_loss(ghost, target)) == pytest.approx(
+        (0.3 * 16 / 32 + 0.3 * 16 / 48) / 2, rel=1e-5)
+    assert float(motion_target_loss(ghost, target, frames=1)) == pytest.approx(0.15, rel=1e-5)
+    # the frame-mean L1 sees the same ghost ~20x smaller on a 32x32 frame
+    assert float(F.l1_loss(ghost, target)) < float(motion_target_loss(ghost, target)) / 10
+    # an error outside the moving pixels is not this term's business
+    off = target.clone()
+    off[..., 20:, 20:] += 0.3
+    assert float(motion_target_loss(off, target)) == pytest.approx(0.0, abs=1e-7)
+    # a still target (or one frame) gives 0 and still a gradient path
+    still = torch.rand(1, 3, 1, 8, 8, requires_grad=True)
+    out = motion_target_loss(still, torch.zeros(1, 3, 1, 8, 8))
+    assert float(out.detach()) == 0.0
+    out.backward()
+    assert float(motion_target_loss(target[:, :1], target[:, :1])) == 0.0
+    with pytest.raises(ValueError, match="frames"):
+        motion_target_loss(target, target, frames=0)
+    with pytest.raises(ValueError, match="shape"):
+        motion_target_loss(target, target[..., :8])
+
+
+def test_fusion_loss_intensity_motion_term_uses_the_warm_target():
+    torch.manual_seed(0)
+    vis = torch.rand(1, 3, 3, 24, 24)
+    ir = torch.rand(1, 3, 1, 24, 24)
+    fused = torch.rand(1, 3, 3, 24, 24)
+    cfg = LossConfig(composition="edge", warm_sigma=4.0, warm_threshold=0.03, warm_gain=2.0,
+                     motion_frames=1, motion_softness=0.1,
+                     weights={"intensity_motion": 1.0})
+    out = FusionLoss(cfg)(fused, vis, ir)
+    y_f = rgb_to_ycbcr(fused.flatten(0, 1), clamp=False)[0].view(1, 3, 1, 24, 24)
+    y_v = rgb_to_ycbcr(vis.flatten(0, 1))[0]
+    target = warm_target(y_v, ir.flatten(0, 1), 4.0, 0.03, 2.0).view(1, 3, 1, 24, 24)
+    assert float(out["intensity_motion"]) == pytest.approx(
+        float(motion_target_loss(y_f, target, 1, 0.1)), rel=1e-5)
+    with pytest.raises(ValueError, match="motion_frames"):
+        LossConfig(motion_frames=0)
 
 
 def test_unsharp_mask_sharpens_edges_and_keeps_flat_areas():

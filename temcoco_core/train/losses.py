@@ -36,6 +36,11 @@ Terms (names are the keys of the dict :class:`FusionLoss` returns, before weight
                        video changes as the visible one does, plus the warm objects' motion;
                        the two source terms pull ΔF towards the infrared's differences
                        everywhere (its texture leaks into the visible scene)
+``intensity_motion``   ``intensity_warm`` on the pixels where that target *changed* in the
+                       last ``motion_frames`` frames only (soft mask of |Δ target|), averaged
+                       over those pixels: a streaming network that blends earlier frames leaves
+                       a fading copy of a moving warm object (a ghost) where it was, which the
+                       plain L1 barely notices on the few pixels a motion covers
 ``brightness_temporal``  mean over t of |ΔB_f − ΔB_vis| with B the mean luma of a frame:
                        the fused video's brightness must change as the visible one does
                        (the ``flicker`` metric, in [0, 1] units)
@@ -96,6 +101,7 @@ __all__ = [
     "intensity_consistency_loss",
     "intensity_max_loss",
     "loss_weights",
+    "motion_target_loss",
     "warm_excess",
     "warm_target",
     "unsharp_mask",
@@ -391,6 +397,47 @@ def salience_loss(y_f: Tensor, y_vis: Tensor, y_ir: Tensor, margin: float = 0.05
     return (err[has] / area[has]).mean()
 
 
+def motion_target_loss(y_f: Tensor, y_target: Tensor, frames: int = 2,
+                       softness: float = 0.05) -> Tensor:
+    """L1 to a target on the pixels where the target moved, normalised by their (soft) area.
+
+    For every t ≥ 1 the mask ``m_t = clamp(max_k |Y*_t − Y*_{t−k}| / softness, 0, 1)``
+    (k = 1 … ``frames``, the earlier frames that exist) marks where the target changed: where a
+    moving object is now *and where it was*. Per frame ``Σ m·|Y_f − Y*| / Σ m``, averaged over
+    the frames with at least one pixel of mask. A causal network that carries a warm object's
+    earlier position into frame t (a ghost) is fully charged for it here, however small the
+    object; the plain L1 over the frame divides it by the whole area.
+
+    Args:
+        y_f, y_target: (B, T, 1, H, W) lumas; the target in [0, 1].
+        frames: how many earlier frames' positions count (≥ 1).
+        softness: a target change of this much (or more) gives mask 1.
+
+    Returns:
+        Scalar ≥ 0; 0 when T == 1 or the target never changes.
+    """
+    if y_f.shape != y_target.shape or y_f.ndim != 5:
+        raise ValueError(f"motion loss needs two (B, T, C, H, W) tensors of one shape, got "
+                         f"{tuple(y_f.shape)} and {tuple(y_target.shape)}")
+    if frames < 1 or softness <= 0:
+        raise ValueError(f"need frames >= 1 and softness > 0, got {frames} and {softness}")
+    t = y_f.shape[1]
+    if t < 2:
+        return y_f.new_zeros(()) + 0.0 * y_f.sum()
+    target = y_target.detach()
+    change = torch.zeros_like(target[:, 1:])
+    for k in range(1, min(frames, t - 1) + 1):
+        step = (target[:, k:] - target[:, :-k]).abs()          # change over k frames, t ≥ k
+        change[:, k - 1:] = torch.maximum(change[:, k - 1:], step)
+    m = (change / softness).clamp(0.0, 1.0).flatten(0, 1)      # (B·(T−1), 1, H, W)
+    err = (m * (y_f[:, 1:] - target[:, 1:]).abs().flatten(0, 1)).flatten(1).sum(1)
+    area = m.flatten(1).sum(1)
+    has = area >= 1.0
+    if not bool(has.any()):
+        return y_f.new_zeros(()) + 0.0 * y_f.sum()
+    return (err[has] / area[has]).mean()
+
+
 def brightness_temporal_loss(y_f: Tensor, y_src: Tensor) -> Tensor:
     """Mean over t ≥ 1 of |ΔB_f,t − ΔB_src,t|, B the per-frame mean: global flicker.
 
@@ -428,6 +475,7 @@ class LossWeights:
     salience: float = 0.0
     intensity_warm: float = 0.0
     temporal_warm: float = 0.0
+    intensity_motion: float = 0.0
     brightness_temporal: float = 0.0
     distill_visual_visible: float = 0.0
     distill_visual_infrared: float = 0.0
@@ -478,6 +526,9 @@ class LossConfig:
         warm_sharpen: unsharp-mask amount ``a`` on that visible luma, ``Y + a·(Y − G_s∗Y)``
             (0 = none): sharper edges than the input without inventing detail.
         warm_sharpen_sigma: ``s``, the unsharp mask's Gaussian standard deviation, pixels.
+        motion_frames: ``intensity_motion``'s reach: a pixel counts as moved if the target
+            changed against any of the last this many frames.
+        motion_softness: ``intensity_motion``'s target change that gives full mask weight.
     """
 
     composition: str = "released"
@@ -489,6 +540,8 @@ class LossConfig:
     warm_visible: str = "reference"
     warm_sharpen: float = 0.0
     warm_sharpen_sigma: float = 1.0
+    motion_frames: int = 2
+    motion_softness: float = 0.05
 
     def __post_init__(self) -> None:
         if self.composition not in COMPOSITIONS:
@@ -510,6 +563,9 @@ class LossConfig:
         if not (self.warm_sharpen >= 0 and self.warm_sharpen_sigma > 0):
             raise ValueError(f"need warm_sharpen >= 0 and warm_sharpen_sigma > 0, got "
                              f"{self.warm_sharpen} and {self.warm_sharpen_sigma}")
+        if not (self.motion_frames >= 1 and self.motion_softness > 0):
+            raise ValueError(f"need motion_frames >= 1 and motion_softness > 0, got "
+                             f"{self.motion_frames} and {self.motion_softness}")
 
 
 def loss_weights(config: LossConfig) -> LossWeights:
@@ -711,7 +767,7 @@ class FusionLoss(nn.Module):
         if w.salience:
             terms["salience"] = salience_loss(y_f, y_v, y_i)
         y_warm = None
-        if w.intensity_warm or w.temporal_warm:
+        if w.intensity_warm or w.temporal_warm or w.intensity_motion:
             c = self.config
             y_base = y_v
             if c.warm_visible == "input":
@@ -724,6 +780,10 @@ class FusionLoss(nn.Module):
             y_warm = warm_target(y_base, y_i, c.warm_sigma, c.warm_threshold, c.warm_gain)
         if w.intensity_warm:
             terms["intensity_warm"] = F.l1_loss(y_f, y_warm)
+        if w.intensity_motion:
+            terms["intensity_motion"] = motion_target_loss(
+                y_f.view(b, t, 1, h, wd), y_warm.view(b, t, 1, h, wd),
+                self.config.motion_frames, self.config.motion_softness)
         if w.temporal_infrared or w.temporal_visible or w.temporal_warm or w.brightness_temporal:
             yf5 = y_f.view(b, t, 1, h, wd)
             if w.temporal_warm:
