@@ -400,3 +400,24 @@ def test_visible_input_skip_starts_as_the_visible_video() -> None:
     torch.testing.assert_close(out_other_ir, vis, atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="input_skip must be one of"):
         EdgeConfig(input_skip="infrared")
+
+
+def test_motion_gate_clip_and_step_agree_and_gate_fades_moved_pixels():
+    from temcoco_core.model.causal import MotionGate
+    from temcoco_core.model.presets import build_model
+    torch.manual_seed(0)
+    net = build_model("edge", motion_gate=(0.1, 0.25))
+    vis, ir = torch.rand(1, 4, 3, 64, 64), torch.rand(1, 4, 3, 64, 64)
+    with torch.inference_mode():
+        clip = net(vis, ir)
+        state, frames = net.init_state(1, 64, 64), []
+        for t in range(4):
+            out, state = net.step(vis[:, t], ir[:, t], state)
+            frames.append(out)
+    assert torch.allclose(clip, torch.stack(frames, 1), atol=1e-5)
+    gate = MotionGate(0.1, 0.25)
+    a = torch.ones(1, 4, 2, 2)
+    assert float(gate(a, a, 1).min()) == 1.0               # no change: full context
+    assert float(gate(a, -a, 1).max()) == 0.0              # changed: none
+    with pytest.raises(ValueError, match="low < high"):
+        MotionGate(0.3, 0.2)

@@ -21,6 +21,14 @@ derive from :class:`StatefulModule`: they know the spatial ``scale`` (down-sampl
 their input relative to the network input, so a network can list the shapes of its whole state
 from the frame size alone (:func:`collect_state_shapes`), before any frame is seen.
 
+Motion gate (:class:`MotionGate`, :func:`assign_motion_gate`): the temporal convolutions and
+the temporal attention look at earlier frames at the *same pixel*, without alignment; where
+something moved, that mixes the object's earlier position into the current frame (a ghost
+trailing a walking person). With a gate, an earlier frame's contribution at a pixel is faded
+out as its features' relative change against the current frame's grows: a convolution sees the
+current frame in its place, the attention down-weights that key. Static pixels (change below
+``low``) keep the full temporal context. Same arithmetic in clip and step mode.
+
 Start of a stream: where a layer would look before frame 0 it sees frame 0 again (replicate
 padding in time). In step mode this is done without data-dependent Python branching:
 ``torch.where(first, copies of x, cache)`` with a boolean ``first`` tensor, so a step graph
@@ -55,7 +63,9 @@ __all__ = [
     "CausalTemporalAttention",
     "causal_band_mask",
     "mask_to_bias",
+    "assign_motion_gate",
     "assign_state_keys",
+    "MotionGate",
     "collect_state_shapes",
     "delayed",
 ]
@@ -134,6 +144,50 @@ def mask_to_bias(mask: Tensor, dtype: torch.dtype) -> Tensor:
     """Bool mask (True = may attend) → additive bias: 0 where allowed, ``-inf`` elsewhere."""
     return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
         ~mask, float("-inf"))
+
+
+@dataclass(frozen=True)
+class MotionGate:
+    """How much an earlier frame's features may count at a pixel, from their change.
+
+    With ``d = mean_c |a − b| / (mean_c |a| + mean_c |b| + ε)`` the relative change between the
+    current frame's features ``a`` and an earlier frame's ``b`` at a pixel (0: identical,
+    1: unrelated or one of them zero), the weight is ``clamp((high − d) / (high − low), 0, 1)``:
+    1 for ``d ≤ low`` (static: full temporal context), 0 for ``d ≥ high`` (moved: the
+    earlier frame does not count), linear in between.
+
+    Attributes:
+        low, high: the ramp's ends, ``0 ≤ low < high``.
+    """
+
+    low: float
+    high: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.low < self.high:
+            raise ValueError(f"motion gate needs 0 <= low < high, got low={self.low}, "
+                             f"high={self.high}")
+
+    def __call__(self, current: Tensor, earlier: Tensor, dim: int) -> Tensor:
+        """Weights in [0, 1], the shape of ``current`` with ``dim`` reduced (kept, size 1).
+
+        Computed in float32 (bf16 features under autocast), returned in ``current``'s dtype.
+        """
+        a, b = current.float(), earlier.float()
+        change = (a - b).abs().mean(dim, keepdim=True)
+        scale = a.abs().mean(dim, keepdim=True) + b.abs().mean(dim, keepdim=True) + 1e-6
+        weight = ((self.high - change / scale) / (self.high - self.low)).clamp(0.0, 1.0)
+        return weight.to(current.dtype)
+
+
+def assign_motion_gate(network: nn.Module, gate: MotionGate | None) -> None:
+    """Set the motion gate of every temporal convolution and temporal attention in ``network``.
+
+    ``None`` switches it off (plain unaligned temporal context, as the release).
+    """
+    for module in network.modules():
+        if isinstance(module, (CausalTemporalConv, CausalTemporalAttention)):
+            module.motion_gate = gate
 
 
 class StatefulModule(nn.Module):
@@ -222,7 +276,9 @@ class CausalTemporalConv(StatefulModule):
     Implemented as a 1×1 ``conv2d`` over the channel-stacked window ``[x_{t−k+1}, …, x_t]``
     (same arithmetic in clip and step mode). ``(·, C_in, H, W) -> (·, C_out, H, W)``.
     State: ``(B, (k − 1)·C_in, H, W)``, the last ``k − 1`` inputs, oldest first (none for
-    ``k = 1``).
+    ``k = 1``). With a :class:`MotionGate` (``motion_gate``), each earlier input is replaced by
+    ``x_t + g·(x_{t−i} − x_t)`` before the convolution, ``g`` per pixel; the state keeps the
+    inputs themselves.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int = 3,
@@ -233,6 +289,12 @@ class CausalTemporalConv(StatefulModule):
         self.in_channels = in_channels
         self.kernel = kernel
         self.conv = nn.Conv2d(kernel * in_channels, out_channels, 1)
+        self.motion_gate: MotionGate | None = None
+
+    def _gated(self, x: Tensor, earlier: Tensor) -> Tensor:
+        if self.motion_gate is None:
+            return earlier
+        return x + self.motion_gate(x, earlier, 1) * (earlier - x)
 
     def state_shape(self, batch: int, height: int, width: int) -> tuple[int, ...] | None:
         if self.kernel == 1:
@@ -246,14 +308,18 @@ class CausalTemporalConv(StatefulModule):
             return self.conv(x)
         if isinstance(ctx, ClipContext):
             clip = x.view(ctx.batch, ctx.frames, *x.shape[1:])
-            window = torch.cat([delayed(clip, lag, ctx.frames) for lag in range(k - 1, -1, -1)],
-                               dim=2)
-            return self.conv(window.view(x.shape[0], k * x.shape[1], *x.shape[2:]))
+            earlier = [self._gated(x, delayed(clip, lag, ctx.frames).reshape(x.shape))
+                       for lag in range(k - 1, 0, -1)]
+            return self.conv(torch.cat([*earlier, x], dim=1))
         key = self._key()
         cache = ctx.start_or_cache(lambda: x.repeat(1, k - 1, 1, 1), ctx.state[key])
         window = torch.cat([cache, x], dim=1)
         ctx.new_state[key] = window[:, self.in_channels:]
-        return self.conv(window)
+        if self.motion_gate is None:
+            return self.conv(window)
+        c = self.in_channels
+        earlier = [self._gated(x, cache[:, i * c:(i + 1) * c]) for i in range(k - 1)]
+        return self.conv(torch.cat([*earlier, x], dim=1))
 
 
 class CausalSepConv(nn.Module):
@@ -305,6 +371,9 @@ class CausalTemporalAttention(StatefulModule):
 
     State: keys and values stacked, ``(2, B·h·w, heads, history − 1, dim_head)`` (``h, w`` at
     this layer's scale), oldest first; none for ``history = 1``.
+    With a :class:`MotionGate` (``motion_gate``), ``log g`` of the change between the current
+    key and an earlier key (all heads) is added to that key's score: a pixel whose content
+    changed does not attend its earlier frames.
     Shapes: ``(·, C, h, w) -> (·, C, h, w)``.
     """
 
@@ -320,6 +389,16 @@ class CausalTemporalAttention(StatefulModule):
         self.norm = nn.LayerNorm(dim)
         self.to_qkv = nn.Linear(dim, 3 * inner, bias=False)
         self.to_out = nn.Linear(inner, dim)
+        self.motion_gate: MotionGate | None = None
+
+    @staticmethod
+    def _log_gate(gate: MotionGate, current: Tensor, earlier: Tensor,
+                  dtype: torch.dtype) -> Tensor:
+        """``log g`` (floored at −30) of keys ``(N, heads, L, d)`` against keys → ``(N, L)``."""
+        a = current.transpose(1, 2).flatten(2)          # (N, L, heads·d)
+        b = earlier.transpose(1, 2).flatten(2)
+        weight = gate(a, b, -1).squeeze(-1)             # (N, L)
+        return weight.float().clamp_min(1e-13).log().to(dtype)
 
     def state_shape(self, batch: int, height: int, width: int) -> tuple[int, ...] | None:
         if self.history == 1:
@@ -346,6 +425,14 @@ class CausalTemporalAttention(StatefulModule):
             tokens = x.view(b, t, c, h, w).permute(0, 3, 4, 1, 2).reshape(b * h * w, t, c)
             q, k, v = self._qkv(tokens)
             bias = mask_to_bias(causal_band_mask(t, self.history, x.device), q.dtype)
+            gate = self.motion_gate
+            if gate is not None and t > 1:
+                # log g of (query frame i, key frame i − lag) on the lag-th lower diagonal
+                gated = bias.expand(k.shape[0], 1, t, t)
+                for lag in range(1, min(self.history, t)):
+                    log_g = self._log_gate(gate, k[:, :, lag:], k[:, :, :-lag], q.dtype)
+                    gated = gated + torch.diag_embed(log_g, offset=-lag).unsqueeze(1)
+                bias = gated
             out = self._out(attention(q, k, v, bias), tokens)
             return out.view(b, h, w, t, c).permute(0, 3, 4, 1, 2).reshape(b * t, c, h, w)
         b = x.shape[0]
@@ -360,6 +447,9 @@ class CausalTemporalAttention(StatefulModule):
             # Slot j holds the frame (history - 1 - j) steps back; valid if the stream is that old.
             ago = torch.arange(self.history - 1, -1, -1, device=x.device).view(1, 1, 1, -1)
             bias = mask_to_bias(ago <= ctx.count.view(1, 1, 1, 1), q.dtype)
+            if self.motion_gate is not None:
+                log_g = self._log_gate(self.motion_gate, k.expand_as(keys), keys, q.dtype)
+                bias = bias + log_g[:, None, None, :]
             attended = attention(q, keys, values, bias)
         else:
             attended = attention(q, k, v)

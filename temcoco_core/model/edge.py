@@ -60,6 +60,7 @@ import torch.nn.functional as F
 
 from .attention import CrossModalBlock
 from .causal import (
+    assign_motion_gate,
     assign_state_keys,
     CausalResBlock,
     CausalSepConv,
@@ -69,6 +70,7 @@ from .causal import (
     Context,
     COUNT_KEY,
     FrameHistory,
+    MotionGate,
     StepContext,
 )
 from .deform import DeformConv2d
@@ -126,6 +128,11 @@ class EdgeConfig:
             visible RGB and infrared grey, so an untrained network is average fusion) or
             ``"visible"`` (the visible frame: the infrared reaches the output only through the
             network, so its noise and stripes are not in the base the network must cancel).
+        motion_gate: ``(low, high)`` of the :class:`~.causal.MotionGate` on every temporal
+            convolution and the temporal attention (relative feature change between the current
+            and an earlier frame at a pixel: full temporal context below ``low``, none above
+            ``high``), so a moving object's earlier positions do not ghost into the current
+            frame; ``None``: unaligned temporal context everywhere, as the release.
     """
 
     channels: tuple[int, int, int] = (16, 32, 48)
@@ -147,8 +154,14 @@ class EdgeConfig:
     visual_distill_dim: int = 256
     framewise: bool = False
     input_skip: str = "average"
+    motion_gate: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
+        if self.motion_gate is not None:
+            if len(self.motion_gate) != 2:
+                raise ValueError(f"EdgeConfig.motion_gate must be (low, high) or None, got "
+                                 f"{self.motion_gate}")
+            MotionGate(*self.motion_gate)  # validates 0 <= low < high
         if self.input_skip not in INPUT_SKIP_INITS:
             raise ValueError(f"EdgeConfig.input_skip must be one of {INPUT_SKIP_INITS}, got "
                              f"{self.input_skip!r}")
@@ -463,6 +476,7 @@ class EdgeTemCoCo(nn.Module):
                 m: _conv(cfg.attention_dim, cfg.visual_distill_dim, 1)
                 for m in ("visible", "infrared")})
         assign_state_keys(self)
+        assign_motion_gate(self, None if cfg.motion_gate is None else MotionGate(*cfg.motion_gate))
 
     # ----------------------------------------------------------------------------- helpers
     @property
@@ -626,8 +640,8 @@ def _config(base: EdgeConfig, overrides: Mapping[str, object], preset: str) -> E
         raise ValueError(f"unknown option(s) for preset '{preset}': {unknown}; "
                          f"known: {sorted(known)}")
     values = dict(overrides)
-    for key in ("channels", "align_channels"):
-        if key in values:
+    for key in ("channels", "align_channels", "motion_gate"):
+        if values.get(key) is not None:
             values[key] = tuple(values[key])  # type: ignore[arg-type]
     return replace(base, **values)  # type: ignore[arg-type]
 
