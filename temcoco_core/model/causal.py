@@ -394,11 +394,12 @@ class CausalTemporalAttention(StatefulModule):
     @staticmethod
     def _log_gate(gate: MotionGate, current: Tensor, earlier: Tensor,
                   dtype: torch.dtype) -> Tensor:
-        """``log g`` (floored at −30) of keys ``(N, heads, L, d)`` against keys → ``(N, L)``."""
-        a = current.transpose(1, 2).flatten(2)          # (N, L, heads·d)
-        b = earlier.transpose(1, 2).flatten(2)
-        weight = gate(a, b, -1).squeeze(-1)             # (N, L)
-        return weight.float().clamp_min(1e-13).log().to(dtype)
+        """``log g`` (floored near −30) of keys ``(N, heads, L, d)`` against keys: ``(N, L)``."""
+        n, _, length, _ = current.shape
+        a = current.transpose(1, 2).reshape(n, length, -1)   # (N, L, heads·d)
+        b = earlier.transpose(1, 2).reshape(n, length, -1)
+        weight = gate(a, b, -1).squeeze(-1)                   # (N, L)
+        return weight.float().clamp(min=1e-13).log().to(dtype)
 
     def state_shape(self, batch: int, height: int, width: int) -> tuple[int, ...] | None:
         if self.history == 1:
@@ -448,7 +449,7 @@ class CausalTemporalAttention(StatefulModule):
             ago = torch.arange(self.history - 1, -1, -1, device=x.device).view(1, 1, 1, -1)
             bias = mask_to_bias(ago <= ctx.count.view(1, 1, 1, 1), q.dtype)
             if self.motion_gate is not None:
-                log_g = self._log_gate(self.motion_gate, k.expand_as(keys), keys, q.dtype)
+                log_g = self._log_gate(self.motion_gate, k.expand(keys.shape), keys, q.dtype)
                 bias = bias + log_g[:, None, None, :]
             attended = attention(q, keys, values, bias)
         else:
