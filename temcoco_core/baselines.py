@@ -326,15 +326,25 @@ class EngineMethod:
         return out
 
 
-def _build_model(preset: str, weights: str | None):
+def _build_model(preset: str, weights: str | None, settings: object | None = None):
+    """Build ``preset`` with ``weights`` (``None``: its default weights).
+
+    With the options that the node parameters ``settings`` (a
+    :class:`~temcoco_core.node_config.NodeConfig`) set for it, e.g. the motion gate.
+    """
     try:
         from temcoco_core.model import build_model
     except ImportError as e:
         raise MethodError(f"model methods need temcoco_core.model: {e}") from e
+    options = {}
+    if callable(getattr(settings, "model_options", None)):
+        from dataclasses import replace
+
+        options = replace(settings, preset=preset).model_options()  # type: ignore[type-var]
     try:
         if weights is None:
-            return build_model(preset, pretrained=True)
-        return build_model(preset, weights=weights)
+            return build_model(preset, pretrained=True, **options)
+        return build_model(preset, weights=weights, **options)
     except (ValueError, OSError, RuntimeError) as e:
         where = f" with weights {weights}" if weights else " (default weights)"
         raise MethodError(f"cannot build model method '{preset}'{where}: {e}") from e
@@ -365,14 +375,14 @@ def _model_method(spec: str, clip_len: int | None, overlap: int, device: str,
         errors = []
         for cand in presets:
             try:
-                model = _build_model(cand, str(p))
+                model = _build_model(cand, str(p), settings)
             except MethodError as e:
                 errors.append(f"{cand}: {str(e).splitlines()[0]}")
                 continue
             return ModelMethod(model, clip_len or 30, overlap, device, name=f"{cand}:{p.name}",
                                thermal=thermal)
         raise MethodError(f"checkpoint {p} fits no preset: " + "; ".join(errors))
-    model = _build_model(preset, weights)
+    model = _build_model(preset, weights, settings)
     if clip_len is None and settings is not None and callable(getattr(model, "step", None)):
         # a causal network without an explicit clip schedule: stream it through the node's
         # engine (one frame in memory, the backend/device/threads of the settings)

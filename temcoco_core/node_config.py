@@ -268,6 +268,12 @@ class NodeConfig:
     weights: str = _param(
         "", "Checkpoint (.safetensors or .pth); empty: the preset's default weights "
         "($TEMCOCO_WEIGHTS_DIR, packaged weights or the torch hub cache).", "model")
+    motion_gate: tuple[float, ...] = _param(
+        (0.1, 0.25), "[low, high] of the edge presets' motion gate (EdgeConfig.motion_gate): "
+        "at a pixel whose features changed from an earlier frame by less than low (relative) "
+        "that frame counts fully, above high not at all, so moving objects leave no ghosts; "
+        "[0, 0]: off (the ungated network). Other presets have none.", "model",
+        constraints="[0, 0] or 2 values, 0 <= low < high")
     backend: str = _param(
         "auto", "Inference backend (temcoco_core.engine.backends), built for the real input "
         "size (input_width x input_height, or the first frame's size when those are 0). auto "
@@ -585,6 +591,17 @@ class NodeConfig:
         """The enabled online metrics, lower case, in the order given."""
         return _split_metrics(self.metrics)
 
+    def model_options(self) -> dict[str, Any]:
+        """Preset options set by parameters, for :func:`temcoco_core.model.build_model`.
+
+        The edge presets' ``motion_gate`` (``None`` for ``[0, 0]``); other presets have none.
+        """
+        from temcoco_core.model.edge import EDGE_PRESETS
+
+        if self.preset not in EDGE_PRESETS:
+            return {}
+        return {"motion_gate": tuple(self.motion_gate) if any(self.motion_gate) else None}
+
     def pairing_config(self) -> PairingConfig:
         return PairingConfig(queue_size=self.sync_queue_size, slop=self.sync_slop,
                              max_gap_s=self.sync_max_gap or None,
@@ -746,6 +763,10 @@ def _validate(cfg: NodeConfig, strict_types: bool) -> list[str]:
     if bool(cfg.input_width) != bool(cfg.input_height):
         problems.append(f"input_width/input_height: give both or neither (0), got "
                         f"{cfg.input_width}x{cfg.input_height}")
+    mg = cfg.motion_gate
+    if mg and any(mg) and (len(mg) != 2 or not 0.0 <= mg[0] < mg[1]):
+        problems.append(f"motion_gate: needs [low, high] with 0 <= low < high (or [0.0, 0.0]: "
+                        f"off), got {list(mg)}")
     tr = cfg.thermal_range
     if tr and any(tr) and (len(tr) != 2 or not tr[0] < tr[1]):
         problems.append(f"thermal_range: needs [low, high] with low < high (or [0.0, 0.0]: "

@@ -51,6 +51,10 @@ def test_onnx_export_builds_verifies_and_reuses(tmp_path):
     # Same request again: the file matches, nothing is rebuilt.
     again = run_export(*argv)
     assert again["built"] is False and again["digest"] == result["digest"]
+    # The node's motion_gate parameter is part of the model: [0, 0] (off) is another engine.
+    ungated = run_export(*argv[:-1], str(tmp_path / "edge-32-ungated.onnx"),
+                         "--motion-gate", "0", "0")
+    assert ungated["verified"] is True and ungated["digest"] != result["digest"]
 
 
 def test_export_argument_errors(tmp_path):

@@ -108,6 +108,9 @@ def test_strict_types_follow_ros():
     ({"thermal_range": [5.0, 1.0]}, "thermal_range: needs"),
     ({"thermal_range": [1.0, 2.0, 3.0]}, "thermal_range: needs"),
     ({"thermal_percentiles": [99.0, 1.0]}, "thermal_percentiles: needs"),
+    ({"motion_gate": [0.3, 0.1]}, "motion_gate: needs"),
+    ({"motion_gate": [-0.1, 0.2]}, "motion_gate: needs"),
+    ({"motion_gate": [0.1, 0.2, 0.3]}, "motion_gate: needs"),
     ({"homography": [1.0] * 9}, "homography: homography is singular"),
     ({"homography": [1.0, 0.0]}, "homography: homography needs 9 values"),
     ({"metrics": "flicker,tof"}, "metrics: unknown metric"),
@@ -130,6 +133,24 @@ def test_every_problem_is_reported_at_once():
 
 def test_unknown_preset_is_fine_without_the_network():
     assert NodeConfig(fusion_engine="average", preset="whatever").preset == "whatever"
+
+
+def test_motion_gate_reaches_the_edge_network():
+    """The motion_gate parameter sets the edge presets' gate ([0, 0]: off), not other presets'."""
+    from temcoco_core.baselines import _model_method
+    from temcoco_core.engine.factory import build_engine
+    from temcoco_core.model.edge import EdgeConfig
+
+    assert NodeConfig().model_options() == {"motion_gate": EdgeConfig().motion_gate}
+    assert NodeConfig(motion_gate=(0.2, 0.5)).model_options() == {"motion_gate": (0.2, 0.5)}
+    assert NodeConfig(preset="official").model_options() == {}
+    for gate, expected in (((0.0, 0.0), None), ((0.2, 0.5), (0.2, 0.5))):
+        cfg = NodeConfig(motion_gate=gate, backend="eager", device="cpu", cpu_threads=1)
+        engine, _ = build_engine(cfg)
+        assert engine.model.config.motion_gate == expected
+        # temcoco eval's clip-mode model methods (--clip-len) follow the same parameter
+        method = _model_method("edge", 4, 0, "cpu", settings=cfg)
+        assert method.model.config.motion_gate == expected
 
 
 def test_zero_disables_a_threshold_level():

@@ -64,6 +64,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     weights.add_argument("--random-weights", action="store_true",
                          help="untrained weights, seeded (to test the toolchain; useless for "
                               "deployment)")
+    parser.add_argument("--motion-gate", type=float, nargs=2, default=None,
+                        metavar=("LOW", "HIGH"),
+                        help="edge presets: the motion gate, as the node's motion_gate parameter "
+                             "(default: the preset's; 0 0: off), so the node finds the engine")
     parser.add_argument("--size", type=parse_size, default=(640, 480), metavar="WxH",
                         help="frame size the engine is built for (default: 640x480)")
     parser.add_argument("--mode", choices=("auto", "stream", "clip"), default="auto",
@@ -101,14 +105,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def _load_model(args: argparse.Namespace) -> Any:
     from temcoco_core.model import build_model
 
+    gate = getattr(args, "motion_gate", None)
+    options = {} if gate is None else {"motion_gate": tuple(gate) if any(gate) else None}
     if args.weights:
-        return build_model(args.preset, weights=args.weights)
+        return build_model(args.preset, weights=args.weights, **options)
     if args.random_weights:
         log.warning("exporting %s with random weights (--random-weights)", args.preset)
         with torch.random.fork_rng():
             torch.manual_seed(0)  # reproducible: the same request finds the same cache entry
-            return build_model(args.preset)
-    return build_model(args.preset, pretrained=True)
+            return build_model(args.preset, **options)
+    return build_model(args.preset, pretrained=True, **options)
 
 
 def run(args: argparse.Namespace) -> int:

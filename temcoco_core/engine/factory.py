@@ -288,7 +288,8 @@ def _build_network(cfg: NodeConfig, fallback: list[str]) -> tuple[Engine, Engine
         fallback.append(f"device auto -> {device}")
     weights = cfg.weights or None
     try:
-        model = build_model(cfg.preset, pretrained=weights is None, weights=weights)
+        model = build_model(cfg.preset, pretrained=weights is None, weights=weights,
+                            **cfg.model_options())
     except (ValueError, OSError, RuntimeError) as exc:
         what = f"weights {cfg.weights!r}" if weights else f"the {cfg.preset!r} default weights"
         raise EngineBuildError(f"cannot load preset {cfg.preset!r} with {what}: {exc}",
