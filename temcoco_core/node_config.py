@@ -596,11 +596,11 @@ class NodeConfig:
 
         The edge presets' ``motion_gate`` (``None`` for ``[0, 0]``); other presets have none.
         """
-        from temcoco_core.model.edge import EDGE_PRESETS
+        from temcoco_core.model.edge import EDGE_PRESETS, motion_gate_parameter
 
         if self.preset not in EDGE_PRESETS:
             return {}
-        return {"motion_gate": tuple(self.motion_gate) if any(self.motion_gate) else None}
+        return {"motion_gate": motion_gate_parameter(self.motion_gate)}
 
     def pairing_config(self) -> PairingConfig:
         return PairingConfig(queue_size=self.sync_queue_size, slop=self.sync_slop,

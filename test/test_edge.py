@@ -424,3 +424,12 @@ def test_motion_gate_clip_and_step_agree_and_gate_fades_moved_pixels():
     assert float(gate(a, -a, 1).max()) == 0.0              # changed: none
     with pytest.raises(ValueError, match="low < high"):
         MotionGate(0.3, 0.2)
+
+
+def test_motion_gate_parameter_form():
+    from temcoco_core.model.edge import motion_gate_parameter
+
+    assert motion_gate_parameter([0.0, 0.0]) is None and motion_gate_parameter([]) is None
+    assert motion_gate_parameter([0.1, 0.25]) == (0.1, 0.25)
+    with pytest.raises(ValueError, match="motion_gate needs"):
+        motion_gate_parameter([0.1, 0.2, 0.3])

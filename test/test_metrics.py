@@ -409,3 +409,18 @@ def test_metric_info_covers_all_metrics():
         assert m in METRIC_INFO
     assert METRIC_INFO["flowD"].higher_is_better is False
     assert METRIC_INFO["MI"].higher_is_better is True
+
+
+def test_ghosting_is_a_high_percentile_of_block_differences():
+    """A 16 px square left behind in 1 of 12 blocks: the 99th percentile sees it, the mean not."""
+    framewise = np.full((2, 48, 64), 100, np.uint8)
+    streamed = framewise.copy()
+    streamed[1, 16:32, 16:32] = 160                       # one block, 60 grey levels off
+    assert tm.ghosting(framewise, framewise) == 0.0
+    assert tm.ghosting(streamed, framewise, percentile=100) == pytest.approx(60.0)
+    assert tm.ghosting(streamed, framewise) == pytest.approx(np.percentile([0] * 23 + [60], 99))
+    assert np.abs(streamed.astype(float) - framewise).mean() < 3
+    with pytest.raises(ValueError, match="frame counts differ"):
+        tm.ghosting(streamed, framewise[:1])
+    with pytest.raises(ValueError, match="at least 16x16"):
+        tm.ghosting(streamed[:, :8], framewise[:, :8])

@@ -5,45 +5,32 @@
 # https://opensource.org/licenses/MIT.
 """The shipped ``edge`` weights on a held-out M3SVD val sequence (real data, skips without it)."""
 
+import json
 from pathlib import Path
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-import torch
 
-from temcoco_core.io.datasets import load_m3svd_val
+from temcoco_core.baselines import ModelMethod
+from temcoco_core.io.datasets import FusionSequence, load_m3svd_val
 from temcoco_core.metrics.fusion import luma, mutual_information
+from temcoco_core.metrics.temporal import ghosting
 from temcoco_core.model import build_model
 from temcoco_core.model.edge import EdgeConfig
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "m3svd" / "val"
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "m3svd" / "val"
 FRAMES = 7
 #: rows, columns of the frame where the two people walk (the full frame costs 3x the time)
 CROP = (slice(192, 480), slice(256, 640))
 
 
-def _fuse(model: torch.nn.Module, visible: torch.Tensor, infrared: torch.Tensor) -> np.ndarray:
-    """(1, T, 3, H, W) inputs in [0, 1] -> (T, H, W) uint8 luma of the fused clip."""
-    with torch.inference_mode():
-        fused = model.eval()(visible, infrared)[0].clamp(0, 1).mul(255).round().byte()
-    return np.stack([luma(f) for f in fused.permute(0, 2, 3, 1).numpy()])
-
-
-def _top_block_difference(a: np.ndarray, b: np.ndarray, block: int = 16) -> float:
-    """99th percentile over frames and 16 px blocks of the blocks' mean |a - b| (grey levels)."""
-    d = np.abs(a.astype(np.float64) - b.astype(np.float64))
-    t, h, w = d.shape
-    d = d[:, :h // block * block, :w // block * block]
-    blocks = d.reshape(t, h // block, block, w // block, block).mean(axis=(2, 4))
-    return float(np.percentile(blocks, 99))
-
-
-def _mi(fused: np.ndarray, seq, start: int) -> float:
-    """Mean MI(F, visible) + MI(F, infrared) against the clean references, from ``start``."""
-    refs = [(luma(seq.vis_ref[t])[CROP], luma(seq.ir_ref[t])[CROP])
-            for t in range(start, start + len(fused))]
-    return float(np.mean([mutual_information(f, v) + mutual_information(f, i)
-                          for f, (v, i) in zip(fused, refs)]))
+def _mi(fused: np.ndarray, seq: FusionSequence) -> float:
+    """Mean MI(F, visible) + MI(F, infrared) against the clean references."""
+    return float(np.mean([mutual_information(luma(f), luma(v)) + mutual_information(luma(f), i)
+                          for f, v, i in zip(fused, seq.vis_ref, seq.ir_ref)]))
 
 
 def test_shipped_weights_stream_without_ghosts_on_held_out_val():
@@ -57,28 +44,41 @@ def test_shipped_weights_stream_without_ghosts_on_held_out_val():
     if not DATA.is_dir():
         pytest.skip(f"M3SVD val data not present at {DATA}")
     assert EdgeConfig().motion_gate == (0.1, 0.25)
-    seq = load_m3svd_val(DATA, sequences=["0111_1753"], max_frames=FRAMES)[0]
-    visible = np.stack(seq.visible)[:, CROP[0], CROP[1]]
-    visible = torch.from_numpy(visible).float().div(255).permute(0, 3, 1, 2)[None]
-    infrared = np.stack(seq.infrared)[:, CROP[0], CROP[1]].astype(np.float32) / 255
-    if infrared.ndim == 3:
-        infrared = np.repeat(infrared[..., None], 3, -1)
-    infrared = torch.from_numpy(infrared).permute(0, 3, 1, 2)[None]
+    full = load_m3svd_val(DATA, sequences=["0111_1753"], max_frames=FRAMES)[0]
+    seq = FusionSequence(full.name, *(a[:, CROP[0], CROP[1]] for a in (
+        full.visible, full.infrared, full.visible_ref, full.infrared_ref)))
 
-    gated = _fuse(build_model("edge", pretrained=True), visible, infrared)
-    ungated = _fuse(build_model("edge", pretrained=True, motion_gate=None), visible, infrared)
-    framewise = _fuse(build_model("edge-framewise", pretrained=True), visible, infrared)
+    gated = ModelMethod(build_model("edge", pretrained=True), clip_len=FRAMES)(seq)
+    ungated = ModelMethod(build_model("edge", pretrained=True, motion_gate=None),
+                          clip_len=FRAMES)(seq)
+    framewise = ModelMethod(build_model("edge-framewise", pretrained=True), clip_len=1)(seq)
     # no history yet: the gate is inert (up to float rounding)
-    assert np.abs(gated[0] - ungated[0]).max() <= 1
+    assert np.abs(luma(gated[0]) - luma(ungated[0])).max() <= 1
 
     start = 3  # the ghost builds up over the first frames
     late = slice(start, None)
-    ghost_gated = _top_block_difference(gated[late], framewise[late])
-    ghost_ungated = _top_block_difference(ungated[late], framewise[late])
+    ghost_gated = ghosting(gated[late], framewise[late])
+    ghost_ungated = ghosting(ungated[late], framewise[late])
     assert ghost_gated < 0.75 * ghost_ungated, (ghost_gated, ghost_ungated)
 
-    average = ((visible.mean(2, keepdim=True) + infrared.mean(2, keepdim=True)) / 2)
-    average = average[0, :, 0].mul(255).round().byte().numpy()
-    mi_gated, mi_ungated = _mi(gated[late], seq, start), _mi(ungated[late], seq, start)
+    tail = FusionSequence(seq.name, seq.visible[late], seq.infrared[late],
+                          seq.visible_ref[late], seq.infrared_ref[late])
+    average = ((seq.visible.mean(-1) + seq.infrared) / 2).round().astype(np.uint8)
+    mi_gated, mi_ungated = _mi(gated[late], tail), _mi(ungated[late], tail)
     assert mi_gated > mi_ungated, (mi_gated, mi_ungated)
-    assert mi_gated > _mi(average[late], seq, start) + 0.5
+    assert mi_gated > _mi(average[late], tail) + 0.5
+
+
+def test_motion_gate_sweep_script_reports_json():
+    """``scripts/motion_gate_sweep.py`` (the model card's gate sweep) runs and reports JSON."""
+    if not DATA.is_dir():
+        pytest.skip(f"M3SVD val data not present at {DATA}")
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "motion_gate_sweep.py"), "--val", str(DATA),
+         "--sequences", "0111_1716", "--max-frames", "4", "--ghost-from", "2",
+         "--gates", "none,0.1:0.25"], capture_output=True, text=True, check=True, timeout=600)
+    rows = json.loads(out.stdout)
+    assert [r["gate"] for r in rows] == ["none", "0.1:0.25", "framewise"]
+    for r in rows:
+        assert 0.5 < r["MI"] < 5.0 and r["frames"] == 4
+    assert rows[-1]["ghosting"] == 0.0 and rows[0]["ghosting"] > 0.0

@@ -104,9 +104,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def _load_model(args: argparse.Namespace) -> Any:
     from temcoco_core.model import build_model
+    from temcoco_core.model.edge import motion_gate_parameter
 
     gate = getattr(args, "motion_gate", None)
-    options = {} if gate is None else {"motion_gate": tuple(gate) if any(gate) else None}
+    options = {} if gate is None else {"motion_gate": motion_gate_parameter(gate)}
     if args.weights:
         return build_model(args.preset, weights=args.weights, **options)
     if args.random_weights:

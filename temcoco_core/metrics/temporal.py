@@ -72,6 +72,7 @@ __all__ = [
     "flow_warp_error",
     "flowd",
     "frame_brightness",
+    "ghosting",
     "prepare_reference",
     "resnet_logits",
     "reference_flows",
@@ -168,6 +169,27 @@ def _check_len(fused: np.ndarray, *others: np.ndarray) -> int:
             raise ValueError(f"frame sizes differ: fused {fused.shape[1:3]}, source "
                              f"{o.shape[1:3]}")
     return t
+
+
+def ghosting(streamed: np.ndarray, framewise: np.ndarray, block: int = 16,
+             percentile: float = 99.0) -> float:
+    """How far a causal network's stream departs from the same network run frame by frame.
+
+    (T, H, W[, 3]) uint8/float videos -> the ``percentile`` over frames and ``block`` × ``block``
+    blocks of the blocks' mean ``|luma(streamed) − luma(framewise)|`` (grey levels). Carried
+    temporal context that does not belong to the current frame (the earlier position of a
+    moving object) shows as a few blocks that differ a lot, so a high percentile of block means,
+    not the mean over the image, is what measures the ghost.
+    """
+    t = _check_len(streamed, framewise)
+    a = np.stack([luma(f) for f in streamed]).astype(np.float64)
+    b = np.stack([luma(f) for f in framewise]).astype(np.float64)
+    h, w = a.shape[1] // block * block, a.shape[2] // block * block
+    if t == 0 or h == 0 or w == 0:
+        raise ValueError(f"ghosting needs frames of at least {block}x{block}, got {a.shape}")
+    d = np.abs(a - b)[:, :h, :w]
+    blocks = d.reshape(t, h // block, block, w // block, block).mean(axis=(2, 4))
+    return float(np.percentile(blocks, percentile))
 
 
 def flicker(fused: np.ndarray, visible: np.ndarray | None = None) -> float:

@@ -50,7 +50,7 @@ parameter set run on every frame on its own (``T = 1``), for comparisons.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 import math
 
@@ -633,6 +633,15 @@ def build_edge(**overrides: object) -> EdgeTemCoCo:
 def build_edge_framewise(**overrides: object) -> EdgeTemCoCo:
     """``edge-framewise`` preset: the edge architecture on single frames (``framewise=True``)."""
     return EdgeTemCoCo(_config(EdgeConfig(framewise=True), overrides, "edge-framewise"))
+
+
+def motion_gate_parameter(values: Sequence[float]) -> tuple[float, float] | None:
+    """``EdgeConfig.motion_gate`` from its parameter form: ``[0, 0]`` (or ``[]``) is off."""
+    if not any(values):
+        return None
+    if len(values) != 2:
+        raise ValueError(f"motion_gate needs [low, high] or [0, 0] (off), got {list(values)}")
+    return (float(values[0]), float(values[1]))
 
 
 def _config(base: EdgeConfig, overrides: Mapping[str, object], preset: str) -> EdgeConfig:
