@@ -14,6 +14,9 @@ turns a name into one. Baselines work frame by frame on the model inputs (``seq.
 * ``laplacian``: Laplacian-pyramid fusion of Y_vis and IR (Burt & Adelson 1983; Toet 1989):
   detail levels take the coefficient of larger magnitude, the coarsest level the mean; the
   visible chroma is kept.
+* ``visible``, ``infrared``: one input passed through unchanged (the infrared grey repeated to
+  three channels) -- not fusions, but the floor a fusion is read against (what MI, SD or the
+  brightness offset of the camera image alone come to).
 
 Model methods (resolved lazily, so the baselines never import the network):
 
@@ -52,6 +55,8 @@ __all__ = [
     "fuse_average",
     "fuse_laplacian",
     "fuse_max",
+    "pass_infrared",
+    "pass_visible",
     "framewise_method",
     "method_label",
     "resolve_method",
@@ -137,11 +142,25 @@ def fuse_laplacian(visible: np.ndarray, infrared: np.ndarray, levels: int = 4) -
     return _with_luma(ycc, np.clip(_collapse(fused), 0.0, 1.0))
 
 
+def pass_visible(visible: np.ndarray, infrared: np.ndarray) -> np.ndarray:
+    """The visible input unchanged (a reference row, not a fusion)."""
+    _check_pair(visible, infrared)
+    return visible.copy()
+
+
+def pass_infrared(visible: np.ndarray, infrared: np.ndarray) -> np.ndarray:
+    """The infrared input repeated to three channels (a reference row, not a fusion)."""
+    _check_pair(visible, infrared)
+    return np.repeat(infrared[..., None], 3, axis=2)
+
+
 #: Baselines by name.
 BASELINES: dict[str, FrameFusion] = {
     "average": fuse_average,
     "max": fuse_max,
     "laplacian": fuse_laplacian,
+    "visible": pass_visible,
+    "infrared": pass_infrared,
 }
 
 

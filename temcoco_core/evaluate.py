@@ -629,13 +629,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "eval", help="fusion and temporal-consistency metrics, tables and plots",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Metrics: EN SD MI SSIM Qabf VIF (per frame, CDDFuse conventions), flowD feaCD "
-               "tOF dirC flicker (temporal). See temcoco_core.metrics for definitions.")
+        epilog="Metrics: EN SD MI SSIM Qabf VIF salience (per frame, CDDFuse conventions), "
+               "flowD feaCD tOF dirC flicker bvar bright (temporal). See temcoco_core.metrics "
+               "for definitions.")
     p.add_argument("input", nargs="*", help="dataset root (M3SVD layout, frame folders or "
                    "visible/ + infrared/ videos); or use --visible/--infrared. Several "
                    "inputs, bags, folders of bags, globs and list files: see --workers")
     p.add_argument("--methods", default=None,
-                   help=f"comma-separated methods: baselines (average, max, laplacian), model "
+                   help=f"comma-separated methods: baselines (average, max, laplacian; visible, "
+                        f"infrared: one input unchanged, for reference), model "
                         f"presets (edge, official, edge-framewise), PRESET:CHECKPOINT, a "
                         f"checkpoint path, framewise:METHOD (default: {DEFAULT_METHODS}, or "
                         f"none when --fused is given)")

@@ -71,6 +71,14 @@ def test_laplacian_reconstructs_identical_inputs_and_picks_details():
         fuse_laplacian(flat, edge[:-1])
 
 
+def test_input_reference_rows_pass_one_input_through():
+    seq = _seq()
+    assert np.array_equal(resolve_method("visible")(seq), seq.visible)
+    ir = resolve_method("infrared")(seq)
+    assert ir.shape == seq.visible.shape
+    assert all(np.array_equal(ir[..., c], seq.infrared) for c in range(3))
+
+
 def test_resolve_baselines_and_errors():
     seq = _seq()
     for name in BASELINES:

@@ -299,6 +299,13 @@ def test_flicker_and_brightness():
     assert np.allclose(tm.brightness_variation(alt), [4, -4, 4, -4])
     assert math.isnan(tm.flicker(const[:1], const[:1]))
     assert tm.flicker(alt) == pytest.approx(4.0) and tm.flicker(const) == 0.0  # no reference
+    # the signed offset: a fusion 5 levels above the visible, whatever the visible does
+    assert tm.brightness_offset(offset, ramp) == pytest.approx(5.0)
+    assert tm.brightness_offset(const, ramp) == pytest.approx(100 - 20)
+    assert tm.brightness_offset(ramp, const) == pytest.approx(20 - 100)
+    assert math.isnan(tm.brightness_offset(const[:0], const[:0]))
+    ref = tm.prepare_reference(ramp, ramp[..., 0])
+    assert tm.temporal_metrics(offset, ref)["bright"] == pytest.approx(5.0)
 
 
 def test_direction_consistency_hand_cases():

@@ -508,7 +508,8 @@ def test_statuses_cover_what_the_issue_lists():
     assert worker["backend"] == "none" and worker["precision"] == "fp32"
     assert worker["image conversion"] == "temcoco_core for all encodings"
     temporal = sts["/fusion_node: temporal consistency"].values
-    assert {"flicker mean", "dirC mean", "brightness variation mean"} <= set(temporal)
+    assert {"flicker mean", "dirC mean", "brightness variation mean",
+            "brightness offset mean"} <= set(temporal)
     assert all(s.hardware_id == "/fusion_node" for s in sts.values())
 
 
@@ -540,9 +541,11 @@ def test_temporal_monitor_levels_follow_the_window_mean():
                            MetricThreshold("dirc", "dirC", 0.0, 2.0)], window=4)
     assert mon.status("t").message == "no values yet"
     for v in (float("nan"), 0.5, 0.5, 0.5, 0.5):
-        mon.update({"flicker": v, "dirC": 1.9, "brightness_delta": -2.0})
+        mon.update({"flicker": v, "dirC": 1.9, "brightness_delta": -2.0, "brightness": 110.0,
+                    "brightness_visible": 100.0})
     st = mon.status("t")
     assert st.level == DiagnosticLevel.OK and st.values["brightness variation mean"] == "2"
+    assert st.values["brightness offset mean"] == "10"  # fused 10 levels above the RGB
     for _ in range(2):
         mon.update({"flicker": 3.5, "dirC": 1.9})
     st = mon.status("t")  # window mean (0.5 + 0.5 + 3.5 + 3.5) / 4 = 2

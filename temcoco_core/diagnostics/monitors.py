@@ -152,6 +152,7 @@ class TemporalMonitor:
         self._values: dict[str, deque[float]] = {
             t.key: deque(maxlen=self.window) for t in self.thresholds}
         self._bvar: deque[float] = deque(maxlen=self.window)
+        self._offset: deque[float] = deque(maxlen=self.window)
         self._lock = threading.Lock()
 
     def update(self, values: Mapping[str, float]) -> None:
@@ -163,12 +164,16 @@ class TemporalMonitor:
             b = values.get("brightness_delta")
             if b is not None and math.isfinite(b):
                 self._bvar.append(abs(float(b)))
+            bf, bv = values.get("brightness"), values.get("brightness_visible")
+            if bf is not None and bv is not None and math.isfinite(bf - bv):
+                self._offset.append(float(bf) - float(bv))
 
     def reset(self) -> None:
         with self._lock:
             for q in self._values.values():
                 q.clear()
             self._bvar.clear()
+            self._offset.clear()
 
     def means(self) -> dict[str, float]:
         with self._lock:
@@ -179,6 +184,7 @@ class TemporalMonitor:
         means = self.means()
         with self._lock:
             bvar = sum(self._bvar) / len(self._bvar) if self._bvar else float("nan")
+            offset = sum(self._offset) / len(self._offset) if self._offset else float("nan")
         level, problems = DiagnosticLevel.OK, []
         values: dict[str, str] = {"window_frames": str(self.window)}
         for t in self.thresholds:
@@ -194,6 +200,8 @@ class TemporalMonitor:
                 level = max(level, DiagnosticLevel.WARN)
                 problems.append(f"{t.key} {m:.3g} > {t.warn:g}")
         values["brightness variation mean"] = "nan" if math.isnan(bvar) else f"{bvar:.4g}"
+        # informational: how much brighter (> 0) the fused image is than the RGB one
+        values["brightness offset mean"] = "nan" if math.isnan(offset) else f"{offset:.4g}"
         if problems:
             message = "temporally inconsistent: " + ", ".join(problems)
         elif all(math.isnan(m) for m in means.values()):

@@ -52,6 +52,8 @@ METRIC_INFO: dict[str, MetricInfo] = {m.name: m for m in (
     MetricInfo("dirC", False, "frame-difference direction inconsistency, Eq. 16 (0-4)"),
     MetricInfo("flicker", False, "|brightness change - visible brightness change| (0-255)"),
     MetricInfo("bvar", None, "mean |brightness change| of the fused video (0-255)"),
+    MetricInfo("bright", None, "mean brightness of F minus that of the visible (grey levels, "
+               "> 0: brighter)"),
 )}
 
 __all__ = [

@@ -27,6 +27,8 @@ flicker    mean_t | dB_f(t) - dB_vis(t) |, B = mean luma of a frame,            
            dB(t) = B(t) - B(t-1) (Fig. 1a's brightness variation, relative to the
            visible video's own variation), grey levels
 bvar       mean_t | dB_f(t) | (raw brightness variation of the fused video)    --
+bright     mean_t (B_f(t) - B_vis(t)), signed brightness offset of the fused     --
+           video against the visible one (grey levels; > 0: brighter)
 =========  =================================================================  ======
 
 Released-evaluator facts (Meiqi-Gong/TemCoCo ``metrics.py``), followed here where the paper
@@ -62,6 +64,7 @@ __all__ = [
     "TEMPORAL_METRICS",
     "TemporalReference",
     "brightness_curve",
+    "brightness_offset",
     "brightness_variation",
     "direction_consistency",
     "direction_inconsistency",
@@ -83,7 +86,7 @@ __all__ = [
 
 #: Names :func:`temporal_metrics` may return, in report order.
 TEMPORAL_METRICS: tuple[str, ...] = ("flowD", "feaCD", "feaCD_cos", "tOF", "dirC", "flicker",
-                                     "bvar")
+                                     "bvar", "bright")
 
 
 # ----------------------------------------------------------------------- per-frame functions
@@ -158,6 +161,19 @@ def brightness_curve(frames: np.ndarray) -> np.ndarray:
 def brightness_variation(frames: np.ndarray) -> np.ndarray:
     """Frame-to-frame brightness change dB(t) = B(t) - B(t-1): (T, ...) -> (T-1,)."""
     return np.diff(brightness_curve(frames))
+
+
+def brightness_offset(fused: np.ndarray, visible: np.ndarray) -> float:
+    """Signed brightness offset of a fused video against the visible one, grey levels.
+
+    mean_t (B_f(t) - B_vis(t)), B = mean luma (:func:`frame_brightness`): how much brighter
+    (> 0) or darker the fusion makes the scene than the RGB camera shows it -- the "washed-out"
+    bias of a fusion that blends stretched infrared into everything. Not a quality score on its
+    own (warm objects kept bright raise it a little). NaN for T = 0.
+    """
+    if _check_len(fused, visible) == 0:
+        return float("nan")
+    return float(np.mean(brightness_curve(fused) - brightness_curve(visible)))
 
 
 def _check_len(fused: np.ndarray, *others: np.ndarray) -> int:
@@ -414,6 +430,7 @@ def temporal_metrics(fused: np.ndarray, ref: TemporalReference,
     out["flicker"] = flicker(fused, ref.visible)
     bv = brightness_variation(fused)
     out["bvar"] = float(np.abs(bv).mean()) if len(bv) else float("nan")
+    out["bright"] = brightness_offset(fused, ref.visible)
     return out
 
 
