@@ -27,7 +27,7 @@ import numpy as np
 
 from temcoco_core.baselines import ModelMethod
 from temcoco_core.io.datasets import load_m3svd_val
-from temcoco_core.metrics.fusion import luma, mutual_information
+from temcoco_core.metrics.fusion import luma, mi
 from temcoco_core.metrics.temporal import ghosting
 from temcoco_core.model import build_model
 
@@ -63,13 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"gate": name, "fused": fused})
     framewise = rows[-1]["fused"]
     for row in rows:
-        mi = [mutual_information(luma(f), luma(v)) + mutual_information(luma(f), i)
-              for s, out in zip(seqs, row["fused"])
-              for f, v, i in zip(out, s.vis_ref, s.ir_ref)]
+        mis = [mi(luma(f), luma(v), i) for s, out in zip(seqs, row["fused"])
+               for f, v, i in zip(out, s.vis_ref, s.ir_ref)]
         ghost = [ghosting(out[args.ghost_from:], fw[args.ghost_from:])
                  for out, fw in zip(row.pop("fused"), framewise)]
-        row.update(MI=round(float(np.mean(mi)), 4), ghosting=round(float(np.mean(ghost)), 2),
-                   frames=len(mi))
+        row.update(MI=round(float(np.mean(mis)), 4), ghosting=round(float(np.mean(ghost)), 2),
+                   frames=len(mis))
     print(json.dumps(rows, indent=1))
     return 0
 

@@ -355,11 +355,8 @@ def _build_model(preset: str, weights: str | None, settings: object | None = Non
         from temcoco_core.model import build_model
     except ImportError as e:
         raise MethodError(f"model methods need temcoco_core.model: {e}") from e
-    options = {}
-    if callable(getattr(settings, "model_options", None)):
-        from dataclasses import replace
-
-        options = replace(settings, preset=preset).model_options()  # type: ignore[type-var]
+    model_options = getattr(settings, "model_options", None)
+    options = model_options(preset) if callable(model_options) else {}
     try:
         if weights is None:
             return build_model(preset, pretrained=True, **options)

@@ -591,14 +591,15 @@ class NodeConfig:
         """The enabled online metrics, lower case, in the order given."""
         return _split_metrics(self.metrics)
 
-    def model_options(self) -> dict[str, Any]:
+    def model_options(self, preset: str | None = None) -> dict[str, Any]:
         """Preset options set by parameters, for :func:`temcoco_core.model.build_model`.
 
-        The edge presets' ``motion_gate`` (``None`` for ``[0, 0]``); other presets have none.
+        For ``preset`` (default: the ``preset`` parameter): the edge presets' ``motion_gate``
+        (``None`` for ``[0, 0]``); other presets have none.
         """
         from temcoco_core.model.edge import EDGE_PRESETS, motion_gate_parameter
 
-        if self.preset not in EDGE_PRESETS:
+        if (preset or self.preset) not in EDGE_PRESETS:
             return {}
         return {"motion_gate": motion_gate_parameter(self.motion_gate)}
 
@@ -763,10 +764,13 @@ def _validate(cfg: NodeConfig, strict_types: bool) -> list[str]:
     if bool(cfg.input_width) != bool(cfg.input_height):
         problems.append(f"input_width/input_height: give both or neither (0), got "
                         f"{cfg.input_width}x{cfg.input_height}")
-    mg = cfg.motion_gate
-    if mg and any(mg) and (len(mg) != 2 or not 0.0 <= mg[0] < mg[1]):
+    from temcoco_core.model.edge import motion_gate_parameter
+
+    try:
+        motion_gate_parameter(cfg.motion_gate)
+    except ValueError:
         problems.append(f"motion_gate: needs [low, high] with 0 <= low < high (or [0.0, 0.0]: "
-                        f"off), got {list(mg)}")
+                        f"off), got {list(cfg.motion_gate)}")
     tr = cfg.thermal_range
     if tr and any(tr) and (len(tr) != 2 or not tr[0] < tr[1]):
         problems.append(f"thermal_range: needs [low, high] with low < high (or [0.0, 0.0]: "

@@ -315,11 +315,11 @@ class CausalTemporalConv(StatefulModule):
         cache = ctx.start_or_cache(lambda: x.repeat(1, k - 1, 1, 1), ctx.state[key])
         window = torch.cat([cache, x], dim=1)
         ctx.new_state[key] = window[:, self.in_channels:]
-        if self.motion_gate is None:
-            return self.conv(window)
-        c = self.in_channels
-        earlier = [self._gated(x, cache[:, i * c:(i + 1) * c]) for i in range(k - 1)]
-        return self.conv(torch.cat([*earlier, x], dim=1))
+        if self.motion_gate is not None:  # the state keeps the ungated inputs
+            c = self.in_channels
+            window = torch.cat([*(self._gated(x, cache[:, i * c:(i + 1) * c])
+                                  for i in range(k - 1)), x], dim=1)
+        return self.conv(window)
 
 
 class CausalSepConv(nn.Module):

@@ -636,12 +636,16 @@ def build_edge_framewise(**overrides: object) -> EdgeTemCoCo:
 
 
 def motion_gate_parameter(values: Sequence[float]) -> tuple[float, float] | None:
-    """``EdgeConfig.motion_gate`` from its parameter form: ``[0, 0]`` (or ``[]``) is off."""
+    """``EdgeConfig.motion_gate`` from its parameter form: ``[0, 0]`` (or ``[]``) is off.
+
+    ``ValueError`` unless ``values`` is off or a valid ``[low, high]`` (:class:`MotionGate`).
+    """
     if not any(values):
         return None
     if len(values) != 2:
         raise ValueError(f"motion_gate needs [low, high] or [0, 0] (off), got {list(values)}")
-    return (float(values[0]), float(values[1]))
+    gate = MotionGate(float(values[0]), float(values[1]))  # validates 0 <= low < high
+    return (gate.low, gate.high)
 
 
 def _config(base: EdgeConfig, overrides: Mapping[str, object], preset: str) -> EdgeConfig:
